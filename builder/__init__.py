@@ -1,0 +1,14 @@
+"""Build SONATA input networks, input spike rasters and BMTK simulation configs for detailed cells."""
+
+from .errors import BuildError, ComponentError, OutputError, ParamsError, PlacementError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BuildError",
+    "ComponentError",
+    "OutputError",
+    "ParamsError",
+    "PlacementError",
+    "__version__",
+]
