@@ -1,0 +1,308 @@
+"""`SimulationBuilder`: params file -> SONATA network, input rasters and BioNet configs.
+
+This module wires the general layers together for the L5 recipe: params validation
+(:mod:`builder.params`), cell components (:mod:`builder.components`), the segment table
+(:mod:`builder.segments`, derived by :mod:`builder.nrn.celltable` when not cached), the recipe
+(:mod:`builder.recipes.l5`), the writers (:mod:`builder.sonata`, :mod:`builder.simconfig`)
+and safe output (:mod:`builder.output`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import simconfig, sonata
+from .components import CellSpec, resolve_cell, synaptic_model_path
+from .errors import ComponentError, ParamsError
+from .network import Network
+from .output import Staging
+from .params import load_params, resolve_relative, validate_params
+from .recipes.l5 import BIO_POP, DIST_SYN, EXC_SYN, PERI_SYN, L5Build, build_l5_network
+from .segments import SegmentTable
+
+__all__ = ["SimulationBuilder", "BuildResult", "DEFAULT_SEED", "LENGTH_MISMATCH_TOLERANCE"]
+
+log = logging.getLogger("builder")
+
+DEFAULT_SEED = 123
+#: Relative difference between the params' lengths and the cell's above which we warn.
+LENGTH_MISMATCH_TOLERANCE = 0.10
+SYNAPSE_FILES = (EXC_SYN, PERI_SYN, DIST_SYN)
+NETWORK_DIR = "network"
+COMPONENTS_DIR = "components"
+
+
+@dataclass
+class BuildResult:
+    """What a build wrote and measured."""
+
+    outdir: Path
+    seed: int
+    files: list[str]
+    counts: dict[str, Any]
+    n_edges: dict[str, int]
+    n_spikes: dict[str, int]
+    lengths_um: dict[str, float]
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        c = self.counts
+        lines = [
+            f"built {self.outdir} (seed {self.seed}) in {self.seconds:.2f} s",
+            f"  excitatory inputs: {c['n_dend_exc']} basal + {c['n_apic_exc']} apical cells in "
+            f"{c['n_groups_dend']} + {c['n_groups_apic']} functional groups "
+            f"({c['clust_per_group']} clusters each)",
+            f"  inhibitory inputs: {c['n_soma_inh']} soma + {c['n_prox_dend_inh']} proximal basal, "
+            f"{c['n_dend_inh']} distal basal + {c['n_apic_inh']} apical cells",
+            "  synapses: " + ", ".join(f"{k} {v}" for k, v in self.n_edges.items()),
+            "  input spikes: " + ", ".join(f"{k} {v}" for k, v in self.n_spikes.items()),
+        ]
+        return "\n".join(lines)
+
+
+class SimulationBuilder:
+    """Build the L5 input network described by a params file.
+
+    Parameters
+    ----------
+    params : str, path or dict
+        A params JSON file (validated against the shipped schema) or an already loaded dict.
+    seed : int, optional
+        Build seed; defaults to the params' ``seed`` key, else 123.
+    cwd : path, optional
+        Directory against which legacy relative paths are resolved (default: the current one).
+
+    Examples
+    --------
+    >>> b = SimulationBuilder("params/L5NetParams.json", seed=7)  # doctest: +SKIP
+    >>> result = b.build("/tmp/run7")                             # doctest: +SKIP
+    """
+
+    def __init__(self, params: str | os.PathLike | dict[str, Any], seed: int | None = None,
+                 *, cwd: str | os.PathLike | None = None):
+        self.cwd = Path(cwd) if cwd is not None else Path.cwd()
+        if isinstance(params, dict):
+            source = str(params.get("_source", "<params>"))
+            self.params = validate_params({k: v for k, v in params.items() if k != "_source"},
+                                          source)
+            self.params["_source"] = source
+        else:
+            self.params = load_params(params, cwd=self.cwd)
+        if seed is None:
+            seed = self.params.get("seed")
+        self.seed = DEFAULT_SEED if seed is None else int(seed)
+        if self.seed < 0:
+            raise ParamsError(self.params["_source"], [f"seed: {self.seed} is negative; use >= 0"])
+        self.warnings: list[str] = []
+        self._cell: CellSpec | None = None
+        self._table: SegmentTable | None = None
+
+    # ---------------------------------------------------------------- preparation
+    @property
+    def cell(self) -> CellSpec:
+        if self._cell is None:
+            self._cell = resolve_cell(self.params, cwd=self.cwd)
+        return self._cell
+
+    @property
+    def segment_table(self) -> SegmentTable:
+        """The cell's segment table: the params' CSV, or derived from the cell (cached)."""
+        if self._table is None:
+            seg_file = self.params["cell"].get("segments_file")
+            if seg_file is not None:
+                path = resolve_relative(self.params, seg_file, cwd=self.cwd)
+                if path is None:
+                    raise ComponentError(f"cell.segments_file: {seg_file!r} not found")
+                self._table = SegmentTable.from_csv(path)
+            else:
+                from .nrn.celltable import segment_table
+
+                self._table = segment_table(self.cell, float(self.params["dL"]))
+        return self._table
+
+    def lengths_um(self) -> dict[str, float]:
+        """Dendritic lengths for the counts: the params' ``lengths`` or the cell's own."""
+        given = self.params.get("lengths")
+        table = self.segment_table
+        measured = table.dendritic_lengths() if table.has_lengths else None
+        if given is None:
+            if measured is None:
+                raise ComponentError(
+                    "lengths: not given in the params and the segment table has no Length column "
+                    "to compute them from"
+                )
+            return measured
+        if measured is not None:
+            for key in ("basal_dist", "basal_prox", "apic"):
+                g, m = float(given[key]), measured[key]
+                if m > 0 and abs(g - m) / m > LENGTH_MISMATCH_TOLERANCE:
+                    msg = (f"lengths.{key}: params say {g:g} um but the cell has {m:.0f} um "
+                           f"({100 * (g - m) / m:+.0f} %); counts use the params' value")
+                    self.warnings.append(msg)
+                    log.warning(msg)
+        return {k: float(given[k]) for k in ("basal_dist", "basal_prox", "apic")}
+
+    def synapse_models(self) -> dict[str, str]:
+        """Synaptic-model JSON name -> the model_template (``level_of_detail``) it names."""
+        out = {}
+        for name in SYNAPSE_FILES:
+            path = synaptic_model_path(self.params, name, cwd=self.cwd)
+            try:
+                model = json.loads(path.read_text())["level_of_detail"]
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise ComponentError(
+                    f"{path}: cannot read the synapse model's 'level_of_detail' ({exc})"
+                ) from None
+            out[name] = str(model)
+        return out
+
+    def cell_node_type(self) -> dict[str, Any]:
+        cell = self.cell
+        return {
+            "model_template": self.params["cell"]["model_template"],
+            "model_processing": cell.model_processing,
+            "morphology": cell.morphology.name if cell.morphology else None,
+            "dynamics_params": cell.dynamics_params.name if cell.dynamics_params else None,
+        }
+
+    def network(self) -> L5Build:
+        """Build the network in memory (no files written)."""
+        return build_l5_network(
+            self.params,
+            self.segment_table,
+            self.lengths_um(),
+            self.seed,
+            self.synapse_models(),
+            self.cell_node_type(),
+        )
+
+    def check(self) -> dict[str, Any]:
+        """Validate everything a build needs without drawing rasters or writing files."""
+        from .recipes.l5 import l5_counts
+
+        counts = l5_counts(self.params, self.lengths_um()).as_dict()
+        self.synapse_models()
+        return counts
+
+    # ---------------------------------------------------------------- building
+    def build(self, outdir: str | os.PathLike = ".", *, force: bool = False) -> BuildResult:
+        """Build and write everything into ``outdir`` (see :mod:`builder.output`)."""
+        t0 = time.perf_counter()
+        staging = Staging(outdir, force=force)
+        with staging:
+            built = self.network()
+            files = self._write(staging, built.network)
+            staging.commit()
+        counts = built.counts.as_dict()
+        counts.update({f"n_groups_{k}": v for k, v in built.n_groups.items()})
+        return BuildResult(
+            outdir=staging.outdir,
+            seed=self.seed,
+            files=files,
+            counts=counts,
+            n_edges={e.source: e.size for e in built.network.edges},
+            n_spikes={k: s.size for k, s in built.network.spikes.items()},
+            lengths_um=self.lengths_um(),
+            seconds=time.perf_counter() - t0,
+            warnings=list(self.warnings),
+        )
+
+    def _write(self, staging: Staging, net: Network) -> list[str]:
+        circuit = simconfig.CircuitFiles()
+        for pop in net.nodes.values():
+            h5, csv = f"{NETWORK_DIR}/{pop.name}_nodes.h5", f"{NETWORK_DIR}/{pop.name}_node_types.csv"
+            sonata.write_nodes(staging.path(h5), staging.path(csv), pop.name, pop.node_type_ids,
+                               pop.node_types, pop.columns or None)
+            circuit.nodes.append((h5, csv))
+        for e in net.edges:
+            stem = f"{NETWORK_DIR}/{e.source}_{e.target}"
+            h5, csv = f"{stem}_edges.h5", f"{stem}_edge_types.csv"
+            sonata.write_edges(
+                staging.path(h5), staging.path(csv), e.name, e.source, e.target,
+                e.source_ids, e.target_ids, e.edge_type_ids, e.edge_types, e.columns,
+                n_source_nodes=net.nodes[e.source].size, n_target_nodes=net.nodes[e.target].size,
+            )
+            circuit.edges.append((h5, csv))
+        spike_inputs = []
+        for pop, trains in net.spikes.items():
+            rel = f"{pop}_spikes.h5"
+            sonata.write_spikes(staging.path(rel), pop, trains.node_ids, trains.timestamps_ms,
+                                sorting="by_id")
+            spike_inputs.append(simconfig.SpikeInput(pop, rel))
+        for name, table in net.tables.items():
+            sonata.write_csv_table(staging.path(name), table.header, table.columns)
+
+        components = self._copy_components(staging)
+        clamp = self._copy_clamp(staging)
+        p = self.params
+        run = simconfig.RunSettings(
+            tstop_ms=float(p["time"]["stop"]) * 1000.0,
+            dt_ms=float(p["dt"]),
+            dL_um=float(p["dL"]),
+            spike_threshold_mV=float(p["run"]["spike_threshold_mV"]),
+            nsteps_block=int(p["run"]["nsteps_block"]),
+            random_seed=self.seed,
+            celsius=float(p["conditions"]["celsius"]),
+            v_init_mV=float(p["conditions"]["v_init"]),
+        )
+        reports = [
+            simconfig.Report(var, loc, "biophysical_nodes")
+            for var, loc in zip(p["record_cellvars"]["vars"], p["record_cellvars"]["locs"], strict=True)
+        ]
+        configs = {
+            "simulation_config.json": simconfig.simulation_config(run, spike_inputs, reports, clamp),
+            "circuit_config.json": simconfig.circuit_config(circuit, components),
+            "node_sets.json": simconfig.node_sets(list(net.nodes), BIO_POP),
+        }
+        for name, obj in configs.items():
+            staging.path(name).write_text(json.dumps(obj, indent=2) + "\n")
+        return staging.staged_files()
+
+    def _copy_components(self, staging: Staging) -> dict[str, str]:
+        """Copy the components this network uses into ``components/`` (self-contained output)."""
+        cell = self.cell
+        keys = {
+            "templates": "templates_dir",
+            "morphologies": "morphologies_dir",
+            "biophysical_neuron_models": "biophysical_neuron_models_dir",
+            "synaptic_models": "synaptic_models_dir",
+            "mechanisms": "mechanisms_dir",
+        }
+        used: dict[str, str] = {}
+
+        def put(kind: str, src: Path, sub: str = "") -> None:
+            dest = f"{COMPONENTS_DIR}/{kind}/{sub}{src.name}"
+            shutil.copyfile(src, staging.path(dest))
+            used[keys[kind]] = kind
+
+        if cell.template_file is not None:
+            put("templates", cell.template_file)
+        if cell.morphology is not None:
+            put("morphologies", cell.morphology)
+        if cell.dynamics_params is not None:
+            put("biophysical_neuron_models", cell.dynamics_params)
+        for name in SYNAPSE_FILES:
+            put("synaptic_models", synaptic_model_path(self.params, name, cwd=self.cwd))
+        for mod in cell.mod_files:
+            put("mechanisms", mod, "modfiles/")
+        return dict(sorted(used.items()))
+
+    def _copy_clamp(self, staging: Staging) -> simconfig.ClampInput | None:
+        fcc = self.params.get("file_current_clamp") or {}
+        value = fcc.get("input_file")
+        if value is None:
+            return None
+        src = resolve_relative(self.params, value, cwd=self.cwd)
+        if src is None:
+            raise ComponentError(f"file_current_clamp.input_file: {value!r} not found")
+        rel = f"inputs/{Path(value).name}"
+        shutil.copyfile(src, staging.path(rel))
+        return simconfig.ClampInput(rel, "biophysical_nodes")

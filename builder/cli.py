@@ -1,0 +1,118 @@
+"""Command line: ``build-network`` and the legacy ``python build_network.py``.
+
+Usage keeps the legacy form ``build_network.py [PARAMS.json] [SEED]`` and adds options.
+Any :class:`~builder.errors.BuildError` becomes one message on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import BuildError
+
+__all__ = ["main", "default_params_path"]
+
+log = logging.getLogger("builder")
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_PARAMS = "L5NetParams.json"
+
+
+def default_params_path(cwd: Path | None = None) -> Path:
+    """``./params/L5NetParams.json``, else legacy ``./L5NetParams.json``, else the shipped one."""
+    cwd = cwd or Path.cwd()
+    for candidate in (cwd / "params" / DEFAULT_PARAMS, cwd / DEFAULT_PARAMS,
+                      PROJECT_DIR / "params" / DEFAULT_PARAMS):
+        if candidate.is_file():
+            return candidate
+    raise BuildError(
+        f"no params file given and no default found (looked for params/{DEFAULT_PARAMS} and "
+        f"{DEFAULT_PARAMS} in {cwd}, and {PROJECT_DIR / 'params' / DEFAULT_PARAMS})"
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="build-network",
+        description=(
+            "Build the L5 input network: SONATA nodes/edges, input spike rasters and BMTK "
+            "BioNet configs, from a params JSON file."
+        ),
+        epilog=(
+            "Legacy usage still works: build_network.py [PARAMS.json] [SEED]. "
+            "Example: build-network params/L5NetParams.json 7 -o runs/7"
+        ),
+    )
+    p.add_argument("args", nargs="*", metavar="PARAMS.json | SEED",
+                   help="params file (default params/L5NetParams.json) and/or integer seed "
+                        "(default: the params' 'seed', else 123)")
+    p.add_argument("-o", "--outdir", default=".", help="output directory (default: current)")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite files in the output directory that this builder did not write")
+    p.add_argument("--check", action="store_true",
+                   help="validate params and components and report counts; write nothing")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-v", "--verbose", action="store_true", help="more detail")
+    g.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return p
+
+
+def _split_positionals(p: argparse.ArgumentParser, args: list[str]) -> tuple[str | None, int | None]:
+    params, seed = None, None
+    for a in args:
+        try:
+            value = int(a)
+        except ValueError:
+            if params is not None:
+                p.error(f"two params files given: {params!r} and {a!r}")
+            params = a
+            continue
+        if seed is not None:
+            p.error(f"two seeds given: {seed} and {value}")
+        if value < 0:
+            p.error(f"seed must be >= 0, got {value}")
+        seed = value
+    return params, seed
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    parser = _parser()
+    ns = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if ns.verbose else logging.WARNING if ns.quiet else logging.INFO,
+        format="%(message)s",
+        stream=sys.stderr,
+    )
+    params_arg, seed = _split_positionals(parser, ns.args)
+    try:
+        from .build import SimulationBuilder
+
+        params_path = Path(params_arg) if params_arg else default_params_path()
+        log.debug("params: %s", params_path)
+        builder = SimulationBuilder(params_path, seed)
+        if ns.check:
+            counts = builder.check()
+            print(f"{params_path}: OK (seed {builder.seed})")
+            for k, v in counts.items():
+                print(f"  {k} = {v}")
+            return 0
+        result = builder.build(ns.outdir, force=ns.force)
+    except BuildError as exc:
+        print(f"build-network: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("build-network: interrupted; the output directory was left as it was", file=sys.stderr)
+        return 130
+    if not ns.quiet:
+        print(result.summary())
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""Safe output: build in a staging directory, then move the finished files into place.
+
+The builder writes a manifest (``.l5net-manifest.json``) listing every file it put in the
+output directory with its size and modification time. A later build replaces exactly those
+files (when unchanged since); any other file in the way is "foreign" and is never overwritten,
+deleted or renamed unless ``force=True``. A build that fails before :meth:`Staging.commit`
+leaves the output directory exactly as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .errors import OutputError
+
+__all__ = ["MANIFEST_NAME", "Staging", "read_manifest"]
+
+MANIFEST_NAME = ".l5net-manifest.json"
+_MANIFEST_FORMAT = 1
+
+
+def read_manifest(outdir: Path) -> dict[str, dict[str, int]]:
+    """Files the builder wrote into ``outdir`` last time: relative path -> {size, mtime_ns}."""
+    path = outdir / MANIFEST_NAME
+    try:
+        data = json.loads(path.read_text())
+        files = data["files"]
+        if not isinstance(files, dict):
+            raise ValueError
+        return {str(k): dict(v) for k, v in files.items()}
+    except FileNotFoundError:
+        return {}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise OutputError(
+            f"{path}: the build manifest is unreadable; remove it or build with --force"
+        ) from None
+
+
+def _unchanged(path: Path, record: dict[str, int]) -> bool:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return True
+    return st.st_size == record.get("size") and st.st_mtime_ns == record.get("mtime_ns")
+
+
+class Staging:
+    """A temporary directory beside ``outdir`` whose contents replace our earlier output.
+
+    Use as a context manager: the staging directory is removed on exit whatever happens.
+    """
+
+    def __init__(self, outdir: str | os.PathLike, *, force: bool = False):
+        self.outdir = Path(outdir).absolute()
+        self.force = force
+        if self.outdir.exists() and not self.outdir.is_dir():
+            raise OutputError(f"{self.outdir}: output path exists and is not a directory")
+        self.outdir.mkdir(parents=True, exist_ok=True)
+        if not os.access(self.outdir, os.W_OK):
+            raise OutputError(f"{self.outdir}: output directory is not writable")
+        self.previous = read_manifest(self.outdir) if not force else _safe_manifest(self.outdir)
+        self.dir = Path(tempfile.mkdtemp(prefix=".l5net-staging-", dir=self.outdir))
+
+    def __enter__(self) -> Staging:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def path(self, relative: str) -> Path:
+        """Where to write ``relative`` inside the staging directory (parents created)."""
+        p = self.dir / relative
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def staged_files(self) -> list[str]:
+        return sorted(
+            p.relative_to(self.dir).as_posix() for p in self.dir.rglob("*") if p.is_file()
+        )
+
+    def conflicts(self) -> list[str]:
+        """Relative paths that the new build would overwrite but that we did not write."""
+        bad = []
+        for rel in self.staged_files():
+            target = self.outdir / rel
+            if target.is_dir() or target.is_symlink() and not target.exists():
+                bad.append(rel)
+            elif target.exists():
+                rec = self.previous.get(rel)
+                if rec is None or not _unchanged(target, rec):
+                    bad.append(rel)
+        # A staged file whose parent path is a foreign *file* cannot be placed either.
+        for rel in self.staged_files():
+            for parent in Path(rel).parents:
+                if parent != Path(".") and (self.outdir / parent).is_file():
+                    bad.append(parent.as_posix())
+        return sorted(set(bad))
+
+    def commit(self) -> list[str]:
+        """Move the staged files into place, drop our stale files, write the manifest.
+
+        Returns the relative paths written. Raises OutputError (before touching anything) if
+        a foreign file is in the way and ``force`` is false.
+        """
+        files = self.staged_files()
+        conflicts = self.conflicts()
+        if conflicts and not self.force:
+            shown = "\n".join(f"  {c}" for c in conflicts[:20])
+            more = f"\n  ... and {len(conflicts) - 20} more" if len(conflicts) > 20 else ""
+            raise OutputError(
+                f"{self.outdir}: refusing to overwrite {len(conflicts)} file(s) this builder did "
+                f"not write (or that changed since it wrote them):\n{shown}{more}\n"
+                "Choose another output directory (-o DIR) or pass --force to overwrite them."
+            )
+        for rel in files:
+            target = self.outdir / rel
+            if self.force:
+                for parent in reversed(Path(rel).parents):
+                    p = self.outdir / parent
+                    if parent != Path(".") and p.is_file():
+                        p.unlink()
+                if target.is_dir() and not target.is_symlink():
+                    shutil.rmtree(target)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.dir / rel, target)
+        new = set(files)
+        for rel, rec in self.previous.items():
+            target = self.outdir / rel
+            if rel not in new and target.is_file() and _unchanged(target, rec):
+                target.unlink()
+                _prune_empty_parents(target.parent, self.outdir)
+        records = {}
+        for rel in files:
+            st = (self.outdir / rel).stat()
+            records[rel] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+        manifest = {"format": _MANIFEST_FORMAT, "tool": "l5net-builder", "files": records}
+        tmp = self.outdir / f".{MANIFEST_NAME}.tmp"
+        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+        os.replace(tmp, self.outdir / MANIFEST_NAME)
+        return files
+
+
+def _safe_manifest(outdir: Path) -> dict[str, dict[str, int]]:
+    try:
+        return read_manifest(outdir)
+    except OutputError:
+        return {}
+
+
+def _prune_empty_parents(start: Path, stop: Path) -> None:
+    p = start
+    while p != stop and stop in p.parents:
+        try:
+            p.rmdir()
+        except OSError:
+            return
+        p = p.parent

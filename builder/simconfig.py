@@ -1,0 +1,147 @@
+"""BMTK BioNet configuration files: simulation_config.json, circuit_config.json, node_sets.json.
+
+Every path is relative to the output directory through the manifest (``$BASE_DIR`` is "."),
+so an output directory can be moved or copied as a whole. BMTK resolves "." against the
+working directory, so the runner changes into the config's directory before loading it;
+libsonata resolves it against the config file itself. The layout also satisfies libsonata's
+``SimulationConfig`` and ``CircuitConfig`` (``run.random_seed``, report ``type``...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["RunSettings", "Report", "SpikeInput", "ClampInput", "simulation_config",
+           "circuit_config", "node_sets"]
+
+SECTION_GROUPS = {"soma": "soma", "dend": "dend", "apic": "apic", "axon": "axon", "all": "all"}
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    tstop_ms: float
+    dt_ms: float
+    dL_um: float
+    spike_threshold_mV: float
+    nsteps_block: int
+    random_seed: int
+    celsius: float
+    v_init_mV: float
+    tstart_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class Report:
+    variable: str
+    sections: str
+    cells: str
+
+
+@dataclass(frozen=True)
+class SpikeInput:
+    population: str
+    file: str  # relative to the output directory
+
+
+@dataclass(frozen=True)
+class ClampInput:
+    file: str  # relative to the output directory
+    node_set: str
+
+
+@dataclass
+class CircuitFiles:
+    nodes: list[tuple[str, str]] = field(default_factory=list)  # (h5, csv) relative paths
+    edges: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _base(path: str) -> str:
+    return f"$BASE_DIR/{path}"
+
+
+def simulation_config(
+    run: RunSettings,
+    spike_inputs: list[SpikeInput],
+    reports: list[Report],
+    clamp: ClampInput | None = None,
+) -> dict[str, Any]:
+    """The BioNet simulation config as a JSON-ready dict."""
+    inputs: dict[str, Any] = {}
+    for s in spike_inputs:
+        inputs[f"{s.population}_spikes"] = {
+            "input_type": "spikes",
+            "module": "sonata",
+            "input_file": _base(s.file),
+            "node_set": s.population,
+        }
+    if clamp is not None:
+        inputs["file_current_clamp"] = {
+            "input_type": "current_clamp",
+            "module": "FileIClamp",
+            "input_file": _base(clamp.file),
+            "node_set": clamp.node_set,
+        }
+    rep: dict[str, Any] = {}
+    for r in reports:
+        rep[f"{r.variable}_{r.sections}"] = {
+            "type": "compartment",
+            "cells": r.cells,
+            "variable_name": r.variable,
+            "module": "membrane_report",
+            "sections": SECTION_GROUPS[r.sections],
+            "file_name": f"{r.variable}_{r.sections}.h5",
+            "start_time": run.tstart_ms,
+            "end_time": run.tstop_ms,
+            "dt": run.dt_ms,
+            "enabled": True,
+        }
+    return {
+        "manifest": {"$BASE_DIR": ".", "$OUTPUT_DIR": "$BASE_DIR/output"},
+        "target_simulator": "NEURON",
+        "run": {
+            "tstart": run.tstart_ms,
+            "tstop": run.tstop_ms,
+            "dt": run.dt_ms,
+            "dL": run.dL_um,
+            "spike_threshold": run.spike_threshold_mV,
+            "nsteps_block": run.nsteps_block,
+            "random_seed": run.random_seed,
+        },
+        "conditions": {"celsius": run.celsius, "v_init": run.v_init_mV},
+        "inputs": inputs,
+        "output": {
+            "log_file": "log.txt",
+            "output_dir": "$OUTPUT_DIR",
+            "spikes_file": "spikes.h5",
+            "spikes_sort_order": "time",
+            "overwrite_output_dir": True,
+        },
+        "reports": rep,
+        "node_sets_file": "$BASE_DIR/node_sets.json",
+        "network": "$BASE_DIR/circuit_config.json",
+    }
+
+
+def circuit_config(files: CircuitFiles, components: dict[str, str]) -> dict[str, Any]:
+    """The circuit config; ``components`` maps BMTK component keys to relative folders."""
+    return {
+        "manifest": {"$BASE_DIR": ".", "$NETWORK_DIR": "$BASE_DIR/network",
+                     "$COMPONENTS_DIR": "$BASE_DIR/components"},
+        "components": {k: f"$COMPONENTS_DIR/{v}" for k, v in components.items()},
+        "networks": {
+            "nodes": [
+                {"nodes_file": _base(h5), "node_types_file": _base(csv)} for h5, csv in files.nodes
+            ],
+            "edges": [
+                {"edges_file": _base(h5), "edge_types_file": _base(csv)} for h5, csv in files.edges
+            ],
+        },
+    }
+
+
+def node_sets(populations: list[str], biophysical: str) -> dict[str, Any]:
+    """One node set per population, plus ``biophysical_nodes``."""
+    sets: dict[str, Any] = {p: {"population": p} for p in populations}
+    sets["biophysical_nodes"] = {"population": biophysical, "model_type": "biophysical"}
+    return sets
