@@ -222,6 +222,8 @@ class SimulationBuilder:
             sonata.write_nodes(staging.path(h5), staging.path(csv), pop.name, pop.node_type_ids,
                                pop.node_types, pop.columns or None)
             circuit.nodes.append((h5, csv))
+            kinds = {t.get("model_type", "virtual") for t in pop.node_types}
+            circuit.node_populations.append({pop.name: kinds.pop() if len(kinds) == 1 else "virtual"})
         for e in net.edges:
             stem = f"{NETWORK_DIR}/{e.source}_{e.target}"
             h5, csv = f"{stem}_edges.h5", f"{stem}_edge_types.csv"
@@ -231,6 +233,7 @@ class SimulationBuilder:
                 n_source_nodes=net.nodes[e.source].size, n_target_nodes=net.nodes[e.target].size,
             )
             circuit.edges.append((h5, csv))
+            circuit.edge_populations.append({e.name: "chemical"})
         spike_inputs = []
         for pop, trains in net.spikes.items():
             rel = f"{pop}_spikes.h5"

@@ -52,8 +52,12 @@ class ClampInput:
 
 @dataclass
 class CircuitFiles:
-    nodes: list[tuple[str, str]] = field(default_factory=list)  # (h5, csv) relative paths
+    """Network files (relative paths) and their populations' SONATA types."""
+
+    nodes: list[tuple[str, str]] = field(default_factory=list)  # (h5, csv)
     edges: list[tuple[str, str]] = field(default_factory=list)
+    node_populations: list[dict[str, str]] = field(default_factory=list)  # {name: type}
+    edge_populations: list[dict[str, str]] = field(default_factory=list)
 
 
 def _base(path: str) -> str:
@@ -74,6 +78,10 @@ def simulation_config(
             "module": "sonata",
             "input_file": _base(s.file),
             "node_set": s.population,
+            # libsonata's synapse_replay fields (BMTK ignores them)
+            "spike_file": _base(s.file),
+            "delay": 0.0,
+            "duration": run.tstop_ms - run.tstart_ms,
         }
     if clamp is not None:
         inputs["file_current_clamp"] = {
@@ -81,6 +89,8 @@ def simulation_config(
             "module": "FileIClamp",
             "input_file": _base(clamp.file),
             "node_set": clamp.node_set,
+            "delay": 0.0,
+            "duration": run.tstop_ms - run.tstart_ms,
         }
     rep: dict[str, Any] = {}
     for r in reports:
@@ -114,7 +124,7 @@ def simulation_config(
             "log_file": "log.txt",
             "output_dir": "$OUTPUT_DIR",
             "spikes_file": "spikes.h5",
-            "spikes_sort_order": "time",
+            "spikes_sort_order": "by_time",
             "overwrite_output_dir": True,
         },
         "reports": rep,
@@ -131,13 +141,28 @@ def circuit_config(files: CircuitFiles, components: dict[str, str]) -> dict[str,
         "components": {k: f"$COMPONENTS_DIR/{v}" for k, v in components.items()},
         "networks": {
             "nodes": [
-                {"nodes_file": _base(h5), "node_types_file": _base(csv)} for h5, csv in files.nodes
+                {"nodes_file": _base(h5), "node_types_file": _base(csv),
+                 "populations": {name: _node_pop_props(t, components)
+                                 for name, t in pops.items()}}
+                for (h5, csv), pops in zip(files.nodes, files.node_populations, strict=True)
             ],
             "edges": [
-                {"edges_file": _base(h5), "edge_types_file": _base(csv)} for h5, csv in files.edges
+                {"edges_file": _base(h5), "edge_types_file": _base(csv),
+                 "populations": {name: {"type": t} for name, t in pops.items()}}
+                for (h5, csv), pops in zip(files.edges, files.edge_populations, strict=True)
             ],
         },
     }
+
+
+def _node_pop_props(kind: str, components: dict[str, str]) -> dict[str, str]:
+    props = {"type": kind}
+    if kind == "biophysical":
+        # libsonata requires these two for biophysical populations
+        for key, default in (("morphologies_dir", "morphologies"),
+                             ("biophysical_neuron_models_dir", "biophysical_neuron_models")):
+            props[key] = f"$COMPONENTS_DIR/{components.get(key, default)}"
+    return props
 
 
 def node_sets(populations: list[str], biophysical: str) -> dict[str, Any]:

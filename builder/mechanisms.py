@@ -1,0 +1,291 @@
+"""Compile NMODL mechanisms once per content and reuse them: a process-safe nrnivmodl cache.
+
+:func:`compiled_mechanisms` hashes the .mod files (names and contents, plus any file they
+``INCLUDE``), the NEURON version, the ``nrnivmodl`` it will use and the machine type, and keeps
+one compiled directory per hash under the cache root. Compilation happens in a temporary
+directory inside the cache root and is renamed into place, under an exclusive file lock, so
+concurrent processes (sweeps, MPI ranks) compile once and never see a half-built directory.
+Nothing here imports NEURON.
+
+Cache root: ``$L5NET_CACHE_DIR``, else ``$XDG_CACHE_HOME/l5net``, else ``~/.cache/l5net``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from .errors import ComponentError
+
+__all__ = [
+    "cache_root",
+    "compiled_mechanisms",
+    "file_lock",
+    "mechanisms_key",
+    "mechanisms_library",
+    "neuron_version",
+    "nrnivmodl_path",
+    "sources_digest",
+]
+
+_LIB_NAMES = ("libnrnmech.so", "libnrnmech.dylib", "nrnmech.dll")
+_INCLUDE = re.compile(rb'^\s*INCLUDE\s+"([^"]+)"', re.M)
+_TAIL_LINES = 30
+
+
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """The cache root directory (created if missing).
+
+    Parameters
+    ----------
+    cache_dir : path, optional
+        Use this instead of the environment-derived default.
+    """
+    if cache_dir is not None:
+        root = Path(cache_dir)
+    elif os.environ.get("L5NET_CACHE_DIR"):
+        root = Path(os.environ["L5NET_CACHE_DIR"])
+    elif os.environ.get("XDG_CACHE_HOME"):
+        root = Path(os.environ["XDG_CACHE_HOME"]) / "l5net"
+    else:
+        root = Path.home() / ".cache" / "l5net"
+    root = root.expanduser().resolve()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ComponentError(f"cannot create the cache directory {root} ({exc})") from None
+    return root
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing) for the ``with`` block."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no inter-process locking, renames stay atomic
+        yield
+        return
+    with open(path, "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def nrnivmodl_path() -> Path:
+    """``nrnivmodl`` next to the running Python first, then on ``PATH``.
+
+    Raises
+    ------
+    ComponentError
+        If there is none (NEURON is not installed).
+    """
+    beside = Path(sys.executable).parent / "nrnivmodl"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return beside
+    found = shutil.which("nrnivmodl")
+    if found:
+        return Path(found)
+    raise ComponentError(
+        f"nrnivmodl not found (looked in {beside.parent} and on PATH): NEURON is needed to "
+        "compile the cell's mechanisms; install NEURON (pip install neuron) or give a "
+        "ready 'cell.segments_file'"
+    )
+
+
+def neuron_version() -> str:
+    """The installed NEURON's version string, without importing it (``"unknown"`` if absent)."""
+    for dist in ("neuron", "NEURON", "neuron-nightly"):
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "unknown"
+
+
+def _sources(mod_files: Sequence[Path]) -> dict[str, bytes]:
+    """File name -> contents for every .mod file and every file it INCLUDEs (next to it)."""
+    out: dict[str, bytes] = {}
+    origin: dict[str, Path] = {}
+    for mod in mod_files:
+        mod = Path(mod)
+        try:
+            text = mod.read_bytes()
+        except OSError as exc:
+            raise ComponentError(f"{mod}: cannot read NMODL file ({exc})") from None
+        if mod.name in origin and origin[mod.name] != mod.resolve():
+            raise ComponentError(
+                f"two NMODL files share the name {mod.name}: {origin[mod.name]} and {mod}"
+            )
+        origin[mod.name] = mod.resolve()
+        out[mod.name] = text
+        for inc in _INCLUDE.findall(text):
+            inc_path = mod.parent / inc.decode()
+            if inc_path.is_file() and Path(inc.decode()).name == inc.decode():
+                out.setdefault(inc_path.name, inc_path.read_bytes())
+    return out
+
+
+def sources_digest(mod_files: Sequence[Path]) -> str:
+    """SHA-256 (hex) of the .mod files' names and contents (and their INCLUDEd files)."""
+    h = hashlib.sha256(b"nmodl-sources-v1\0")
+    for name, text in sorted(_sources(mod_files).items()):
+        h.update(name.encode() + b"\0" + hashlib.sha256(text).digest())
+    return h.hexdigest()
+
+
+def mechanisms_key(mod_files: Sequence[Path], *, nrnivmodl: Path | None = None) -> str:
+    """Cache key of a compiled mechanisms directory (24 hex digits).
+
+    Covers the sources (:func:`sources_digest`), the NEURON version, the ``nrnivmodl`` location
+    (the built library links to that installation) and the machine type.
+    """
+    tool = nrnivmodl if nrnivmodl is not None else nrnivmodl_path()
+    h = hashlib.sha256()
+    for part in (
+        sources_digest(mod_files),
+        neuron_version(),
+        str(Path(tool).resolve()),
+        platform.machine(),
+        sys.platform,
+    ):
+        h.update(part.encode() + b"\0")
+    return h.hexdigest()[:24]
+
+
+def mechanisms_library(directory: str | os.PathLike) -> Path:
+    """The compiled library inside a directory built by ``nrnivmodl``.
+
+    Parameters
+    ----------
+    directory : path
+        A directory :func:`compiled_mechanisms` returned (or any ``nrnivmodl`` run directory).
+
+    Raises
+    ------
+    ComponentError
+        If no ``<arch>/[.libs/]libnrnmech.*`` is found.
+    """
+    directory = Path(directory)
+    arches = [platform.machine(), "x86_64", "aarch64", "arm64", "i686", "powerpc", "umac"]
+    for arch in dict.fromkeys(arches):
+        for sub in ("", ".libs"):
+            for lib in _LIB_NAMES:
+                path = directory / arch / sub / lib
+                if path.is_file():
+                    return path
+    for lib in _LIB_NAMES:  # Windows (mknrndll) puts it at the top
+        if (directory / lib).is_file():
+            return directory / lib
+    raise ComponentError(f"{directory}: no compiled mechanisms library (libnrnmech) in it")
+
+
+def _has_library(directory: Path) -> bool:
+    try:
+        mechanisms_library(directory)
+    except ComponentError:
+        return False
+    return True
+
+
+def _compile(sources: dict[str, bytes], build: Path, tool: Path, quiet: bool) -> None:
+    mod_dir = build / "mod"
+    mod_dir.mkdir()
+    for name, text in sources.items():
+        (mod_dir / name).write_bytes(text)
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(tool.parent), env.get("PATH", "")])
+    if not quiet:
+        print(
+            f"compiling {sum(n.endswith('.mod') for n in sources)} NMODL files with {tool}",
+            file=sys.stderr,
+        )
+    try:
+        proc = subprocess.run(
+            [str(tool), "mod"],
+            cwd=build,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            check=False,
+        )
+    except OSError as exc:
+        raise ComponentError(f"cannot run {tool} ({exc})") from None
+    (build / "nrnivmodl.log").write_text(proc.stdout)
+    if not quiet:
+        sys.stderr.write(proc.stdout)
+    if proc.returncode != 0 or not _has_library(build):
+        tail = "\n".join(proc.stdout.rstrip().splitlines()[-_TAIL_LINES:])
+        raise ComponentError(
+            f"nrnivmodl failed (exit status {proc.returncode}) compiling "
+            f"{', '.join(sorted(n for n in sources if n.endswith('.mod')))}:\n{tail}"
+        )
+
+
+def compiled_mechanisms(
+    mod_files: Sequence[Path],
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    quiet: bool = True,
+) -> Path:
+    """Compile ``mod_files`` with ``nrnivmodl`` (once per content) and return the directory.
+
+    Parameters
+    ----------
+    mod_files : sequence of Path
+        The .mod files; their file names must be distinct.
+    cache_dir : path, optional
+        Cache root (default: :func:`cache_root`).
+    quiet : bool
+        When false, announce the compilation and copy the compiler output to stderr.
+
+    Returns
+    -------
+    Path
+        A directory that ``neuron.load_mechanisms()`` accepts
+        (``<cache>/mechanisms/<key>``, holding ``<arch>/libnrnmech.so``).
+
+    Raises
+    ------
+    ComponentError
+        If ``nrnivmodl`` is missing or the compilation fails (with the compiler output's tail).
+    """
+    if not mod_files:
+        raise ComponentError("no NMODL files to compile")
+    tool = nrnivmodl_path()
+    sources = _sources(mod_files)
+    key = mechanisms_key(mod_files, nrnivmodl=tool)
+    parent = cache_root(cache_dir) / "mechanisms"
+    parent.mkdir(parents=True, exist_ok=True)
+    final = parent / key
+    if _has_library(final):  # renamed into place whole, so existing means complete
+        return final
+    with file_lock(parent / f"{key}.lock"):
+        if _has_library(final):  # another process built it while we waited
+            return final
+        build = Path(tempfile.mkdtemp(prefix=f".build-{key}-", dir=parent))
+        try:
+            _compile(sources, build, tool, quiet)
+            os.chmod(build, 0o755)  # mkdtemp made it private; the cache may be shared
+            if final.exists():  # a stale, incomplete directory from outside our protocol
+                stale = Path(tempfile.mkdtemp(prefix=f".stale-{key}-", dir=parent))
+                os.replace(final, stale / key)
+                shutil.rmtree(stale, ignore_errors=True)
+            os.replace(build, final)
+        finally:
+            if build.exists():
+                shutil.rmtree(build, ignore_errors=True)
+    return final

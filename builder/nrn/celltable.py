@@ -1,0 +1,314 @@
+"""Derive a cell's segment table with NEURON, exactly as BMTK BioNet will discretise the cell.
+
+The builder calls :func:`segment_table`, which never imports NEURON itself: it looks for a
+cached table first (``<cache>/segments/<key>.csv``; a hit costs one CSV read), and otherwise
+compiles the cell's mechanisms (:mod:`builder.mechanisms`) and runs this module as a
+subprocess (``python -m builder.nrn.celltable REQUEST.json OUT.csv``), which
+
+1. loads ``stdgui.hoc``, ``import3d.hoc``, the compiled mechanisms and the template file;
+2. instantiates the cell as BMTK's ``loadHOC`` / ``Biophys1`` cell loaders do and applies
+   ``model_processing`` with BMTK's own ``aibs_perisomatic`` / ``aibs_allactive`` (axon stub
+   replacement included);
+3. sets ``nseg = 1 + 2*int(L/(2*dL))`` on every section of ``all`` (BMTK's ``set_segment_dl``);
+4. writes one row per segment, in ``all`` order: section index, x, type, index within type,
+   path distance from ``soma[0](0)``, segment centre coordinates and segment length.
+
+Running NEURON in a child process keeps the builder free of NEURON's import cost and of
+mechanism clashes. The cache key covers the template file (and its sibling .hoc files), the
+morphology, the dynamics params, ``model_template``, ``model_processing``, ``dL``, the NMODL
+sources, the NEURON version and :data:`FORMAT_VERSION`. Files a template opens by itself at
+run time (other than sibling .hoc files) are not part of the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..components import CellSpec
+from ..errors import ComponentError
+from ..mechanisms import cache_root, compiled_mechanisms, file_lock, neuron_version, sources_digest
+from ..segments import SECTION_TYPES, SegmentTable
+
+__all__ = ["segment_table", "cached_segment_table_path", "segment_cache_key", "FORMAT_VERSION"]
+
+#: Bump when the derivation changes in a way that changes the table.
+FORMAT_VERSION = 1
+
+_TAIL_LINES = 30
+#: Environment variables of an MPI launcher; a child that inherits them may try to join the job.
+_MPI_ENV = re.compile(r"^(PMI_|PMIX_|OMPI_|MPI_|HYDRA_|MPIR_|I_MPI_|SLURM_STEP_)")
+
+
+# ---------------------------------------------------------------------------- parent side
+def _digest_file(h: hashlib._Hash, label: str, path: Path | None) -> None:
+    h.update(label.encode() + b"\0")
+    if path is None:
+        h.update(b"-\0")
+        return
+    try:
+        h.update(
+            Path(path).name.encode() + b"\0" + hashlib.sha256(Path(path).read_bytes()).digest()
+        )
+    except OSError as exc:
+        raise ComponentError(f"{path}: cannot read ({exc})") from None
+
+
+def segment_cache_key(spec: CellSpec, dL_um: float | None) -> str:
+    """The cache key of the segment table of ``spec`` discretised with ``dL_um`` (hex)."""
+    h = hashlib.sha256(f"segment-table-v{FORMAT_VERSION}\0".encode())
+    h.update(f"{spec.model_template}\0{spec.model_processing}\0".encode())
+    h.update(f"{'none' if dL_um is None else repr(float(dL_um))}\0".encode())
+    _digest_file(h, "template", spec.template_file)
+    if spec.template_file is not None:  # a template may load_file its siblings
+        for sibling in sorted(Path(spec.template_file).parent.glob("*.hoc")):
+            if sibling != spec.template_file:
+                _digest_file(h, "sibling", sibling)
+    _digest_file(h, "morphology", spec.morphology)
+    _digest_file(h, "dynamics", spec.dynamics_params)
+    h.update(sources_digest(spec.mod_files).encode() + b"\0" if spec.mod_files else b"-\0")
+    h.update(neuron_version().encode())
+    return h.hexdigest()[:32]
+
+
+def cached_segment_table_path(
+    spec: CellSpec, dL_um: float | None, *, cache_dir: str | os.PathLike | None = None
+) -> Path:
+    """Where the derived table of ``spec`` at ``dL_um`` is (or will be) cached.
+
+    The file exists only once :func:`segment_table` has derived it.
+    """
+    return cache_root(cache_dir) / "segments" / f"{segment_cache_key(spec, dL_um)}.csv"
+
+
+def _child_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not _MPI_ENV.match(k)}
+    env.pop("NRN_NMODL_PATH", None)  # mechanisms are loaded explicitly
+    package_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def segment_table(
+    spec: CellSpec,
+    dL_um: float | None,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+) -> SegmentTable:
+    """The segment table (SPEC section 4) of the cell ``spec`` as BMTK BioNet discretises it.
+
+    Parameters
+    ----------
+    spec : CellSpec
+        The resolved cell (:func:`builder.components.resolve_cell`).
+    dL_um : float or None
+        Target segment length (the simulation's ``dL``); ``None`` keeps the template's nseg.
+    cache_dir : path, optional
+        Cache root (default: :func:`builder.mechanisms.cache_root`).
+
+    Returns
+    -------
+    SegmentTable
+
+    Raises
+    ------
+    ComponentError
+        If mechanisms do not compile or the cell cannot be instantiated (with NEURON's
+        error output).
+    """
+    if dL_um is not None and not dL_um > 0:
+        raise ComponentError(f"dL must be > 0 micrometres, got {dL_um!r}")
+    if spec.template_file is None:
+        raise ComponentError(f"{spec.model_template}: no template file to instantiate")
+    path = cached_segment_table_path(spec, dL_um, cache_dir=cache_dir)
+    if path.is_file():
+        return SegmentTable.from_csv(path)
+    mechanisms = (
+        compiled_mechanisms(spec.mod_files, cache_dir=cache_dir) if spec.mod_files else None
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(path.with_suffix(".lock")):
+        if path.is_file():
+            return SegmentTable.from_csv(path)
+        with tempfile.TemporaryDirectory(prefix=".derive-", dir=path.parent) as tmp:
+            request = {
+                "model_template": spec.model_template,
+                "model_processing": spec.model_processing,
+                "template_file": str(spec.template_file),
+                "morphology": None if spec.morphology is None else str(spec.morphology),
+                "dynamics_params": (
+                    None if spec.dynamics_params is None else str(spec.dynamics_params)
+                ),
+                "mechanisms_dir": None if mechanisms is None else str(mechanisms),
+                "dL_um": dL_um,
+            }
+            req_path = Path(tmp) / "request.json"
+            out_path = Path(tmp) / "segments.csv"
+            req_path.write_text(json.dumps(request, indent=1))
+            try:
+                proc = subprocess.run(
+                    [sys.executable, "-m", "builder.nrn.celltable", str(req_path), str(out_path)],
+                    cwd=tmp,  # a clean directory: NEURON auto-loads ./<arch>/ mechanisms
+                    env=_child_env(),
+                    capture_output=True,
+                    text=True,
+                    errors="replace",
+                    check=False,
+                )
+            except OSError as exc:
+                raise ComponentError(f"cannot start {sys.executable} ({exc})") from None
+            if proc.returncode != 0 or not out_path.is_file():
+                output = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
+                tail = "\n".join(output[-_TAIL_LINES:])
+                raise ComponentError(
+                    f"deriving the segment table of {spec.model_template} "
+                    f"({spec.template_file}) with NEURON failed "
+                    f"(exit status {proc.returncode}):\n{tail}"
+                )
+            table = SegmentTable.from_csv(out_path)
+            os.replace(out_path, path)
+    return table
+
+
+# ---------------------------------------------------------------------------- child side
+_SECTION_NAME = re.compile(r"^([A-Za-z_]\w*?)(?:\[(\d+)\])?$")
+
+
+def _section_type(name: str) -> tuple[str, int]:
+    """``'Biophys1[0].dend[12]'`` -> ``('dend', 12)``, BMTK's type rule (first four letters)."""
+    leaf = name.split(".")[-1]
+    m = _SECTION_NAME.match(leaf)
+    if m is None:
+        raise ComponentError(f"cannot parse the section name {name!r}")
+    kind = m.group(1)[:4]
+    if kind not in SECTION_TYPES:
+        raise ComponentError(
+            f"section {name!r} is of no known type; section names must start with one of "
+            f"{', '.join(SECTION_TYPES)} (BMTK classifies sections by these names)"
+        )
+    return kind, int(m.group(2) or 0)
+
+
+def _instantiate(h, req: dict):
+    """Build the cell the way BMTK's cell loaders and processors do; return the hoc object."""
+    kind, _, name = req["model_template"].partition(":")
+    morphology = req["morphology"]
+    dynamics = None
+    if req["dynamics_params"] is not None:
+        with open(req["dynamics_params"]) as f:
+            dynamics = json.load(f)
+    if kind == "ctdb":
+        hobj = h.Biophys1(str(morphology))  # BMTK's Biophys1 loader
+    else:  # BMTK's loadHOC: template(*params) | template(morphology) | template()
+        template = getattr(h, name, None)
+        if template is None:
+            raise ComponentError(f"{req['template_file']} does not define template {name}")
+        if dynamics is not None and "params" in dynamics:
+            args = dynamics["params"]
+            hobj = template(*args) if isinstance(args, list) else template(args)
+        elif morphology is not None:
+            hobj = template(str(morphology))
+        else:
+            hobj = template()
+    if req["model_processing"]:
+        from bmtk.simulator.bionet.default_setters import cell_models
+
+        for proc_name in req["model_processing"].split(","):
+            hobj = getattr(cell_models, proc_name.strip())(hobj, None, dynamics)
+    return hobj
+
+
+def _soma0(hobj):
+    soma = hobj.soma
+    try:
+        return soma[0]
+    except TypeError:  # a scalar section (``create soma``)
+        return soma
+
+
+def derive(req: dict) -> SegmentTable:
+    """Instantiate the cell described by ``req`` in this process and tabulate its segments.
+
+    Imports NEURON (and BMTK when ``model_processing`` is set); meant for the child process.
+    """
+    import neuron
+    from neuron import h
+
+    h.load_file("stdgui.hoc")
+    h.load_file("import3d.hoc")
+    if req["mechanisms_dir"] is not None and not neuron.load_mechanisms(
+        req["mechanisms_dir"], warn_if_already_loaded=False
+    ):
+        raise ComponentError(f"no compiled mechanisms in {req['mechanisms_dir']}")
+    template_file = Path(req["template_file"])
+    os.chdir(template_file.parent)  # as BMTK does while loading templates
+    if not h.load_file(str(template_file)):
+        raise ComponentError(f"NEURON could not load {template_file}")
+    hobj = _instantiate(h, req)
+
+    sections = list(hobj.all)
+    if not sections:
+        raise ComponentError(f"{req['model_template']}: the cell's 'all' section list is empty")
+    if req["dL_um"] is not None:  # BMTK's Morphology.set_segment_dl
+        dl = float(req["dL_um"])
+        for sec in sections:
+            sec.nseg = 1 + 2 * int(sec.L / (2 * dl))
+    if any(sec.n3d() == 0 for sec in sections):
+        h.define_shape()  # sections built without 3-D points get them as NEURON draws them
+
+    h.distance(0, 0.0, sec=_soma0(hobj))  # origin soma[0](0), as BMTK's seg_props
+    ids, xs, types, type_idx, dist, length, xyz = [], [], [], [], [], [], []
+    for sec_id, sec in enumerate(sections):
+        kind, index = _section_type(sec.name())
+        nseg = sec.nseg
+        x = np.array([seg.x for seg in sec])
+        n3d = int(sec.n3d())
+        if n3d == 0:
+            raise ComponentError(f"section {sec.name()} has no 3-D points")
+        arc = np.array([sec.arc3d(i) for i in range(n3d)]) / sec.L
+        pts = np.array([[sec.x3d(i), sec.y3d(i), sec.z3d(i)] for i in range(n3d)])
+        xyz.append(np.column_stack([np.interp(x, arc, pts[:, k]) for k in range(3)]))
+        ids.append(np.full(nseg, sec_id))
+        xs.append(x)
+        types += [kind] * nseg
+        type_idx.append(np.full(nseg, index))
+        dist.append(np.array([h.distance(seg) for seg in sec]))
+        length.append(np.full(nseg, sec.L / nseg))
+    return SegmentTable(
+        bmtk_id=np.concatenate(ids).astype(np.int64),
+        x=np.concatenate(xs),
+        type=np.array(types, dtype="U8"),
+        type_index=np.concatenate(type_idx).astype(np.int64),
+        distance_um=np.concatenate(dist),
+        xyz_um=np.concatenate(xyz),
+        length_um=np.concatenate(length),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Child entry point: ``python -m builder.nrn.celltable REQUEST.json OUT.csv``."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m builder.nrn.celltable REQUEST.json OUT.csv", file=sys.stderr)
+        return 2
+    request, out = Path(args[0]).resolve(), Path(args[1]).resolve()
+    try:
+        req = json.loads(request.read_text())
+        table = derive(req)
+        table.to_csv(out)
+    except ComponentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

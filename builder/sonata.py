@@ -1,0 +1,559 @@
+"""Writers for SONATA v0.1 network and spike files, from numpy column arrays.
+
+This is part of the general layer: it knows populations, node and edge tables and spike trains,
+nothing about any particular network recipe. Every writer
+
+* takes one numpy array per column and writes each HDF5 dataset once, uncompressed and
+  contiguous (libsonata's wheel cannot read gzip-compressed datasets);
+* is atomic: it writes a temporary file next to the target and renames it into place with
+  :func:`os.replace`, so a failure leaves neither a partial target nor the temporary file;
+* is deterministic: object timestamps are off and the layout depends only on the input, so the
+  same input gives byte-identical files.
+
+Files stay readable by libsonata and by BMTK's own reader (``bmtk.utils.sonata``): HDF5 files are
+created with library-version bounds ``earliest``..``v110`` (readable by HDF5 >= 1.10), and each
+edge index holds ``node_id_to_ranges`` (the SONATA name) plus a hard link ``node_id_to_range``
+(the name BMTK looks up) to the same dataset. Type tables are space-separated CSVs like BMTK's,
+with the id column first and ``NULL`` for a missing value (which BMTK's reader turns into None).
+"""
+
+from __future__ import annotations
+
+import csv
+import numbers
+import os
+import secrets
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .errors import OutputError
+
+__all__ = [
+    "SONATA_MAGIC",
+    "SONATA_VERSION",
+    "SPIKE_SORTING",
+    "edge_index",
+    "write_csv_table",
+    "write_edges",
+    "write_nodes",
+    "write_spikes",
+    "write_spikes_multi",
+]
+
+#: Value of the root attribute ``magic`` of every SONATA HDF5 file.
+SONATA_MAGIC = 0x0A7A
+#: Value of the root attribute ``version`` ([major, minor]).
+SONATA_VERSION = (0, 1)
+#: Members of the HDF5 enum stored in the ``sorting`` attribute of a spikes population.
+SPIKE_SORTING = {"none": 0, "by_id": 1, "by_time": 2}
+
+_SORTING_DTYPE = h5py.enum_dtype(SPIKE_SORTING, basetype=np.uint8)
+_STR_DTYPE = h5py.string_dtype("utf-8")
+_NULL = "NULL"
+
+PathLike = str | os.PathLike
+
+
+# ---------------------------------------------------------------------------------------------
+# Atomic, deterministic file handling
+# ---------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _atomic_target(path: PathLike) -> Iterator[Path]:
+    """Yield a fresh temporary path next to ``path``; move it onto ``path`` on success.
+
+    On any exception the temporary file is removed and ``path`` is left untouched. The temporary
+    file is created with mode 0o666 filtered by the umask, like an ordinary new file.
+    """
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as exc:
+        raise OutputError(f"{target}: cannot create a file in {target.parent}: {exc}") from exc
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise OutputError(f"{target}: cannot write: {exc}") from exc
+        raise
+
+
+@contextmanager
+def _h5_create(path: PathLike) -> Iterator[h5py.File]:
+    """Create an HDF5 file atomically, without object timestamps, with SONATA root attributes."""
+    with _atomic_target(path) as tmp:
+        fcpl = h5py.h5p.create(h5py.h5p.FILE_CREATE)
+        fcpl.set_obj_track_times(False)  # root group: no timestamps
+        fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+        fapl.set_libver_bounds(h5py.h5f.LIBVER_EARLIEST, h5py.h5f.LIBVER_V110)
+        fid = h5py.h5f.create(os.fsencode(tmp), h5py.h5f.ACC_TRUNC, fapl=fapl, fcpl=fcpl)
+        with h5py.File(fid) as h5:
+            h5.attrs.create("magic", SONATA_MAGIC, dtype=np.uint32)
+            h5.attrs.create("version", np.asarray(SONATA_VERSION, dtype=np.uint32))
+            yield h5
+
+
+def _group(parent: h5py.Group, name: str) -> h5py.Group:
+    """Create one child group without timestamps (independent of the h5py version's default)."""
+    gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
+    gcpl.set_obj_track_times(False)
+    return h5py.Group(h5py.h5g.create(parent.id, name.encode("utf-8"), gcpl=gcpl))
+
+
+def _dataset(group: h5py.Group, name: str, data: np.ndarray, dtype: Any = None) -> h5py.Dataset:
+    """Write one contiguous, uncompressed dataset in a single call."""
+    data = np.asarray(data) if dtype is None else np.asarray(data, dtype=dtype)
+    return group.create_dataset(name, data=data, track_times=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Input checks and conversions
+# ---------------------------------------------------------------------------------------------
+
+
+def _ids(values: Any, name: str, n: int | None = None, upper: int | None = None) -> np.ndarray:
+    """Check a 1-D array of non-negative integers (optionally of length n, below upper)."""
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-D array, got shape {arr.shape}")
+    if n is not None and len(arr) != n:
+        raise ValueError(f"{name}: expected {n} values, got {len(arr)}")
+    if arr.size == 0:
+        return np.zeros(0, dtype=np.uint64)
+    if arr.dtype.kind not in "iu":
+        raise ValueError(f"{name}: expected integers, got dtype {arr.dtype}")
+    lo, hi = int(arr.min()), int(arr.max())
+    if lo < 0:
+        raise ValueError(f"{name}: ids must be >= 0, got {lo}")
+    if upper is not None and hi >= upper:
+        raise ValueError(f"{name}: id {hi} out of range for a population of {upper} nodes")
+    return arr.astype(np.uint64, copy=False)
+
+
+def _column(name: str, values: Any, n: int) -> np.ndarray:
+    """Check one per-row column and convert it to a dtype libsonata and BMTK both read."""
+    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+        raise ValueError(f"invalid column name {name!r}")
+    arr = np.asarray(values)
+    if arr.ndim != 1 or len(arr) != n:
+        raise ValueError(f"column {name!r}: expected a 1-D array of {n} values, got {arr.shape}")
+    kind = arr.dtype.kind
+    if kind == "b":
+        return arr.astype(np.uint8)  # numpy bool would become an HDF5 enum libsonata cannot read
+    if kind in "iu" or arr.dtype in (np.float32, np.float64):
+        return arr
+    if kind == "f":
+        return arr.astype(np.float64)
+    if kind in "US" or (kind == "O" and all(isinstance(v, str) for v in arr.tolist())):
+        text = arr.astype(str) if kind != "O" else arr
+        return np.asarray(text, dtype=_STR_DTYPE)
+    raise ValueError(f"column {name!r}: unsupported dtype {arr.dtype}")
+
+
+def _write_columns(
+    group: h5py.Group, columns: Mapping[str, Any] | None, n: int, order: np.ndarray | None = None
+) -> None:
+    for name, values in (columns or {}).items():
+        arr = _column(name, values, n)
+        _dataset(group, name, arr if order is None else arr[order])
+
+
+def _type_ids(
+    type_ids: Any, name: str, n: int | None, types: Sequence[Mapping[str, Any]], id_key: str
+) -> tuple[np.ndarray, list[int]]:
+    """Check the per-row type ids against the type table; return ids and the declared ids."""
+    declared: list[int] = []
+    for i, row in enumerate(types):
+        if id_key not in row:
+            raise ValueError(f"{name} table row {i} has no {id_key!r}")
+        tid = row[id_key]
+        if isinstance(tid, bool) or not isinstance(tid, numbers.Integral) or tid < 0:
+            raise ValueError(f"{name} table row {i}: {id_key} must be an integer >= 0, got {tid!r}")
+        declared.append(int(tid))
+    if len(set(declared)) != len(declared):
+        raise ValueError(f"{name} table: duplicate {id_key} values in {declared}")
+    ids = _ids(type_ids, id_key, n)
+    missing = np.setdiff1d(np.unique(ids), np.asarray(declared, dtype=np.uint64))
+    if missing.size:
+        raise ValueError(f"{id_key}: values {missing.tolist()} have no row in the {name} table")
+    return ids, declared
+
+
+def _cell(value: Any) -> str:
+    """Format one type-table value; None and NaN become NULL."""
+    if value is None:
+        return _NULL
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return _NULL
+    if isinstance(value, (str, int, float)):  # bool is an int
+        return str(value)
+    raise TypeError(
+        f"type-table values must be scalars (str, int, float, bool, None), got {value!r}"
+    )
+
+
+def _types_table(id_key: str, types: Sequence[Mapping[str, Any]]) -> list[list[str]]:
+    """Rows of a type table: id column first, then keys in order of first appearance."""
+    header = [id_key]
+    for row in types:
+        header.extend(k for k in row if k not in header)
+    return [header] + [[_cell(row.get(k)) for k in header] for row in types]
+
+
+def _write_types_csv(path: PathLike, table: list[list[str]]) -> None:
+    """Write a type table as a space-separated CSV, the format BMTK writes and reads."""
+    with _atomic_target(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, delimiter=" ", lineterminator="\n")
+        writer.writerows(table)
+
+
+# ---------------------------------------------------------------------------------------------
+# Public writers
+# ---------------------------------------------------------------------------------------------
+
+
+def write_nodes(
+    h5_path: PathLike,
+    csv_path: PathLike,
+    population: str,
+    node_type_ids: np.ndarray,
+    node_types: list[dict],
+    columns: dict[str, np.ndarray] | None = None,
+) -> None:
+    """Write one node population (``<pop>_nodes.h5``) and its node-types CSV.
+
+    Node ids are ``0..n-1`` in the order of ``node_type_ids``. All nodes belong to group ``0``
+    (``node_group_id`` = 0, ``node_group_index`` = node id); the group holds the per-node
+    ``columns`` and exists (empty) when there are none, as BMTK's builder writes it.
+
+    Parameters
+    ----------
+    h5_path, csv_path : path-like
+        Target files; each is replaced atomically.
+    population : str
+        Population name (``/nodes/<population>``).
+    node_type_ids : (n,) int array
+        Node type of every node; each must have a row in ``node_types``.
+    node_types : list of dict
+        One dict per node type with key ``node_type_id`` and any scalar properties
+        (``model_type``, ``model_template``, ``morphology``...). Keys missing from a row are
+        written as ``NULL``, as are None and NaN values.
+    columns : dict of str to (n,) array, optional
+        Per-node properties (numbers, bools stored as uint8, or strings).
+
+    Raises
+    ------
+    ValueError
+        Inconsistent input (lengths, unknown or duplicate type ids, bad dtypes).
+    OutputError
+        A file cannot be written.
+    """
+    _check_name(population)
+    type_ids, _ = _type_ids(node_type_ids, "node types", None, node_types, "node_type_id")
+    table = _types_table("node_type_id", node_types)
+    n = len(type_ids)
+    for name, values in (columns or {}).items():
+        _column(name, values, n)  # validate before touching any file
+    with _h5_create(h5_path) as h5:
+        pop = _group(_group(h5, "nodes"), population)
+        _dataset(pop, "node_id", np.arange(n, dtype=np.uint64))
+        _dataset(pop, "node_type_id", type_ids, np.uint64)
+        _dataset(pop, "node_group_id", np.zeros(n, dtype=np.uint32))
+        _dataset(pop, "node_group_index", np.arange(n, dtype=np.uint64))
+        _write_columns(_group(pop, "0"), columns, n)
+    _write_types_csv(csv_path, table)
+
+
+def write_edges(
+    h5_path: PathLike,
+    csv_path: PathLike,
+    population: str,
+    source_population: str,
+    target_population: str,
+    source_ids: np.ndarray,
+    target_ids: np.ndarray,
+    edge_type_ids: np.ndarray,
+    edge_types: list[dict],
+    columns: dict[str, np.ndarray] | None = None,
+    *,
+    n_source_nodes: int,
+    n_target_nodes: int,
+    sort: bool = True,
+) -> np.ndarray:
+    """Write one edge population (``<src>_<trg>_edges.h5``) with both indices, and its types CSV.
+
+    With ``sort=True`` (default) edges are written sorted by target node id, then source node id;
+    the sort is stable, so edges with the same (target, source) keep their input order. With
+    ``sort=False`` they are written in the given order. Either way both indices are exact:
+    ``indices/target_to_source`` and ``indices/source_to_target`` each hold
+
+    * ``node_id_to_ranges`` (``n_nodes`` x 2, uint64): for node ``i`` the rows ``[start, end)``
+      of ``range_to_edge_id`` listing its edges; ``[0, 0]`` for a node without edges;
+    * ``range_to_edge_id`` (``n_ranges`` x 2, uint64): ``[start, end)`` edge ids, one row per
+      maximal run of consecutive edges with the same node, ordered by node id;
+    * ``node_id_to_range``: a hard link to ``node_id_to_ranges`` (the name BMTK reads).
+
+    All edges belong to group ``0`` (``edge_group_index`` = edge id), which holds ``columns``.
+
+    Parameters
+    ----------
+    h5_path, csv_path : path-like
+        Target files; each is replaced atomically.
+    population : str
+        Edge population name (``/edges/<population>``).
+    source_population, target_population : str
+        Node populations, stored as the ``node_population`` attribute of the id datasets.
+    source_ids, target_ids, edge_type_ids : (n_edges,) int arrays
+        Per-edge source node, target node and edge type.
+    edge_types : list of dict
+        One dict per edge type with key ``edge_type_id`` and any scalar properties; missing
+        keys, None and NaN are written as ``NULL``.
+    columns : dict of str to (n_edges,) array, optional
+        Per-edge properties (``sec_id``, ``sec_x``, ``syn_weight``, ``nsyns``...), in input order.
+    n_source_nodes, n_target_nodes : int
+        Sizes of the source and target node populations (rows of the two indices).
+    sort : bool
+        Sort edges by (target, source) before writing (see above).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``order`` (int64): written edge ``k`` is input edge ``order[k]``.
+
+    Raises
+    ------
+    ValueError
+        Inconsistent input (lengths, ids out of range, unknown type ids, bad dtypes).
+    OutputError
+        A file cannot be written.
+    """
+    for name in (population, source_population, target_population):
+        _check_name(name)
+    n_src, n_trg = (
+        _count(n_source_nodes, "n_source_nodes"),
+        _count(n_target_nodes, "n_target_nodes"),
+    )
+    src = _ids(source_ids, "source_ids", None, n_src)
+    n_edges = len(src)
+    trg = _ids(target_ids, "target_ids", n_edges, n_trg)
+    type_ids, _ = _type_ids(edge_type_ids, "edge types", n_edges, edge_types, "edge_type_id")
+    if type_ids.size and int(type_ids.max()) > np.iinfo(np.uint32).max:
+        raise ValueError("edge_type_id values must fit in uint32")
+    table = _types_table("edge_type_id", edge_types)
+    for name, values in (columns or {}).items():
+        _column(name, values, n_edges)
+
+    order = np.lexsort((src, trg)) if sort else np.arange(n_edges)
+    order = order.astype(np.int64, copy=False)
+    src, trg, type_ids = src[order], trg[order], type_ids[order]
+
+    with _h5_create(h5_path) as h5:
+        pop = _group(_group(h5, "edges"), population)
+        ds = _dataset(pop, "source_node_id", src, np.uint64)
+        ds.attrs["node_population"] = source_population
+        ds = _dataset(pop, "target_node_id", trg, np.uint64)
+        ds.attrs["node_population"] = target_population
+        _dataset(pop, "edge_type_id", type_ids, np.uint32)
+        _dataset(pop, "edge_group_id", np.zeros(n_edges, dtype=np.uint32))
+        _dataset(pop, "edge_group_index", np.arange(n_edges, dtype=np.uint64))
+        _write_columns(_group(pop, "0"), columns, n_edges, order)
+        indices = _group(pop, "indices")
+        for name, keys, n_nodes in (
+            ("source_to_target", src, n_src),
+            ("target_to_source", trg, n_trg),
+        ):
+            node_to_ranges, range_to_edges = edge_index(keys, n_nodes)
+            grp = _group(indices, name)
+            _dataset(grp, "node_id_to_ranges", node_to_ranges)
+            grp["node_id_to_range"] = grp["node_id_to_ranges"]  # hard link for BMTK
+            _dataset(grp, "range_to_edge_id", range_to_edges)
+    _write_types_csv(csv_path, table)
+    return order
+
+
+def edge_index(node_ids: np.ndarray, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Build a SONATA edge index over the node ids of the edges, in edge order.
+
+    Parameters
+    ----------
+    node_ids : (n_edges,) int array
+        Node id of every edge (its source or its target), all below ``n_nodes``.
+    n_nodes : int
+        Size of the node population.
+
+    Returns
+    -------
+    node_id_to_ranges : (n_nodes, 2) uint64 array
+        Rows ``[start, end)`` of ``range_to_edge_id`` for each node; ``[0, 0]`` without edges.
+    range_to_edge_id : (n_ranges, 2) uint64 array
+        ``[start, end)`` edge ids of each maximal run of one node, grouped by node id (stable).
+    """
+    keys = np.asarray(node_ids, dtype=np.int64)
+    n_edges = len(keys)
+    if n_edges:
+        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    else:
+        starts = np.zeros(0, dtype=np.int64)
+    ends = np.r_[starts[1:], n_edges].astype(np.int64)
+    run_node = keys[starts]
+    by_node = np.argsort(run_node, kind="stable")
+    range_to_edge_id = np.column_stack((starts[by_node], ends[by_node])).astype(np.uint64)
+    counts = np.bincount(run_node, minlength=n_nodes)
+    stop = np.cumsum(counts)
+    node_id_to_ranges = np.column_stack((stop - counts, stop)).astype(np.uint64)
+    node_id_to_ranges[counts == 0] = 0
+    return node_id_to_ranges, range_to_edge_id.reshape(-1, 2)
+
+
+def write_spikes_multi(
+    path: PathLike,
+    populations: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    sorting: str = "by_id",
+) -> None:
+    """Write a SONATA spikes file holding one or more populations.
+
+    Each population gets ``/spikes/<pop>/timestamps`` (float64, attribute ``units`` = "ms"),
+    ``/spikes/<pop>/node_ids`` (uint64) and the group attribute ``sorting``, an HDF5 enum
+    {none: 0, by_id: 1, by_time: 2} (uint8 base) as libsonata reads it. The spikes are sorted to
+    match: ``by_id`` by node id then time, ``by_time`` by time then node id, ``none`` keeps the
+    given order.
+
+    Parameters
+    ----------
+    path : path-like
+        Target file; replaced atomically.
+    populations : mapping of str to (node_ids, timestamps_ms)
+        Per population: integer node ids and spike times in milliseconds, same length.
+    sorting : {"by_id", "by_time", "none"}
+        Order of the written spikes, declared in the ``sorting`` attribute.
+
+    Raises
+    ------
+    ValueError
+        Unknown sorting, mismatched lengths, negative ids or non-finite times.
+    OutputError
+        The file cannot be written.
+    """
+    if sorting not in SPIKE_SORTING:
+        raise ValueError(f"sorting must be one of {sorted(SPIKE_SORTING)}, got {sorting!r}")
+    prepared = []
+    for pop_name, (node_ids, timestamps_ms) in populations.items():
+        _check_name(pop_name)
+        ts = np.asarray(timestamps_ms, dtype=np.float64)
+        if ts.ndim != 1:
+            raise ValueError(f"{pop_name}: timestamps must be 1-D, got shape {ts.shape}")
+        if not np.all(np.isfinite(ts)):
+            raise ValueError(f"{pop_name}: timestamps must be finite")
+        ids = _ids(node_ids, f"{pop_name}: node_ids", len(ts))
+        if sorting == "by_id":
+            order = _sort_order(ids, ts)
+        elif sorting == "by_time":
+            order = _sort_order(ts, ids)
+        else:
+            order = None
+        if order is not None:
+            ids, ts = ids[order], ts[order]
+        prepared.append((pop_name, ids, ts))
+    with _h5_create(path) as h5:
+        spikes = _group(h5, "spikes")
+        for pop_name, ids, ts in prepared:
+            grp = _group(spikes, pop_name)
+            grp.attrs.create("sorting", SPIKE_SORTING[sorting], dtype=_SORTING_DTYPE)
+            _dataset(grp, "timestamps", ts).attrs["units"] = "ms"
+            _dataset(grp, "node_ids", ids, np.uint64)
+
+
+def write_spikes(
+    path: PathLike,
+    population: str,
+    node_ids: np.ndarray,
+    timestamps_ms: np.ndarray,
+    sorting: str = "by_id",
+) -> None:
+    """Write a SONATA spikes file with one population (see :func:`write_spikes_multi`)."""
+    write_spikes_multi(path, {population: (node_ids, timestamps_ms)}, sorting=sorting)
+
+
+def write_csv_table(
+    path: PathLike,
+    header: list[str],
+    columns: list[np.ndarray],
+    sep: str = ",",
+) -> None:
+    """Write a plain CSV table (e.g. ``FunctionalGroups.csv``) atomically.
+
+    Parameters
+    ----------
+    path : path-like
+        Target file; replaced atomically.
+    header : list of str
+        Column names (first line).
+    columns : list of 1-D arrays
+        One array per header entry, all the same length. Numbers are written in their shortest
+        round-trip form.
+    sep : str
+        One-character field separator.
+
+    Raises
+    ------
+    ValueError
+        Header and columns do not match.
+    OutputError
+        The file cannot be written.
+    """
+    if len(header) != len(columns):
+        raise ValueError(f"{len(header)} header names for {len(columns)} columns")
+    cols = [np.asarray(c) for c in columns]
+    lengths = {c.shape for c in cols}
+    if any(c.ndim != 1 for c in cols) or len(lengths) > 1:
+        raise ValueError(f"columns must be 1-D and of equal length, got shapes {sorted(lengths)}")
+    with _atomic_target(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, delimiter=sep, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(zip(*(c.tolist() for c in cols), strict=True))
+
+
+def _sort_order(primary: np.ndarray, secondary: np.ndarray) -> np.ndarray | None:
+    """Stable order by ``primary`` then ``secondary``; None when already in that order.
+
+    Equal to ``np.lexsort((secondary, primary))``; done as two stable passes, with integer keys
+    narrowed to the smallest unsigned dtype (numpy radix-sorts keys of 16 bits or less).
+    """
+    if len(primary) < 2:
+        return None
+    up, same = primary[1:] > primary[:-1], primary[1:] == primary[:-1]
+    sec_ok = secondary[1:] >= secondary[:-1]
+    if np.all(up | (same & sec_ok)):
+        return None
+    order = np.argsort(_narrow(secondary), kind="stable")
+    return order[np.argsort(_narrow(primary)[order], kind="stable")]
+
+
+def _narrow(keys: np.ndarray) -> np.ndarray:
+    """Unsigned integer keys in the smallest dtype that holds them (others unchanged)."""
+    if keys.dtype.kind != "u" or keys.size == 0:
+        return keys
+    return keys.astype(np.min_scalar_type(int(keys.max())), copy=False)
+
+
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+        raise ValueError(f"invalid population name {name!r}")
+
+
+def _count(value: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+    return int(value)
