@@ -1,0 +1,662 @@
+"""The project's synapse models in NEURON, as BMTK BioNet synapse functions.
+
+Two point processes, written for this project in NMODL
+(``biophys_components/mechanisms/modfiles/``; SPEC section 9):
+
+``pyr2pyr``
+    excitatory input onto the pyramidal cell: dual-exponential AMPA + NMDA with Mg block, used
+    by ``PN2PN.json``;
+``int2pyr``
+    GABA_A (two-state kinetic receptor driven by a transmitter pulse), used by ``PV2PN.json``
+    and ``SOM2PN.json``.
+
+Both have short-term depression/facilitation and stochastic release (probability ``P_0``,
+gating every conductance of the synapse) per connection, with the state in the NetCon's weight
+vector, so several NetCons may share one point process (linear kinetics: the summed
+conductance is exact).
+
+JSON keys
+---------
+Every key of a synaptic-model JSON is either set on the point process (the tables
+:data:`PARAMETER_KEYS`; a key left out keeps the mechanism's default, which is the SPEC value)
+or handled here:
+
+``level_of_detail``
+    must name the model the edge uses (``pyr2pyr`` / ``int2pyr``);
+``comment``
+    free text (a string);
+``initW``
+    the synapse's weight factor (scales all its conductances), used when neither of the two
+    next keys decides it;
+``initW_soma`` / ``initW_dend``
+    the weight on somatic sections / on any other section (decided from the section's name:
+    its last component, without index, is ``soma``) -- PV2PN: 0.06 on the soma, 0.1 on
+    dendrites;
+``weight_distribution``
+    ``{"type": "lognormal", "mean": m, "sd": s, "min": lo, "max": hi}``: each synapse's weight
+    factor is drawn, replacing ``initW``, as ``clip(X, lo, hi)`` with X lognormal whose own
+    mean and standard deviation are ``m`` and ``s`` (the legacy code's parametrisation:
+    ``sigma**2 = log(1 + s**2/m**2)``, ``mu = log(m) - sigma**2/2``). The legacy code drew it
+    whenever ``initW`` was present (its ``initW`` of 5 acted only as that switch), so a file
+    with a distribution keeps ``initW`` as documentation of the legacy value, unused. The draw
+    for edge ``e`` of population ``p`` comes from ``builder.rng.stream(seed, "syn_weight", p,
+    e)``, so it does not depend on the number of MPI ranks or on the order of creation.
+
+Any other key is an error (:class:`builder.errors.ParamsError`) naming the model and the key,
+raised when the first synapse of that JSON is created; :func:`check_model_file` does the same
+check up front with the file's name.
+
+Wiring in the runner
+--------------------
+BMTK calls the synapse function with ``(dynamics_params, sec_x, section)`` only: it does not
+know the edge, so two things happen after BMTK has built the cell.
+
+1. Compile the modfiles together with the cell's channels, load the library, then call
+   ``models = register(seed)`` *before* BMTK builds the network.
+2. One point process per edge (BMTK's own path, the reference mode): for every connection
+   ``c`` of the cell (``BioCell._connections``; ``c._syn`` is the point process,
+   ``c._edge_prop`` the edge), call ``models.bind(c._syn, c._edge_prop["dynamics_params"],
+   population, edge_id)``, where ``population`` is the edge population's name and
+   ``edge_id`` the edge's index in it. This sets the Random123 ids (seed, crc32(population),
+   edge_id) on the point process and, for a JSON with ``weight_distribution``, draws the
+   weight. Until then a synapse with ``0 < P_0 < 1`` or a pending weight draw refuses to
+   initialise (``finitialize`` raises naming :func:`set_release_stream` / :func:`bind_edge`).
+3. Merged mode (one point process per segment and JSON): create the shared point process with
+   ``make_synapse(model, params, x, section, per_connection_weight=True)`` (weight factor 1),
+   and for each edge ``nc = NetCon(source, pp)``,
+   ``nc.weight[0] = syn_weight * connection_weight(params, section, seed, population, edge_id)``
+   and ``set_release_stream(nc, seed, population, edge_id)``. Both modes then draw the same
+   release sequence and weights for every edge, so they agree.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import math
+import os
+import warnings
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ParamsError
+from ..rng import stream
+
+__all__ = [
+    "MODELS",
+    "PARAMETER_KEYS",
+    "SynapseModels",
+    "bind_edge",
+    "check_model_file",
+    "check_model_params",
+    "connection_weight",
+    "draw_weights",
+    "int2pyr",
+    "make_synapse",
+    "pyr2pyr",
+    "register",
+    "set_release_stream",
+    "stream_ids",
+]
+
+MODELS = ("pyr2pyr", "int2pyr")
+"""The synapse models (BMTK ``model_template`` names = NMODL point-process names)."""
+
+_UINT32 = 2**32
+_PENDING_WEIGHT = -1.0  # initW until bind_edge draws it; the mechanisms refuse to initialise
+
+# Value checks: name -> (test, what is valid)
+_CHECKS: dict[str, tuple[Callable[[float], bool], str]] = {
+    "positive": (lambda x: x > 0, "a number > 0"),
+    "nonneg": (lambda x: x >= 0, "a number >= 0"),
+    "fraction": (lambda x: 0 <= x <= 1, "a number in [0, 1]"),
+    "any": (lambda x: True, "a finite number"),
+}
+
+_STP_KEYS = {
+    "initW": ("initW", "nonneg"),
+    "tauD1": ("tauD1", "positive"),
+    "d1": ("d1", "fraction"),
+    "tauD2": ("tauD2", "positive"),
+    "d2": ("d2", "fraction"),
+    "tauF": ("tauF", "positive"),
+    "f": ("f", "nonneg"),
+    "P_0": ("P_0", "fraction"),
+}
+
+PARAMETER_KEYS: dict[str, dict[str, tuple[str, str]]] = {
+    "pyr2pyr": {
+        "tau_r_AMPA": ("tau_r_AMPA", "positive"),
+        "tau_d_AMPA": ("tau_d_AMPA", "positive"),
+        "tau_r_NMDA": ("tau_r_NMDA", "positive"),
+        "tau_d_NMDA": ("tau_d_NMDA", "positive"),
+        "gbar_AMPA": ("gbar_AMPA", "nonneg"),
+        "gbar_NMDA": ("gbar_NMDA", "nonneg"),
+        "e": ("e", "any"),
+        "mg": ("mg", "nonneg"),
+        **_STP_KEYS,
+    },
+    "int2pyr": {
+        "e_GABA": ("e_GABA", "any"),
+        "gbar_GABA": ("gbar_GABA", "nonneg"),
+        "AlphaTmax_GABA": ("AlphaTmax_GABA", "positive"),
+        "Beta_GABA": ("Beta_GABA", "positive"),
+        "Cdur_GABA": ("Cdur_GABA", "positive"),
+        **_STP_KEYS,
+    },
+}
+"""For each model: JSON key -> (NMODL parameter it sets, value check)."""
+
+_SPECIAL_KEYS = ("level_of_detail", "comment", "initW_soma", "initW_dend", "weight_distribution")
+_DIST_KEYS = ("type", "mean", "sd", "min", "max")
+_RISE_DECAY = (("tau_r_AMPA", "tau_d_AMPA"), ("tau_r_NMDA", "tau_d_NMDA"))
+
+
+@dataclass(frozen=True)
+class _Lognormal:
+    """Per-synapse weight factor: clip(lognormal with mean ``mean``, sd ``sd``, lo, hi)."""
+
+    mean: float
+    sd: float
+    lo: float
+    hi: float
+
+    def draw(self, rng: np.random.Generator, n: int | None = None) -> Any:
+        sigma2 = math.log1p((self.sd / self.mean) ** 2)
+        mu = math.log(self.mean) - 0.5 * sigma2
+        return np.clip(rng.lognormal(mu, math.sqrt(sigma2), n), self.lo, self.hi)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A validated JSON, ready to apply: parameter settings and the weight rules."""
+
+    model: str
+    settings: tuple[tuple[str, float], ...]
+    init_w: float | None
+    init_w_soma: float | None
+    init_w_dend: float | None
+    distribution: _Lognormal | None
+
+    def weight_for(self, section: Any) -> float | None:
+        """The weight factor on ``section`` without a draw (None: keep the mechanism's)."""
+        if self.distribution is not None:
+            return _PENDING_WEIGHT
+        if _is_soma(section):
+            if self.init_w_soma is not None:
+                return self.init_w_soma
+        elif self.init_w_dend is not None:
+            return self.init_w_dend
+        return self.init_w
+
+
+# (model, id(params)) -> (params object, snapshot, plan); BMTK passes one cached dict per JSON
+_PLANS: dict[tuple[str, int], tuple[Mapping, dict, _Plan]] = {}
+
+
+# ----------------------------------------------------------------------------- validation
+def _number_problem(key: str, value: Any, check: str) -> str | None:
+    test, valid = _CHECKS[check]
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and test(float(value)):
+        return None
+    return f"{key}: {value!r} is not valid; use {valid}"
+
+
+def _unknown_key(key: str, model: str, known: list[str]) -> str:
+    hint = difflib.get_close_matches(key, known, n=1)
+    did_you_mean = f"; did you mean {hint[0]!r}?" if hint else ""
+    return (
+        f"{key}: unknown key for synapse model {model!r}{did_you_mean} "
+        f"(known keys: {', '.join(known)})"
+    )
+
+
+def _check_distribution(dist: Any, problems: list[str]) -> _Lognormal | None:
+    where = "weight_distribution"
+    if not isinstance(dist, Mapping):
+        problems.append(f"{where}: {dist!r} is not an object with keys {', '.join(_DIST_KEYS)}")
+        return None
+    n_before = len(problems)
+    for key in dist:
+        if key not in _DIST_KEYS:
+            problems.append(_unknown_key(f"{where}.{key}", "weight_distribution", list(_DIST_KEYS)))
+    if dist.get("type") != "lognormal":
+        problems.append(f"{where}.type: {dist.get('type')!r} is not valid; use 'lognormal'")
+    for key, check in (("mean", "positive"), ("sd", "nonneg")):
+        if key not in dist:
+            problems.append(f"{where}.{key}: missing; use {_CHECKS[check][1]}")
+        else:
+            p = _number_problem(f"{where}.{key}", dist[key], check)
+            if p:
+                problems.append(p)
+    lo, hi = dist.get("min", 0.0), dist.get("max", math.inf)
+    for key, value in (("min", lo), ("max", hi)):
+        if not (value == math.inf and key == "max"):
+            p = _number_problem(f"{where}.{key}", value, "nonneg")
+            if p:
+                problems.append(p)
+    if len(problems) == n_before and lo > hi:
+        problems.append(f"{where}.min: {lo} is greater than max {hi}")
+    if len(problems) > n_before:
+        return None
+    return _Lognormal(float(dist["mean"]), float(dist["sd"]), float(lo), float(hi))
+
+
+def _build_plan(params: Mapping, model: str, source: str | None) -> _Plan:
+    if model not in PARAMETER_KEYS:
+        raise ValueError(f"unknown synapse model {model!r}; known: {', '.join(MODELS)}")
+    name = source or f"synaptic model JSON for {model!r}"
+    if not isinstance(params, Mapping):
+        raise ParamsError(name, [f"dynamics_params is {type(params).__name__}, not a JSON object"])
+    table = PARAMETER_KEYS[model]
+    known = sorted(table) + list(_SPECIAL_KEYS)
+    problems: list[str] = []
+    settings: list[tuple[str, float]] = []
+    for key, value in params.items():
+        if key in table:
+            attr, check = table[key]
+            p = _number_problem(key, value, check)
+            if p:
+                problems.append(p)
+            elif key != "initW":
+                settings.append((attr, float(value)))
+        elif key not in _SPECIAL_KEYS:
+            problems.append(_unknown_key(key, model, known))
+    lod = params.get("level_of_detail", model)
+    if lod != model:
+        problems.append(
+            f"level_of_detail: {lod!r} does not match the edge's model_template {model!r}"
+        )
+    if "comment" in params and not isinstance(params["comment"], str):
+        problems.append(f"comment: {params['comment']!r} is not a string")
+    for key in ("initW_soma", "initW_dend"):
+        if key in params:
+            p = _number_problem(key, params[key], "nonneg")
+            if p:
+                problems.append(p)
+    for rise, decay in _RISE_DECAY:
+        r, d = params.get(rise), params.get(decay)
+        if isinstance(r, (int, float)) and isinstance(d, (int, float)) and r >= d:
+            problems.append(f"{rise}: {r} must be smaller than {decay} ({d})")
+    distribution = None
+    if "weight_distribution" in params:
+        distribution = _check_distribution(params["weight_distribution"], problems)
+        clash = [k for k in ("initW_soma", "initW_dend") if k in params]
+        if clash:
+            problems.append(
+                f"weight_distribution: cannot be combined with {', '.join(clash)}; "
+                "use one way of setting the weight"
+            )
+    if problems:
+        raise ParamsError(name, problems)
+
+    def opt(key: str) -> float | None:
+        return float(params[key]) if key in params else None
+
+    return _Plan(
+        model, tuple(settings), opt("initW"), opt("initW_soma"), opt("initW_dend"), distribution
+    )
+
+
+def _model_of(params: Mapping, model: str | None) -> str:
+    """The model a JSON is for: ``model`` if given, else its ``level_of_detail``."""
+    if model is None:
+        model = params.get("level_of_detail") if isinstance(params, Mapping) else None
+        if model not in MODELS:
+            raise ValueError(
+                f"cannot tell the synapse model: level_of_detail is {model!r}; pass model= "
+                f"(one of {', '.join(MODELS)})"
+            )
+    return model
+
+
+def _plan(params: Mapping, model: str) -> _Plan:
+    """The plan for ``params``, validated once per JSON object (BMTK reuses one dict)."""
+    key = (model, id(params))
+    hit = _PLANS.get(key)
+    if hit is not None and hit[0] is params and hit[1] == params:
+        return hit[2]
+    plan = _build_plan(params, model, None)
+    _PLANS[key] = (params, copy.deepcopy(dict(params)), plan)
+    return plan
+
+
+def check_model_params(syn_params: Mapping, model: str, source: str | None = None) -> None:
+    """Validate a synaptic-model JSON for ``model``; raise on any problem.
+
+    Parameters
+    ----------
+    syn_params : mapping
+        The parsed JSON.
+    model : {"pyr2pyr", "int2pyr"}
+        The model the edges using it name.
+    source : str, optional
+        What to call it in the error (e.g. the file's path).
+
+    Raises
+    ------
+    builder.errors.ParamsError
+        Listing every problem: unknown keys, bad values, a ``level_of_detail`` that names
+        another model, rise >= decay, a malformed ``weight_distribution``.
+    """
+    _build_plan(syn_params, model, source)
+
+
+def check_model_file(path: str | os.PathLike) -> str:
+    """Validate a synaptic-model JSON file of one of our models.
+
+    Parameters
+    ----------
+    path : path
+        The JSON file; its ``level_of_detail`` names the model.
+
+    Returns
+    -------
+    str
+        The model name.
+
+    Raises
+    ------
+    builder.errors.ParamsError
+        The file cannot be read, is not one of our models, or has problems (all listed).
+    """
+    path = Path(path)
+    try:
+        params = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ParamsError(str(path), [f"cannot read the synaptic model: {exc}"]) from None
+    model = params.get("level_of_detail") if isinstance(params, dict) else None
+    if model not in MODELS:
+        raise ParamsError(
+            str(path), [f"level_of_detail: {model!r} is not valid; use one of {', '.join(MODELS)}"]
+        )
+    _build_plan(params, model, str(path))
+    return model
+
+
+# ----------------------------------------------------------------------------- weights
+def _is_soma(section: Any) -> bool:
+    """True for a somatic section: the last name component without index is ``soma``."""
+    base = section.name().rsplit(".", 1)[-1].split("[", 1)[0]
+    return base == "soma"
+
+
+def draw_weights(
+    syn_params: Mapping,
+    seed: int,
+    population: str,
+    edge_ids: np.ndarray | list[int],
+    *,
+    model: str | None = None,
+) -> np.ndarray:
+    """Draw the per-synapse weight factors of a JSON with ``weight_distribution``.
+
+    Parameters
+    ----------
+    syn_params : mapping
+        The synaptic-model JSON (its ``level_of_detail`` names the model).
+    seed : int
+        The run's seed.
+    population : str
+        The edge population.
+    edge_ids : array of int
+        Edge indices in that population.
+    model : str, optional
+        The synapse model; default: the JSON's ``level_of_detail``.
+
+    Returns
+    -------
+    numpy.ndarray of float
+        One weight factor per edge; edge ``e``'s comes from its own stream
+        ``builder.rng.stream(seed, "syn_weight", population, e)``, so it is the same whatever
+        other edges are drawn, in whatever order, on whatever rank.
+
+    Raises
+    ------
+    ValueError
+        The JSON has no ``weight_distribution``.
+    """
+    plan = _plan(syn_params, _model_of(syn_params, model))
+    if plan.distribution is None:
+        raise ValueError("this synaptic model has no weight_distribution to draw from")
+    ids = np.asarray(edge_ids, dtype=np.int64).ravel()
+    # one generator per synapse keyed by its edge id (about 10 us each)
+    return np.array(
+        [plan.distribution.draw(stream(seed, "syn_weight", population, int(e))) for e in ids],
+        dtype=float,
+    )
+
+
+def connection_weight(
+    syn_params: Mapping,
+    section: Any,
+    seed: int,
+    population: str,
+    edge_id: int,
+    *,
+    model: str | None = None,
+) -> float:
+    """The weight factor (``initW``) of one edge: drawn, section-dependent or fixed.
+
+    Parameters
+    ----------
+    syn_params : mapping
+        The synaptic-model JSON.
+    section : nrn.Section
+        The edge's target section (decides ``initW_soma`` / ``initW_dend``).
+    seed, population, edge_id
+        As for :func:`draw_weights` (used only with ``weight_distribution``).
+    model : str, optional
+        The synapse model; default: the JSON's ``level_of_detail``.
+
+    Returns
+    -------
+    float
+        The factor to put on the point process (one per edge) or, in merged mode, into the
+        NetCon's ``weight[0]`` (times the edge's ``syn_weight``).
+    """
+    model = _model_of(syn_params, model)
+    w = _plan(syn_params, model).weight_for(section)
+    if w == _PENDING_WEIGHT:
+        return float(draw_weights(syn_params, seed, population, [edge_id], model=model)[0])
+    if w is None:
+        return 1.0  # the mechanisms' default initW
+    return w
+
+
+# ----------------------------------------------------------------------------- streams
+def stream_ids(seed: int, population: str | int, edge_id: int) -> tuple[int, int, int]:
+    """The three Random123 ids of an edge's release stream.
+
+    Parameters
+    ----------
+    seed : int
+        The run's seed, in [0, 2**32).
+    population : str or int
+        The edge population: a name (hashed with CRC-32) or an integer id in [0, 2**32).
+    edge_id : int
+        The edge's index in its population, in [0, 2**32).
+
+    Returns
+    -------
+    tuple of int
+        ``(seed, population id, edge_id)``.
+    """
+    pop = zlib.crc32(population.encode("utf-8")) if isinstance(population, str) else population
+    ids = (seed, pop, edge_id)
+    for name, value in zip(("seed", "population", "edge_id"), ids, strict=True):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{name} must be an int, got {value!r}")
+        if not 0 <= value < _UINT32:
+            raise ValueError(f"{name} must be in [0, 2**32), got {value}")
+    return int(ids[0]), int(ids[1]), int(ids[2])
+
+
+def _hoc_kind(obj: Any) -> str:
+    try:
+        return obj.hname().split("[", 1)[0]
+    except AttributeError:
+        raise TypeError(f"expected a NEURON point process or NetCon, got {obj!r}") from None
+
+
+def set_release_stream(target: Any, seed: int, pop_id: str | int, edge_id: int) -> None:
+    """Give a synapse (or one NetCon onto a shared one) its own release stream.
+
+    Parameters
+    ----------
+    target : pyr2pyr / int2pyr point process, or a NetCon onto one
+        A point process: its single connection draws from this stream. A NetCon: this
+        connection draws from it (required when several NetCons share a point process).
+    seed, pop_id, edge_id
+        The ids, see :func:`stream_ids`.
+
+    Raises
+    ------
+    TypeError
+        ``target`` is neither one of our point processes nor a NetCon onto one.
+    """
+    id1, id2, id3 = stream_ids(seed, pop_id, edge_id)
+    kind = _hoc_kind(target)
+    if kind == "NetCon":
+        syn = target.syn()
+        if syn is None or _hoc_kind(syn) not in MODELS:
+            raise TypeError(f"the NetCon does not target a {' or '.join(MODELS)} synapse")
+        target.weight[1] = id1
+        target.weight[2] = id2
+        target.weight[3] = id3
+        target.weight[4] = 1
+    elif kind in MODELS:
+        target.rng_id1 = id1
+        target.rng_id2 = id2
+        target.rng_id3 = id3
+        target.rng_set = 1
+    else:
+        raise TypeError(f"{target.hname()} is not a {' or '.join(MODELS)} synapse or a NetCon")
+
+
+def bind_edge(syn: Any, syn_params: Mapping, seed: int, population: str, edge_id: int) -> None:
+    """Tie a one-edge synapse to its edge: release stream and, if drawn, its weight.
+
+    Parameters
+    ----------
+    syn : pyr2pyr / int2pyr point process
+        Created by :func:`make_synapse` (or BMTK through :func:`register`) for this edge only.
+    syn_params : mapping
+        Its synaptic-model JSON.
+    seed : int
+        The run's seed.
+    population : str
+        The edge population.
+    edge_id : int
+        The edge's index in it.
+    """
+    set_release_stream(syn, seed, population, edge_id)
+    model = _hoc_kind(syn)
+    if _plan(syn_params, model).distribution is not None:
+        syn.initW = float(draw_weights(syn_params, seed, population, [edge_id], model=model)[0])
+
+
+# ----------------------------------------------------------------------------- creation
+def make_synapse(
+    model: str,
+    syn_params: Mapping,
+    sec_x: float,
+    section: Any,
+    *,
+    per_connection_weight: bool = False,
+) -> Any:
+    """Create a ``model`` point process at ``section(sec_x)`` and apply its JSON.
+
+    Parameters
+    ----------
+    model : {"pyr2pyr", "int2pyr"}
+        The mechanism.
+    syn_params : mapping
+        The synaptic-model JSON (validated once per object; every key applied).
+    sec_x : float
+        Position along the section, 0-1.
+    section : nrn.Section
+        The target section.
+    per_connection_weight : bool
+        Merged mode: set ``initW`` to 1, the caller puts each edge's weight factor
+        (:func:`connection_weight`) into its NetCon's ``weight[0]``.
+
+    Returns
+    -------
+    hoc object
+        The point process. With ``0 < P_0 < 1`` it needs :func:`bind_edge` or
+        :func:`set_release_stream` before ``finitialize``; with ``weight_distribution`` (and
+        not ``per_connection_weight``) it needs :func:`bind_edge`.
+
+    Raises
+    ------
+    builder.errors.ParamsError
+        The JSON has an unknown key or a bad value.
+    """
+    from neuron import h
+
+    plan = _plan(syn_params, model)
+    syn = getattr(h, model)(section(sec_x))
+    for attr, value in plan.settings:
+        setattr(syn, attr, value)
+    w = 1.0 if per_connection_weight else plan.weight_for(section)
+    if w is not None:
+        syn.initW = w
+    return syn
+
+
+def pyr2pyr(syn_params: Mapping, sec_x: float, section: Any) -> Any:
+    """BMTK synapse function for ``model_template: pyr2pyr`` (see :func:`make_synapse`)."""
+    return make_synapse("pyr2pyr", syn_params, sec_x, section)
+
+
+def int2pyr(syn_params: Mapping, sec_x: float, section: Any) -> Any:
+    """BMTK synapse function for ``model_template: int2pyr`` (see :func:`make_synapse`)."""
+    return make_synapse("int2pyr", syn_params, sec_x, section)
+
+
+@dataclass(frozen=True)
+class SynapseModels:
+    """What :func:`register` returns: the run's seed and the per-edge binding step."""
+
+    seed: int
+
+    def bind(self, syn: Any, syn_params: Mapping, population: str, edge_id: int) -> None:
+        """:func:`bind_edge` with this run's seed."""
+        bind_edge(syn, syn_params, self.seed, population, edge_id)
+
+
+def register(seed: int, *, overwrite: bool = False) -> SynapseModels:
+    """Register ``pyr2pyr`` and ``int2pyr`` with BMTK BioNet.
+
+    Parameters
+    ----------
+    seed : int
+        The run's seed in [0, 2**32), used when binding synapses to their edges.
+    overwrite : bool
+        Replace a synapse function already registered under these names (default: keep it,
+        with a warning, as BMTK's ``overwrite=False`` does).
+
+    Returns
+    -------
+    SynapseModels
+        Call its ``bind`` for every connection after BMTK has built the cell.
+    """
+    from bmtk.simulator.bionet.pyfunction_cache import add_synapse_model, py_modules
+
+    stream_ids(seed, 0, 0)  # range check
+    for name, func in (("pyr2pyr", pyr2pyr), ("int2pyr", int2pyr)):
+        add_synapse_model(func, name, overwrite=overwrite)
+        if py_modules.synapse_model(name) is not func:
+            warnings.warn(
+                f"BMTK already has a synapse function {name!r}; keeping it (ours not used)",
+                stacklevel=2,
+            )
+    return SynapseModels(seed)
