@@ -23,7 +23,7 @@ from .components import CellSpec, resolve_cell, synaptic_model_path
 from .errors import ComponentError, ParamsError
 from .network import Network
 from .output import Staging
-from .params import load_params, resolve_relative, validate_params
+from .params import apply_overrides, load_params, resolve_relative, validate_params
 from .recipes.l5 import BIO_POP, DIST_SYN, EXC_SYN, PERI_SYN, L5Build, build_l5_network
 from .segments import SegmentTable
 
@@ -79,6 +79,8 @@ class SimulationBuilder:
         Build seed; defaults to the params' ``seed`` key, else 123.
     cwd : path, optional
         Directory against which legacy relative paths are resolved (default: the current one).
+    overrides : dict, optional
+        Dotted-key replacements applied before validation, e.g. ``{"time.stop": 2}``.
 
     Examples
     --------
@@ -87,15 +89,18 @@ class SimulationBuilder:
     """
 
     def __init__(self, params: str | os.PathLike | dict[str, Any], seed: int | None = None,
-                 *, cwd: str | os.PathLike | None = None):
+                 *, cwd: str | os.PathLike | None = None,
+                 overrides: dict[str, Any] | None = None):
         self.cwd = Path(cwd) if cwd is not None else Path.cwd()
         if isinstance(params, dict):
             source = str(params.get("_source", "<params>"))
-            self.params = validate_params({k: v for k, v in params.items() if k != "_source"},
-                                          source)
+            data = {k: v for k, v in params.items() if k != "_source"}
+            if overrides:
+                data = apply_overrides(data, overrides, source)
+            self.params = validate_params(data, source, cwd=self.cwd)
             self.params["_source"] = source
         else:
-            self.params = load_params(params, cwd=self.cwd)
+            self.params = load_params(params, cwd=self.cwd, overrides=overrides)
         if seed is None:
             seed = self.params.get("seed")
         self.seed = DEFAULT_SEED if seed is None else int(seed)

@@ -7,6 +7,7 @@ Any :class:`~builder.errors.BuildError` becomes one message on stderr and exit s
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -53,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--outdir", default=".", help="output directory (default: current)")
     p.add_argument("--force", action="store_true",
                    help="overwrite files in the output directory that this builder did not write")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a params value before validation, e.g. --set time.stop=2 "
+                        "(VALUE is JSON, else a string; repeatable)")
     p.add_argument("--check", action="store_true",
                    help="validate params and components and report counts; write nothing")
     g = p.add_mutually_exclusive_group()
@@ -80,6 +84,21 @@ def _split_positionals(p: argparse.ArgumentParser, args: list[str]) -> tuple[str
     return params, seed
 
 
+def parse_overrides(p: argparse.ArgumentParser, items: list[str]) -> dict[str, object]:
+    """``["time.stop=2", "cell.prefix=L5"]`` -> ``{"time.stop": 2, "cell.prefix": "L5"}``."""
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            p.error(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        out[key.strip()] = value
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     parser = _parser()
@@ -90,12 +109,13 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     params_arg, seed = _split_positionals(parser, ns.args)
+    overrides = parse_overrides(parser, ns.overrides)
     try:
         from .build import SimulationBuilder
 
         params_path = Path(params_arg) if params_arg else default_params_path()
         log.debug("params: %s", params_path)
-        builder = SimulationBuilder(params_path, seed)
+        builder = SimulationBuilder(params_path, seed, overrides=overrides)
         if ns.check:
             counts = builder.check()
             print(f"{params_path}: OK (seed {builder.seed})")

@@ -97,7 +97,10 @@ def _resolve_ref(node: Mapping[str, Any]) -> Mapping[str, Any]:
 
 # ----------------------------------------------------------------------------- public API
 def load_params(
-    path: str | os.PathLike[str], *, cwd: str | os.PathLike[str] | None = None
+    path: str | os.PathLike[str],
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Read, validate and normalise a params JSON file.
 
@@ -108,6 +111,9 @@ def load_params(
     cwd : str or path-like, optional
         The working directory of the legacy lookups (files not found next to the params file are
         looked for here). Default: the process's current directory.
+    overrides : mapping, optional
+        Dotted key -> value replacements applied to the file's content before validation
+        (``{"time.stop": 2}``); see :func:`apply_overrides`.
 
     Returns
     -------
@@ -140,7 +146,43 @@ def load_params(
         raise ParamsError(
             name, [f"line {exc.lineno}, column {exc.colno}: invalid JSON: {exc.msg}"]
         ) from None
+    if overrides:
+        data = apply_overrides(data, overrides, name)
     return _validate(data, name, os.path.abspath(file), base)
+
+
+def apply_overrides(data: Any, overrides: Mapping[str, Any], source: str) -> Any:
+    """Return a copy of ``data`` with dotted keys replaced (``"inh_frs.proximal.m": 5``).
+
+    Missing intermediate objects are created, so a typo surfaces as the schema's "unknown key"
+    error of the validation that follows. A path through a non-object is a ParamsError.
+    """
+    out = copy.deepcopy(data)
+    if not isinstance(out, dict):
+        return out  # the validation reports the top-level type
+    problems = []
+    for key, value in overrides.items():
+        parts = str(key).split(".")
+        if not all(parts):
+            problems.append(f"{key}: not a dotted key path (override)")
+            continue
+        node = out
+        for i, part in enumerate(parts[:-1]):
+            nxt = node.get(part) if isinstance(node, dict) else None
+            if nxt is None:
+                nxt = node[part] = {}
+            if not isinstance(nxt, dict):
+                problems.append(
+                    f"{key}: cannot override inside {'.'.join(parts[: i + 1])}, which is "
+                    f"{_show(nxt)} (not an object)"
+                )
+                break
+            node = nxt
+        else:
+            node[parts[-1]] = copy.deepcopy(value)
+    if problems:
+        raise ParamsError(source, problems)
+    return out
 
 
 def validate_params(

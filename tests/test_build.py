@@ -420,3 +420,15 @@ def test_params_dict_api_matches_file(tmp_path):
     b.build(tmp_path / "a")
     SimulationBuilder(params, seed=4).build(tmp_path / "b")
     assert digests(tmp_path / "a") == digests(tmp_path / "b")
+
+
+def test_cli_set_overrides(tmp_path):
+    r = run_cli([str(L5), "--set", "time.stop=0.25", "--set", "inh_frs.proximal.m=5",
+                 "-o", "o", "-q"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    cfg = json.loads((tmp_path / "o" / "simulation_config.json").read_text())
+    assert cfg["run"]["tstop"] == 250.0
+    r = run_cli([str(L5), "--set", "time.stpo=1", "--set", "dt=-1", "-o", "x"], tmp_path)
+    assert r.returncode == 2
+    assert "time.stpo" in r.stderr and "dt" in r.stderr
+    assert not (tmp_path / "x").exists()
