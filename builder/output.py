@@ -59,11 +59,19 @@ class Staging:
         self.force = force
         if self.outdir.exists() and not self.outdir.is_dir():
             raise OutputError(f"{self.outdir}: output path exists and is not a directory")
-        self.outdir.mkdir(parents=True, exist_ok=True)
-        if not os.access(self.outdir, os.W_OK):
-            raise OutputError(f"{self.outdir}: output directory is not writable")
-        self.previous = read_manifest(self.outdir) if not force else _safe_manifest(self.outdir)
-        self.dir = Path(tempfile.mkdtemp(prefix=".l5net-staging-", dir=self.outdir))
+        # A new output directory is staged in its nearest existing ancestor and renamed into
+        # place whole, so a failed build leaves not even an empty directory behind.
+        self.fresh = not self.outdir.exists()
+        anchor = self.outdir
+        while not anchor.exists():
+            anchor = anchor.parent
+        if not anchor.is_dir() or not os.access(anchor, os.W_OK):
+            raise OutputError(f"{anchor}: not a writable directory (output {self.outdir})")
+        if self.fresh:
+            self.previous: dict[str, dict[str, int]] = {}
+        else:
+            self.previous = read_manifest(self.outdir) if not force else _safe_manifest(self.outdir)
+        self.dir = Path(tempfile.mkdtemp(prefix=".l5net-staging-", dir=anchor))
 
     def __enter__(self) -> Staging:
         return self
@@ -107,6 +115,14 @@ class Staging:
         a foreign file is in the way and ``force`` is false.
         """
         files = self.staged_files()
+        if self.fresh and not self.outdir.exists():
+            self._write_manifest(self.dir, files)
+            self.outdir.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.rename(self.dir, self.outdir)
+                return files
+            except OSError:  # created meanwhile by someone else: fall through, file by file
+                (self.dir / MANIFEST_NAME).unlink(missing_ok=True)
         conflicts = self.conflicts()
         if conflicts and not self.force:
             shown = "\n".join(f"  {c}" for c in conflicts[:20])
@@ -133,15 +149,19 @@ class Staging:
             if rel not in new and target.is_file() and _unchanged(target, rec):
                 target.unlink()
                 _prune_empty_parents(target.parent, self.outdir)
+        self._write_manifest(self.outdir, files)
+        return files
+
+    @staticmethod
+    def _write_manifest(where: Path, files: list[str]) -> None:
         records = {}
         for rel in files:
-            st = (self.outdir / rel).stat()
+            st = (where / rel).stat()
             records[rel] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
         manifest = {"format": _MANIFEST_FORMAT, "tool": "l5net-builder", "files": records}
-        tmp = self.outdir / f".{MANIFEST_NAME}.tmp"
+        tmp = where / f".{MANIFEST_NAME}.tmp"
         tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-        os.replace(tmp, self.outdir / MANIFEST_NAME)
-        return files
+        os.replace(tmp, where / MANIFEST_NAME)
 
 
 def _safe_manifest(outdir: Path) -> dict[str, dict[str, int]]:

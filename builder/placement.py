@@ -15,6 +15,7 @@ from .errors import PlacementError
 
 __all__ = [
     "ClusteredGroup",
+    "feasible_centres",
     "group_sizes",
     "place_group",
     "place_ranged",
@@ -84,6 +85,27 @@ def _within(xyz: np.ndarray, rows: np.ndarray, centre_xyz: np.ndarray, radius_um
     return rows[d2 <= radius_um * radius_um]
 
 
+def feasible_centres(
+    xyz_um: np.ndarray, eligible: np.ndarray, radius_um: float, min_members: int
+) -> np.ndarray:
+    """Eligible rows with at least ``min_members`` eligible rows (itself included) within
+    ``radius_um``: the segments that can be the centre of a functional group.
+
+    Group centres are drawn from these rather than from all eligible rows, so a centre at the
+    tip of an isolated branch is never drawn (the legacy code raised an error mid-build there,
+    which made some seeds unusable).
+    """
+    eligible = np.asarray(eligible, dtype=np.int64)
+    pts = xyz_um[eligible]
+    counts = np.empty(eligible.size, dtype=np.int64)
+    r2 = radius_um * radius_um
+    step = 512
+    for i in range(0, eligible.size, step):
+        d2 = np.sum((pts[i : i + step, None, :] - pts[None, :, :]) ** 2, axis=2)
+        counts[i : i + step] = np.count_nonzero(d2 <= r2, axis=1)
+    return eligible[counts >= min_members]
+
+
 def place_group(
     rng: np.random.Generator,
     xyz_um: np.ndarray,
@@ -95,6 +117,7 @@ def place_group(
     syns_min: int,
     syns_max: int,
     *,
+    centres: np.ndarray | None = None,
     label: str = "group",
 ) -> ClusteredGroup:
     """Draw one functional group and the synapses of its input cells.
@@ -117,6 +140,8 @@ def place_group(
     group_radius_um, cluster_radius_um : float
     syns_min, syns_max : int
         Inclusive bounds on synapses per input cell; ``syns_max <= n_clusters``.
+    centres : ndarray of int, optional
+        Rows the centre is drawn from (default ``eligible``); see :func:`feasible_centres`.
     label : str
         Names the group in error messages.
 
@@ -136,7 +161,14 @@ def place_group(
             f"{label}: cells may need up to {syns_max} synapses in distinct clusters but a group "
             f"has only {n_clusters} clusters (divergence.exc.max must be <= clusters per group)"
         )
-    centre = int(eligible[rng.integers(eligible.size)])
+    pool = eligible if centres is None else np.asarray(centres, dtype=np.int64)
+    if pool.size == 0:
+        raise PlacementError(
+            f"{label}: no segment has {n_clusters} eligible segments within group_radius="
+            f"{group_radius_um} um, so no functional group of {n_clusters} clusters fits; "
+            "increase groups.group_radius or reduce groups.cells_per_group"
+        )
+    centre = int(pool[rng.integers(pool.size)])
     members = _within(xyz_um, eligible, xyz_um[centre], group_radius_um)
     if members.size < n_clusters:
         raise PlacementError(

@@ -432,3 +432,11 @@ def test_cli_set_overrides(tmp_path):
     assert r.returncode == 2
     assert "time.stpo" in r.stderr and "dt" in r.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_default_network_builds_for_every_seed_of_a_sweep(tmp_path):
+    # legacy: a group centre on an isolated branch tip crashed some seeds mid-build
+    params = load_params(short_params(tmp_path, stop_s=0.05))
+    for seed in range(1, 21):
+        built = SimulationBuilder(copy.deepcopy(params), seed=seed).network()
+        assert built.network.edges[0].size > 0

@@ -80,3 +80,18 @@ def test_output_path_is_a_file(tmp_path):
     f.write_text("")
     with pytest.raises(OutputError, match="not a directory"):
         Staging(f)
+
+
+def test_new_output_dir_appears_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "runs" / "7"
+    with pytest.raises(RuntimeError):
+        with Staging(target) as s:
+            s.path("a.txt").write_text("1")
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []  # not even runs/ was created
+    _build(target, {"a.txt": "1", "network/b.h5": "2"})
+    assert (target / "network/b.h5").read_text() == "2"
+    assert set(read_manifest(target)) == {"a.txt", "network/b.h5"}
+    assert [p.name for p in tmp_path.iterdir()] == ["runs"]
+    _build(target, {"a.txt": "one"})  # and a rebuild over it works as before
+    assert set(read_manifest(target)) == {"a.txt"}

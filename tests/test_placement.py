@@ -8,7 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from builder.errors import PlacementError
-from builder.placement import clipped_normal_counts, group_sizes, place_group, place_ranged
+from builder.placement import (
+    clipped_normal_counts,
+    feasible_centres,
+    group_sizes,
+    place_group,
+    place_ranged,
+)
 
 
 @pytest.mark.parametrize(
@@ -122,3 +128,21 @@ def test_clipped_normal_counts_legacy_rule():
     assert n.min() >= 6 and n.max() <= 18
     ref = np.clip(np.random.default_rng(4).normal(12, 3, 100000), 6, 18).astype(int)
     assert np.array_equal(n, ref)
+
+
+def test_feasible_centres_exclude_isolated_tips():
+    # a dense line plus one isolated point far away
+    xyz = np.vstack([_line_cell(200), [[5000.0, 0.0, 0.0]]])
+    eligible = np.arange(201)
+    ok = feasible_centres(xyz, eligible, 100.0, 23)
+    assert 200 not in ok.tolist()
+    brute = [r for r in eligible if np.sum(np.linalg.norm(xyz[eligible] - xyz[r], axis=1) <= 100) >= 23]
+    assert ok.tolist() == brute
+    # every group drawn from the feasible centres has enough members
+    for seed in range(30):
+        g = place_group(np.random.default_rng(seed), xyz, eligible, 50, 23, 100.0, 10.0, 2, 8,
+                        centres=ok)
+        assert g.members.size >= 23
+    with pytest.raises(PlacementError, match="no segment has 23 eligible segments"):
+        place_group(np.random.default_rng(0), xyz, eligible, 5, 23, 100.0, 10.0, 2, 8,
+                    centres=ok[:0])

@@ -20,7 +20,13 @@ import numpy as np
 from .. import rasters
 from ..errors import PlacementError
 from ..network import EdgePopulation, Network, NodePopulation, SpikeTrains, Table, TypeIds
-from ..placement import clipped_normal_counts, group_sizes, place_group, place_ranged
+from ..placement import (
+    clipped_normal_counts,
+    feasible_centres,
+    group_sizes,
+    place_group,
+    place_ranged,
+)
 from ..rng import stream
 from ..segments import PROXIMAL_LIMIT_UM, SegmentTable
 
@@ -171,6 +177,11 @@ def build_l5_network(
             raise PlacementError(f"no eligible '{region}' segments for {n_cells} excitatory inputs")
         et = _edge_type(edge_type_id, EXC_SYN, synapse_models[EXC_SYN], target_region=region)
         edge_types.append(et)
+        centres = (
+            feasible_centres(table.xyz_um, eligible, grp["group_radius"], counts.clust_per_group)
+            if gsizes.size
+            else eligible
+        )
         for g, n in enumerate(gsizes.tolist()):
             placed = place_group(
                 stream(seed, "exc", region, "group", g),
@@ -182,6 +193,7 @@ def build_l5_network(
                 cluster_radius_um=grp["cluster_radius"],
                 syns_min=div["exc"]["min"],
                 syns_max=div["exc"]["max"],
+                centres=centres,
                 label=f"functional group {region}{g}",
             )
             pop_names.append(f"{region}{g}")
