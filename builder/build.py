@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import simconfig, sonata
 from .components import CellSpec, resolve_cell, synaptic_model_path
 from .errors import ComponentError, ParamsError
@@ -232,9 +234,15 @@ class SimulationBuilder:
         for e in net.edges:
             stem = f"{NETWORK_DIR}/{e.source}_{e.target}"
             h5, csv = f"{stem}_edges.h5", f"{stem}_edge_types.csv"
+            # Edges in SONATA order (by target, then source); 'syn_id' is then the edge id,
+            # which keys each synapse's release and weight random streams at run time.
+            order = np.lexsort((e.source_ids, e.target_ids))
+            columns = {k: v[order] for k, v in e.columns.items()}
+            columns["syn_id"] = np.arange(order.size, dtype=np.uint32)
             sonata.write_edges(
                 staging.path(h5), staging.path(csv), e.name, e.source, e.target,
-                e.source_ids, e.target_ids, e.edge_type_ids, e.edge_types, e.columns,
+                e.source_ids[order], e.target_ids[order], e.edge_type_ids[order], e.edge_types,
+                columns,
                 n_source_nodes=net.nodes[e.source].size, n_target_nodes=net.nodes[e.target].size,
             )
             circuit.edges.append((h5, csv))

@@ -42,3 +42,7 @@ class PlacementError(BuildError):
 
 class OutputError(BuildError):
     """The output directory cannot be written as asked (e.g. foreign files without --force)."""
+
+
+class RunError(BuildError):
+    """A built network cannot be simulated as configured (missing config, bad inputs...)."""

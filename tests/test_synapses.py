@@ -92,8 +92,11 @@ def test_unknown_key_names_model_and_key():
 def test_unknown_key_in_file_names_the_file(tmp_path):
     path = tmp_path / "SOM2PN.json"
     path.write_text(json.dumps(dict(SOM2PN, gbar=0.1)))
-    with pytest.raises(ParamsError, match=r"SOM2PN\.json: 1 problem.*gbar: unknown key for "
-                       r"synapse model 'int2pyr'") as err:
+    with pytest.raises(
+        ParamsError,
+        match=r"(?s)SOM2PN\.json: 1 problem.*gbar: unknown key for "
+        r"synapse model 'int2pyr'",
+    ) as err:
         synapses.check_model_file(path)
     assert err.value.source == str(path)
 
@@ -117,12 +120,18 @@ def test_all_problems_reported_at_once():
         ({"tau_r_AMPA": 2.0}, "tau_r_AMPA: 2.0 must be smaller than tau_d_AMPA (1.7)"),
         ({"d1": True}, "d1: True is not valid; use a number in [0, 1]"),
         ({"gbar_NMDA": float("nan")}, "gbar_NMDA: nan is not valid; use a number >= 0"),
-        ({"weight_distribution": {"type": "normal", "mean": 1, "sd": 1}}, "weight_distribution"
-         ".type: 'normal' is not valid; use 'lognormal'"),
-        ({"weight_distribution": {"type": "lognormal", "mean": 1, "sd": 1, "mu": 0}},
-         "weight_distribution.mu: unknown key"),
-        ({"weight_distribution": {"type": "lognormal", "mean": 1, "sd": 1, "min": 3, "max": 2}},
-         "weight_distribution.min: 3 is greater than max 2"),
+        (
+            {"weight_distribution": {"type": "normal", "mean": 1, "sd": 1}},
+            "weight_distribution.type: 'normal' is not valid; use 'lognormal'",
+        ),
+        (
+            {"weight_distribution": {"type": "lognormal", "mean": 1, "sd": 1, "mu": 0}},
+            "weight_distribution.mu: unknown key",
+        ),
+        (
+            {"weight_distribution": {"type": "lognormal", "mean": 1, "sd": 1, "min": 3, "max": 2}},
+            "weight_distribution.min: 3 is greater than max 2",
+        ),
         ({"initW_soma": 1.0}, "weight_distribution: cannot be combined with initW_soma"),
     ],
 )
@@ -218,10 +227,11 @@ def measured(tmp_path_factory):
     compile_s = time.perf_counter() - t0
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     lib = next(p for p in work.rglob("libnrnmech.*") if p.suffix in (".so", ".dylib"))
-    out = work / "measured.json"
+    run_dir = tmp_path_factory.mktemp("synapse_run")  # not `work`: NEURON autoloads ./x86_64
+    out = run_dir / "measured.json"
     proc = subprocess.run(
         [sys.executable, __file__, str(lib), str(out)],
-        cwd=work,
+        cwd=run_dir,
         env=env,
         capture_output=True,
         text=True,
@@ -304,14 +314,22 @@ def test_release_streams_reproducible_and_distinct(measured):
 def test_paired_pulse_depression(measured):
     m = measured["depression"]
     expected_pn = _stp_factor(PN2PN, 10.0)
-    assert expected_pn == pytest.approx(0.77754, abs=1e-5)
+    assert expected_pn == pytest.approx(0.777524, abs=1e-6)
     assert m["pn_g_ratio"] == pytest.approx(expected_pn, rel=1e-6)
     assert m["pn_gnmda_ratio"] == pytest.approx(expected_pn, rel=1e-6)
     # the 2nd EPSP (pair minus single) is smaller by the same factor up to the nonlinearity of
     # the driving force and the Mg block (EPSP of ~2 mV: a few per cent)
     assert m["pn_epsp_ratio"] == pytest.approx(expected_pn, rel=0.05)
-    expected_pv = _stp_factor(PV2PN, 10.0)
-    assert m["pv_g_ratio"] == pytest.approx(expected_pv, rel=1e-6)
+    # GABA_A: the 2nd release (amplitude a2 = STP factor) drives the connection's open fraction
+    # towards a2 * Rinf for Cdur, starting from the residual of the 1st pulse, so its peak over
+    # the 1st peak Rinf (1 - E) is a2 + exp(-Beta (isi - Cdur)) E, with E = exp(-Cdur / Rtau)
+    # (peaks sampled at dt: 1e-3)
+    a2 = _stp_factor(PV2PN, 10.0)
+    assert a2 == pytest.approx(0.54100, abs=1e-5)
+    alpha, beta, cdur = PV2PN["AlphaTmax_GABA"], PV2PN["Beta_GABA"], PV2PN["Cdur_GABA"]
+    e = math.exp(-cdur * (alpha + beta))
+    expected_pv = a2 + math.exp(-beta * (10.0 - cdur)) * e
+    assert m["pv_g_ratio"] == pytest.approx(expected_pv, rel=1e-3)
 
 
 @pytest.mark.neuron
@@ -320,8 +338,8 @@ def test_nmda_mg_block(measured):
     m = measured["mg_block"]
     assert m["v_-80"] == pytest.approx(-80, abs=1e-3)
     assert m["v_-20"] == pytest.approx(-20, abs=1e-3)
-    assert m["block_-80"] == pytest.approx(_mg_block(m["v_-80"]), rel=1e-9)
-    assert m["block_-20"] == pytest.approx(_mg_block(m["v_-20"]), rel=1e-9)
+    assert m["block_-80"] == pytest.approx(_mg_block(m["v_-80"]), rel=1e-6)
+    assert m["block_-20"] == pytest.approx(_mg_block(m["v_-20"]), rel=1e-6)
     expected = (_mg_block(-80) * -80) / (_mg_block(-20) * -20)
     assert expected == pytest.approx(0.0563, abs=1e-4)
     assert m["i_nmda_-80"] / m["i_nmda_-20"] == pytest.approx(expected, rel=1e-3)
@@ -385,7 +403,7 @@ def test_registered_with_bmtk(measured):
 
 
 # ============================================================================ the scenarios
-def _scenarios(lib: str) -> dict:  # noqa: C901  (one linear script of scenarios)
+def _scenarios(lib: str) -> dict:
     """Run every NEURON scenario (in a fresh process) and return the measurements."""
     from neuron import h
 
@@ -488,7 +506,9 @@ def _scenarios(lib: str) -> dict:  # noqa: C901  (one linear script of scenarios
     gaba = synapses.int2pyr(SOM2PN, 0.5, sec)
     synapses.bind_edge(gaba, SOM2PN, 7, "dist_inh_stim", 3)
     ncs.append(connect(src, gaba))
-    recs = {k: rec(s._ref_n_release) for k, s in zip("abcn", (syn_a, syn_b, syn_c, syn_n))}
+    recs = {
+        k: rec(s._ref_n_release) for k, s in zip("abcn", (syn_a, syn_b, syn_c, syn_n), strict=True)
+    }
     run(train[-1] + 5, -70)
     first = release_seq(recs["a"])
     run(train[-1] + 5, -70)
@@ -511,8 +531,12 @@ def _scenarios(lib: str) -> dict:  # noqa: C901  (one linear script of scenarios
     pv = [synapses.int2pyr(pv1, 0.5, secs[i]) for i in (2, 3)]
     for s in pn:
         synapses.bind_edge(s, p1, 1, "exc_stim", 0)  # same weight on both
-    ncs = [connect(single, pn[0]), connect(pair, pn[1]), connect(single, pv[0]),
-           connect(pair, pv[1])]
+    ncs = [
+        connect(single, pn[0]),
+        connect(pair, pn[1]),
+        connect(single, pv[0]),
+        connect(pair, pv[1]),
+    ]
     g1, g2 = rec(pn[0]._ref_g_AMPA), rec(pn[1]._ref_g_AMPA)
     n1, n2 = rec(pn[0]._ref_g_NMDA), rec(pn[1]._ref_g_NMDA)
     b1, b2 = rec(pn[0]._ref_mgblock), rec(pn[1]._ref_mgblock)
@@ -531,7 +555,7 @@ def _scenarios(lib: str) -> dict:  # noqa: C901  (one linear script of scenarios
         "pn_gnmda_ratio": second_over_first(raw1, raw2),
         "pn_epsp_ratio": float((arr(v2) - arr(v1))[cut:].max() / (arr(v1) + 70).max()),
         "pn_epsp_mV": float((arr(v1) + 70).max()),
-        "pv_g_ratio": second_over_first(q1, q2),
+        "pv_g_ratio": float(arr(q2)[cut:].max() / arr(q1).max()),
     }
     del secs, single, pair, pn, pv, ncs, g1, g2, n1, n2, b1, b2, v1, v2, q1, q2, s
 

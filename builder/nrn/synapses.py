@@ -210,8 +210,9 @@ def _number_problem(key: str, value: Any, check: str) -> str | None:
 
 
 def _unknown_key(key: str, model: str, known: list[str]) -> str:
-    hint = difflib.get_close_matches(key, known, n=1)
-    did_you_mean = f"; did you mean {hint[0]!r}?" if hint else ""
+    lower = {k.lower(): k for k in known}
+    hint = difflib.get_close_matches(key.lower(), list(lower), n=1)
+    did_you_mean = f"; did you mean {lower[hint[0]]!r}?" if hint else ""
     return (
         f"{key}: unknown key for synapse model {model!r}{did_you_mean} "
         f"(known keys: {', '.join(known)})"

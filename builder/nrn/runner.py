@@ -1,0 +1,368 @@
+"""Run a built network in NEURON through BMTK BioNet, serially or under ``mpiexec``.
+
+``run-network [CONFIG|DIR]`` (and ``python run_network.py``) does, in order:
+
+1. MPI set-up before NEURON is imported (:mod:`builder.nrn.mpi`);
+2. compile the output's NMODL (``components/mechanisms/modfiles``) into the content-keyed
+   cache (:mod:`builder.mechanisms`) and point BMTK at the compiled library;
+3. register our synapse models and build the network with BMTK;
+4. bind every synapse to its edge: Random123 release stream and weight keyed by (seed, edge
+   population, ``syn_id``) -- so results do not depend on the number of ranks;
+5. run, then rewrite ``output/spikes.h5`` in the SONATA layout libsonata reads, and print a
+   one-screen summary.
+
+Synapses of the same model and parameters on the same segment share one point process by
+default (``--no-merge`` keeps BMTK's one point process per synapse): their conductances are
+linear in the events, and each connection keeps its own plasticity, release stream and weight
+in its NetCon's weight vector, so both modes compute the same thing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .mpi import MPIContext, guard, setup_mpi
+
+__all__ = ["main", "run", "RunSummary", "find_config"]
+
+log = logging.getLogger("builder.run")
+
+CONFIG_NAME = "simulation_config.json"
+
+
+@dataclass
+class RunSummary:
+    config: Path
+    n_cells: int
+    n_synapses: int
+    n_point_processes: int
+    n_spikes: int
+    tstop_ms: float
+    setup_s: float
+    sim_s: float
+    spikes_file: Path
+
+    @property
+    def rate_hz(self) -> float:
+        return self.n_spikes / max(self.n_cells, 1) / (self.tstop_ms / 1000.0)
+
+    @property
+    def realtime_factor(self) -> float:
+        return self.sim_s / (self.tstop_ms / 1000.0)
+
+    def text(self) -> str:
+        return (
+            f"simulated {self.tstop_ms / 1000:g} s of {self.config.parent}\n"
+            f"  cells {self.n_cells}, synapses {self.n_synapses} on {self.n_point_processes} "
+            f"point processes\n"
+            f"  output spikes {self.n_spikes} ({self.rate_hz:.2f} Hz per cell) -> {self.spikes_file}\n"
+            f"  setup {self.setup_s:.1f} s, simulation {self.sim_s:.1f} s "
+            f"(real-time factor {self.realtime_factor:.1f})"
+        )
+
+
+def find_config(arg: str | os.PathLike | None) -> Path:
+    """A config path from the command line: a file, or a directory holding simulation_config.json."""
+    from ..errors import RunError
+
+    p = Path(arg) if arg else Path.cwd() / CONFIG_NAME
+    if p.is_dir():
+        p = p / CONFIG_NAME
+    if not p.is_file():
+        raise RunError(f"{p}: simulation config not found (build the network first)")
+    return p.resolve()
+
+
+# ------------------------------------------------------------------ synapse merging
+class _MergingFactory:
+    """BMTK synapse functions that reuse one point process per (model, params, segment)."""
+
+    def __init__(self) -> None:
+        self.cache: dict[tuple[Any, ...], Any] = {}
+        self._canon: dict[int, tuple[Any, str]] = {}
+
+    def _key(self, params: Any) -> str:
+        hit = self._canon.get(id(params))
+        if hit is None or hit[0] is not params:
+            hit = (params, json.dumps(params, sort_keys=True))
+            self._canon[id(params)] = hit
+        return hit[1]
+
+    def function(self, model: str):
+        from .synapses import make_synapse
+
+        def create(syn_params: Any, sec_x: float, section: Any) -> Any:
+            seg = section(sec_x)
+            index = min(int(sec_x * section.nseg), section.nseg - 1)
+            key = (model, self._key(syn_params), section.name(), index)
+            pp = self.cache.get(key)
+            if pp is None:
+                pp = make_synapse(model, syn_params, seg.x, section, per_connection_weight=True)
+                self.cache[key] = pp
+            return pp
+
+        create.__name__ = model
+        return create
+
+
+def _register(seed: int, merge: bool) -> _MergingFactory | None:
+    from bmtk.simulator.bionet.pyfunction_cache import add_synapse_model
+
+    from . import synapses
+
+    if merge:
+        factory = _MergingFactory()
+        for model in synapses.MODELS:
+            add_synapse_model(factory.function(model), model, overwrite=True)
+        return factory
+    for model in synapses.MODELS:
+        add_synapse_model(getattr(synapses, model), model, overwrite=True)
+    return None
+
+
+def _bind(graph: Any, seed: int, merge: bool) -> tuple[int, int]:
+    """Give every connection its release stream and weight; returns (#synapses, #point procs)."""
+    from . import synapses
+
+    n_syn = 0
+    pps = set()
+    for cell in graph.get_local_cells().values():
+        for c in getattr(cell, "_connections", []):
+            edge = c._edge_prop
+            params = edge["dynamics_params"]
+            model = edge["model_template"]
+            if model not in synapses.MODELS:
+                continue
+            pop = f"{edge.source_population}_to_{edge.target_population}"
+            try:
+                edge_id = int(edge["syn_id"])
+            except KeyError:
+                from ..errors import RunError
+
+                raise RunError(
+                    f"edges of {pop} have no 'syn_id' column (built by another tool?); our "
+                    "synapse models key their random streams by it: rebuild with build-network"
+                ) from None
+            syn, nc = c._syn, c._connector
+            if merge:
+                section = syn.get_segment().sec
+                nc.weight[0] = nc.weight[0] * synapses.connection_weight(
+                    params, section, seed, pop, edge_id, model=model
+                )
+                synapses.set_release_stream(nc, seed, pop, edge_id)
+            else:
+                synapses.bind_edge(syn, params, seed, pop, edge_id)
+            n_syn += 1
+            pps.add(syn.hname())
+    return n_syn, len(pps)
+
+
+# ------------------------------------------------------------------ simulator modules
+def _modules():
+    """Our BMTK simulator modules (defined lazily: importing them imports NEURON)."""
+    from bmtk.simulator.bionet.modules.sim_module import SimulatorMod
+    from neuron import h
+
+    class Progress(SimulatorMod):
+        """A progress line over simulated time, on a terminal only."""
+
+        def __init__(self, enabled: bool):
+            self.enabled = enabled
+            self.t0 = 0.0
+
+        def initialize(self, sim):
+            self.t0 = time.perf_counter()
+
+        def block(self, sim, block_interval):
+            if not self.enabled:
+                return
+            done = h.t / sim.tstop
+            wall = time.perf_counter() - self.t0
+            eta = wall / done * (1 - done) if done > 0 else 0.0
+            bar = "#" * int(30 * done)
+            sys.stderr.write(
+                f"\r  [{bar:<30}] {h.t / 1000:7.2f}/{sim.tstop / 1000:g} s  "
+                f"wall {wall:6.1f} s  eta {eta:6.1f} s"
+            )
+            sys.stderr.flush()
+
+        def finalize(self, sim):
+            if self.enabled:
+                sys.stderr.write("\n")
+
+    class FileCurrentClamp(SimulatorMod):
+        """Somatic current clamp playing an HDF5 waveform (``amplitudes`` nA, ``dts`` ms)."""
+
+        def __init__(self, input_file: str, node_set: str):
+            self.input_file = input_file
+            self.node_set = node_set
+            self._keep: list[Any] = []
+
+        def initialize(self, sim):
+            import h5py
+            import numpy as np
+
+            from ..errors import RunError
+
+            try:
+                with h5py.File(self.input_file, "r") as f:
+                    amps = np.asarray(f["amplitudes"][()], dtype=float).ravel()
+                    dts = np.asarray(f["dts"][()], dtype=float).ravel()
+            except (OSError, KeyError) as exc:
+                raise RunError(
+                    f"{self.input_file}: file current clamp needs datasets 'amplitudes' (nA) "
+                    f"and 'dts' (ms): {exc}"
+                ) from None
+            if dts.size == 1:
+                times = np.arange(amps.size) * dts[0]
+            elif dts.size == amps.size:
+                times = np.concatenate([[0.0], np.cumsum(dts[:-1])])
+            else:
+                raise RunError(f"{self.input_file}: 'dts' must hold 1 or {amps.size} values")
+            gids = set(sim.net.get_node_set(self.node_set).gids()) & set(sim.local_gids)
+            for gid in sorted(gids):
+                cell = sim.net.get_cell_gid(gid)
+                clamp = h.IClamp(cell.hobj.soma[0](0.5))
+                clamp.delay, clamp.dur = 0.0, 1e9
+                va, vt = h.Vector(amps), h.Vector(times)
+                va.play(clamp._ref_amp, vt, 1)
+                self._keep += [clamp, va, vt]
+
+    return Progress, FileCurrentClamp
+
+
+# ------------------------------------------------------------------ the run
+def run(config: str | os.PathLike, *, merge: bool = True, mpi: MPIContext | None = None,
+        progress: bool | None = None) -> RunSummary:
+    """Run the simulation described by ``config`` (see the module docstring)."""
+    from .. import mechanisms
+    from ..errors import RunError
+    from . import synapses
+
+    t_setup = time.perf_counter()
+    mpi = mpi or MPIContext(None, 0, 1)
+    config = find_config(config)
+    base = config.parent
+    os.chdir(base)  # BMTK resolves the manifest's "." against the working directory
+    raw = json.loads(config.read_text())
+    seed = int(raw.get("run", {}).get("random_seed", 0))
+
+    mod_dir = base / "components" / "mechanisms" / "modfiles"
+    mods = sorted(mod_dir.glob("*.mod")) if mod_dir.is_dir() else []
+    if not mods:
+        raise RunError(f"{mod_dir}: no NMODL files; the output directory is incomplete")
+    for js in sorted((base / "components" / "synaptic_models").glob("*.json")):
+        synapses.check_model_file(js)
+    # rank 0 compiles; the others then find the cache (the cache is also lock-protected)
+    if mpi.rank == 0:
+        compiled = mechanisms.compiled_mechanisms(mods)
+    mpi.barrier()
+    if mpi.rank != 0:
+        compiled = mechanisms.compiled_mechanisms(mods)
+
+    from bmtk.simulator import bionet
+    from neuron import h
+
+    conf = bionet.Config.from_json(str(config), validate=True)
+    conf.mechanisms_dir = str(compiled)
+    conf.components["mechanisms_dir"] = str(compiled)
+    conf.build_env()
+    factory = _register(seed, merge)
+    graph = bionet.BioNetwork.from_config(conf)
+    sim = bionet.BioSimulator.from_config(conf, network=graph)
+    n_syn, n_pp = _bind(graph, seed, merge)
+    Progress, FileCurrentClamp = _modules()
+    for name, inp in (raw.get("inputs") or {}).items():
+        if inp.get("module") == "FileIClamp":
+            sim.add_mod(FileCurrentClamp(str(base / inp["input_file"].replace("$BASE_DIR/", "")),
+                                         inp.get("node_set", "biophysical_nodes")))
+    if progress is None:
+        progress = sys.stderr.isatty()
+    sim.add_mod(Progress(bool(progress) and mpi.rank == 0))
+    pc = h.ParallelContext()
+    n_syn = int(pc.allreduce(n_syn, 1))
+    n_pp = int(pc.allreduce(n_pp, 1))
+    n_cells = int(pc.allreduce(len(graph.get_local_cells()), 1))
+    setup_s = time.perf_counter() - t_setup
+
+    t_sim = time.perf_counter()
+    sim.run()
+    sim_s = time.perf_counter() - t_sim
+    del factory
+
+    spikes_file = Path(conf.output["spikes_file"])
+    n_spikes = 0
+    if mpi.rank == 0:
+        n_spikes = _sonata_spikes(spikes_file)
+    mpi.barrier()
+    return RunSummary(config, n_cells, n_syn, n_pp, n_spikes, float(conf.tstop), setup_s, sim_s,
+                      spikes_file)
+
+
+def _sonata_spikes(path: Path) -> int:
+    """Rewrite BMTK's spikes file in the layout libsonata reads; returns the spike count."""
+    import h5py
+    import numpy as np
+
+    from ..sonata import write_spikes_multi
+
+    if not path.exists():
+        return 0
+    pops: dict[str, tuple[Any, Any]] = {}
+    with h5py.File(path, "r") as f:
+        spikes = f.get("spikes")
+        if spikes is None:
+            return 0
+        for name, g in spikes.items():
+            if isinstance(g, h5py.Group) and "timestamps" in g:
+                pops[name] = (g["node_ids"][()], g["timestamps"][()])
+    write_spikes_multi(path, pops, sorting="by_time")
+    return int(sum(np.asarray(ids).size for ids, _ in pops.values()))
+
+
+# ------------------------------------------------------------------ command line
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="run-network",
+        description="Run a built network in NEURON (BMTK BioNet); serial or under mpiexec.",
+        epilog="Example: mpiexec -n 2 python run_network.py runs/7",
+    )
+    p.add_argument("config", nargs="?", help="simulation_config.json or its directory "
+                                             "(default ./simulation_config.json)")
+    p.add_argument("--no-merge", action="store_true",
+                   help="one point process per synapse (reference mode; slower)")
+    p.add_argument("--no-progress", action="store_true", help="no progress line")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-v", "--verbose", action="store_true")
+    g.add_argument("-q", "--quiet", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``run-network`` / ``run_network.py``."""
+    ns = _parser().parse_args(argv)
+    ctx = setup_mpi()
+    from ..errors import BuildError
+
+    try:
+        with guard(ctx):
+            summary = run(ns.config, merge=not ns.no_merge, mpi=ctx,
+                          progress=False if ns.no_progress or ns.quiet else None)
+    except BuildError as exc:
+        print(f"run-network: error: {exc}", file=sys.stderr)
+        return 2
+    if ctx.rank == 0 and not ns.quiet:
+        print(summary.text())
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
