@@ -39,6 +39,7 @@ LENGTH_MISMATCH_TOLERANCE = 0.10
 SYNAPSE_FILES = (EXC_SYN, PERI_SYN, DIST_SYN)
 NETWORK_DIR = "network"
 COMPONENTS_DIR = "components"
+SEGMENTS_FILE = "segments.csv"
 
 
 @dataclass
@@ -255,6 +256,8 @@ class SimulationBuilder:
             spike_inputs.append(simconfig.SpikeInput(pop, rel))
         for name, table in net.tables.items():
             sonata.write_csv_table(staging.path(name), table.header, table.columns)
+        # the cell's segment table (SPEC section 4), for analysis and plots of synapse locations
+        self.segment_table.to_csv(staging.path(SEGMENTS_FILE))
 
         components = self._copy_components(staging)
         clamp = self._copy_clamp(staging)

@@ -340,6 +340,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-merge", action="store_true",
                    help="one point process per synapse (reference mode; slower)")
     p.add_argument("--no-progress", action="store_true", help="no progress line")
+    p.add_argument("--plot", action="store_true",
+                   help="write the PNG figures into OUTDIR/output/plots after the run "
+                        "(same as 'run-network plot DIR')")
     g = p.add_mutually_exclusive_group()
     g.add_argument("-v", "--verbose", action="store_true")
     g.add_argument("-q", "--quiet", action="store_true")
@@ -347,7 +350,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``run-network`` / ``run_network.py``."""
+    """Entry point of ``run-network`` / ``run_network.py``; ``run-network plot DIR`` plots."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "plot":
+        from ..plots import main as plot_main
+
+        return plot_main(argv[1:])
     ns = _parser().parse_args(argv)
     ctx = setup_mpi()
     from ..errors import BuildError
@@ -361,6 +369,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if ctx.rank == 0 and not ns.quiet:
         print(summary.text())
+    if ctx.rank == 0 and ns.plot:
+        from ..plots import plot_run
+
+        for png in plot_run(summary.config.parent):
+            if not ns.quiet:
+                print(f"  plot: {png}")
     return 0
 
 
