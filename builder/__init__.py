@@ -1,5 +1,6 @@
-"""Build SONATA input networks, input spike rasters and BMTK simulation configs for detailed cells."""
+"""Build SONATA input networks, input rasters and BMTK configs for detailed NEURON cells."""
 
+from .build import BuildResult, SimulationBuilder
 from .errors import (
     BuildError,
     ComponentError,
@@ -8,7 +9,6 @@ from .errors import (
     PlacementError,
     RunError,
 )
-from .build import BuildResult, SimulationBuilder
 
 __version__ = "0.1.0"
 

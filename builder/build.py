@@ -91,9 +91,14 @@ class SimulationBuilder:
     >>> result = b.build("/tmp/run7")                             # doctest: +SKIP
     """
 
-    def __init__(self, params: str | os.PathLike | dict[str, Any], seed: int | None = None,
-                 *, cwd: str | os.PathLike | None = None,
-                 overrides: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        params: str | os.PathLike | dict[str, Any],
+        seed: int | None = None,
+        *,
+        cwd: str | os.PathLike | None = None,
+        overrides: dict[str, Any] | None = None,
+    ):
         self.cwd = Path(cwd) if cwd is not None else Path.cwd()
         if isinstance(params, dict):
             source = str(params.get("_source", "<params>"))
@@ -152,8 +157,10 @@ class SimulationBuilder:
             for key in ("basal_dist", "basal_prox", "apic"):
                 g, m = float(given[key]), measured[key]
                 if m > 0 and abs(g - m) / m > LENGTH_MISMATCH_TOLERANCE:
-                    msg = (f"lengths.{key}: params say {g:g} um but the cell has {m:.0f} um "
-                           f"({100 * (g - m) / m:+.0f} %); counts use the params' value")
+                    msg = (
+                        f"lengths.{key}: params say {g:g} um but the cell has {m:.0f} um "
+                        f"({100 * (g - m) / m:+.0f} %); counts use the params' value"
+                    )
                     self.warnings.append(msg)
                     log.warning(msg)
         return {k: float(given[k]) for k in ("basal_dist", "basal_prox", "apic")}
@@ -226,12 +233,23 @@ class SimulationBuilder:
     def _write(self, staging: Staging, net: Network) -> list[str]:
         circuit = simconfig.CircuitFiles()
         for pop in net.nodes.values():
-            h5, csv = f"{NETWORK_DIR}/{pop.name}_nodes.h5", f"{NETWORK_DIR}/{pop.name}_node_types.csv"
-            sonata.write_nodes(staging.path(h5), staging.path(csv), pop.name, pop.node_type_ids,
-                               pop.node_types, pop.columns or None)
+            h5, csv = (
+                f"{NETWORK_DIR}/{pop.name}_nodes.h5",
+                f"{NETWORK_DIR}/{pop.name}_node_types.csv",
+            )
+            sonata.write_nodes(
+                staging.path(h5),
+                staging.path(csv),
+                pop.name,
+                pop.node_type_ids,
+                pop.node_types,
+                pop.columns or None,
+            )
             circuit.nodes.append((h5, csv))
             kinds = {t.get("model_type", "virtual") for t in pop.node_types}
-            circuit.node_populations.append({pop.name: kinds.pop() if len(kinds) == 1 else "virtual"})
+            circuit.node_populations.append(
+                {pop.name: kinds.pop() if len(kinds) == 1 else "virtual"}
+            )
         for e in net.edges:
             stem = f"{NETWORK_DIR}/{e.source}_{e.target}"
             h5, csv = f"{stem}_edges.h5", f"{stem}_edge_types.csv"
@@ -241,18 +259,27 @@ class SimulationBuilder:
             columns = {k: v[order] for k, v in e.columns.items()}
             columns["syn_id"] = np.arange(order.size, dtype=np.uint32)
             sonata.write_edges(
-                staging.path(h5), staging.path(csv), e.name, e.source, e.target,
-                e.source_ids[order], e.target_ids[order], e.edge_type_ids[order], e.edge_types,
+                staging.path(h5),
+                staging.path(csv),
+                e.name,
+                e.source,
+                e.target,
+                e.source_ids[order],
+                e.target_ids[order],
+                e.edge_type_ids[order],
+                e.edge_types,
                 columns,
-                n_source_nodes=net.nodes[e.source].size, n_target_nodes=net.nodes[e.target].size,
+                n_source_nodes=net.nodes[e.source].size,
+                n_target_nodes=net.nodes[e.target].size,
             )
             circuit.edges.append((h5, csv))
             circuit.edge_populations.append({e.name: "chemical"})
         spike_inputs = []
         for pop, trains in net.spikes.items():
             rel = f"{pop}_spikes.h5"
-            sonata.write_spikes(staging.path(rel), pop, trains.node_ids, trains.timestamps_ms,
-                                sorting="by_id")
+            sonata.write_spikes(
+                staging.path(rel), pop, trains.node_ids, trains.timestamps_ms, sorting="by_id"
+            )
             spike_inputs.append(simconfig.SpikeInput(pop, rel))
         for name, table in net.tables.items():
             sonata.write_csv_table(staging.path(name), table.header, table.columns)
@@ -274,10 +301,14 @@ class SimulationBuilder:
         )
         reports = [
             simconfig.Report(var, loc, "biophysical_nodes")
-            for var, loc in zip(p["record_cellvars"]["vars"], p["record_cellvars"]["locs"], strict=True)
+            for var, loc in zip(
+                p["record_cellvars"]["vars"], p["record_cellvars"]["locs"], strict=True
+            )
         ]
         configs = {
-            "simulation_config.json": simconfig.simulation_config(run, spike_inputs, reports, clamp),
+            "simulation_config.json": simconfig.simulation_config(
+                run, spike_inputs, reports, clamp
+            ),
             "circuit_config.json": simconfig.circuit_config(circuit, components),
             "node_sets.json": simconfig.node_sets(list(net.nodes), BIO_POP),
         }

@@ -26,8 +26,11 @@ DEFAULT_PARAMS = "L5NetParams.json"
 def default_params_path(cwd: Path | None = None) -> Path:
     """``./params/L5NetParams.json``, else legacy ``./L5NetParams.json``, else the shipped one."""
     cwd = cwd or Path.cwd()
-    for candidate in (cwd / "params" / DEFAULT_PARAMS, cwd / DEFAULT_PARAMS,
-                      PROJECT_DIR / "params" / DEFAULT_PARAMS):
+    for candidate in (
+        cwd / "params" / DEFAULT_PARAMS,
+        cwd / DEFAULT_PARAMS,
+        PROJECT_DIR / "params" / DEFAULT_PARAMS,
+    ):
         if candidate.is_file():
             return candidate
     raise BuildError(
@@ -48,17 +51,33 @@ def _parser() -> argparse.ArgumentParser:
             "Example: build-network params/L5NetParams.json 7 -o runs/7"
         ),
     )
-    p.add_argument("args", nargs="*", metavar="PARAMS.json | SEED",
-                   help="params file (default params/L5NetParams.json) and/or integer seed "
-                        "(default: the params' 'seed', else 123)")
+    p.add_argument(
+        "args",
+        nargs="*",
+        metavar="PARAMS.json | SEED",
+        help="params file (default params/L5NetParams.json) and/or integer seed "
+        "(default: the params' 'seed', else 123)",
+    )
     p.add_argument("-o", "--outdir", default=".", help="output directory (default: current)")
-    p.add_argument("--force", action="store_true",
-                   help="overwrite files in the output directory that this builder did not write")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a params value before validation, e.g. --set time.stop=2 "
-                        "(VALUE is JSON, else a string; repeatable)")
-    p.add_argument("--check", action="store_true",
-                   help="validate params and components and report counts; write nothing")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite files in the output directory that this builder did not write",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a params value before validation, e.g. --set time.stop=2 "
+        "(VALUE is JSON, else a string; repeatable)",
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="validate params and components and report counts; write nothing",
+    )
     g = p.add_mutually_exclusive_group()
     g.add_argument("-v", "--verbose", action="store_true", help="more detail")
     g.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
@@ -66,7 +85,9 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _split_positionals(p: argparse.ArgumentParser, args: list[str]) -> tuple[str | None, int | None]:
+def _split_positionals(
+    p: argparse.ArgumentParser, args: list[str]
+) -> tuple[str | None, int | None]:
     params, seed = None, None
     for a in args:
         try:
@@ -127,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"build-network: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("build-network: interrupted; the output directory was left as it was", file=sys.stderr)
+        print(
+            "build-network: interrupted; the output directory was left as it was", file=sys.stderr
+        )
         return 130
     if not ns.quiet:
         print(result.summary())

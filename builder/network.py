@@ -41,7 +41,9 @@ class NodePopulation:
     def ids_of_type(self, **match: Any) -> np.ndarray:
         """Node ids whose node type has all the given key/values."""
         wanted = [
-            t["node_type_id"] for t in self.node_types if all(t.get(k) == v for k, v in match.items())
+            t["node_type_id"]
+            for t in self.node_types
+            if all(t.get(k) == v for k, v in match.items())
         ]
         return np.flatnonzero(np.isin(self.node_type_ids, wanted))
 

@@ -80,7 +80,9 @@ class ClusteredGroup:
     syn_row: np.ndarray
 
 
-def _within(xyz: np.ndarray, rows: np.ndarray, centre_xyz: np.ndarray, radius_um: float) -> np.ndarray:
+def _within(
+    xyz: np.ndarray, rows: np.ndarray, centre_xyz: np.ndarray, radius_um: float
+) -> np.ndarray:
     d2 = np.sum((xyz[rows] - centre_xyz) ** 2, axis=1)
     return rows[d2 <= radius_um * radius_um]
 
@@ -179,9 +181,7 @@ def place_group(
         )
     cluster_centres = rng.choice(members, size=n_clusters, replace=False)
     # Clusters: group members within cluster_radius of each centre (CSR layout).
-    d2 = np.sum(
-        (xyz_um[members][None, :, :] - xyz_um[cluster_centres][:, None, :]) ** 2, axis=2
-    )
+    d2 = np.sum((xyz_um[members][None, :, :] - xyz_um[cluster_centres][:, None, :]) ** 2, axis=2)
     inside = d2 <= cluster_radius_um * cluster_radius_um  # (n_clusters, n_members)
     counts = inside.sum(axis=1)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)

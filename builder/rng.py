@@ -48,4 +48,6 @@ def stream(seed: int, *key: str | int) -> np.random.Generator:
     """
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=stream_key(*key))))
+    return np.random.Generator(
+        np.random.PCG64(np.random.SeedSequence(seed, spawn_key=stream_key(*key)))
+    )

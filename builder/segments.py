@@ -104,8 +104,12 @@ class SegmentTable:
             )
         basal = self.type == "dend"
         return {
-            "basal_dist": float(self.length_um[basal & (self.distance_um >= PROXIMAL_LIMIT_UM)].sum()),
-            "basal_prox": float(self.length_um[basal & (self.distance_um < PROXIMAL_LIMIT_UM)].sum()),
+            "basal_dist": float(
+                self.length_um[basal & (self.distance_um >= PROXIMAL_LIMIT_UM)].sum()
+            ),
+            "basal_prox": float(
+                self.length_um[basal & (self.distance_um < PROXIMAL_LIMIT_UM)].sum()
+            ),
             "apic": float(self.length_um[self.type == "apic"].sum()),
         }
 

@@ -12,8 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["RunSettings", "Report", "SpikeInput", "ClampInput", "simulation_config",
-           "circuit_config", "node_sets"]
+__all__ = [
+    "RunSettings",
+    "Report",
+    "SpikeInput",
+    "ClampInput",
+    "simulation_config",
+    "circuit_config",
+    "node_sets",
+]
 
 SECTION_GROUPS = {"soma": "soma", "dend": "dend", "apic": "apic", "axon": "axon", "all": "all"}
 
@@ -136,19 +143,29 @@ def simulation_config(
 def circuit_config(files: CircuitFiles, components: dict[str, str]) -> dict[str, Any]:
     """The circuit config; ``components`` maps BMTK component keys to relative folders."""
     return {
-        "manifest": {"$BASE_DIR": ".", "$NETWORK_DIR": "$BASE_DIR/network",
-                     "$COMPONENTS_DIR": "$BASE_DIR/components"},
+        "manifest": {
+            "$BASE_DIR": ".",
+            "$NETWORK_DIR": "$BASE_DIR/network",
+            "$COMPONENTS_DIR": "$BASE_DIR/components",
+        },
         "components": {k: f"$COMPONENTS_DIR/{v}" for k, v in components.items()},
         "networks": {
             "nodes": [
-                {"nodes_file": _base(h5), "node_types_file": _base(csv),
-                 "populations": {name: _node_pop_props(t, components)
-                                 for name, t in pops.items()}}
+                {
+                    "nodes_file": _base(h5),
+                    "node_types_file": _base(csv),
+                    "populations": {
+                        name: _node_pop_props(t, components) for name, t in pops.items()
+                    },
+                }
                 for (h5, csv), pops in zip(files.nodes, files.node_populations, strict=True)
             ],
             "edges": [
-                {"edges_file": _base(h5), "edge_types_file": _base(csv),
-                 "populations": {name: {"type": t} for name, t in pops.items()}}
+                {
+                    "edges_file": _base(h5),
+                    "edge_types_file": _base(csv),
+                    "populations": {name: {"type": t} for name, t in pops.items()},
+                }
                 for (h5, csv), pops in zip(files.edges, files.edge_populations, strict=True)
             ],
         },
@@ -159,8 +176,10 @@ def _node_pop_props(kind: str, components: dict[str, str]) -> dict[str, str]:
     props = {"type": kind}
     if kind == "biophysical":
         # libsonata requires these two for biophysical populations
-        for key, default in (("morphologies_dir", "morphologies"),
-                             ("biophysical_neuron_models_dir", "biophysical_neuron_models")):
+        for key, default in (
+            ("morphologies_dir", "morphologies"),
+            ("biophysical_neuron_models_dir", "biophysical_neuron_models"),
+        ):
             props[key] = f"$COMPONENTS_DIR/{components.get(key, default)}"
     return props
 

@@ -89,8 +89,10 @@ def test_output_layout(built):
     for pop in ("biophysical", "exc_stim", "prox_inh_stim", "dist_inh_stim"):
         expected |= {f"network/{pop}_nodes.h5", f"network/{pop}_node_types.csv"}
     for src in ("exc_stim", "prox_inh_stim", "dist_inh_stim"):
-        expected |= {f"network/{src}_biophysical_edges.h5",
-                     f"network/{src}_biophysical_edge_types.csv"}
+        expected |= {
+            f"network/{src}_biophysical_edges.h5",
+            f"network/{src}_biophysical_edge_types.csv",
+        }
     assert expected <= set(result.files)
     assert (out / "components/templates/L5PCtemplate.hoc").is_file()
     assert any(p.suffix == ".mod" for p in (out / "components/mechanisms/modfiles").iterdir())
@@ -154,8 +156,10 @@ def test_bmtk_reads_everything(built, monkeypatch):
         edges = list(pop.get_target(0))
         assert len(edges) == result.n_edges[src]
         assert {e["dynamics_params"] for e in edges} <= {"PN2PN.json", "PV2PN.json", "SOM2PN.json"}
-    nodes = File(data_files=[str(out / "network/biophysical_nodes.h5")],
-                 data_type_files=[str(out / "network/biophysical_node_types.csv")])
+    nodes = File(
+        data_files=[str(out / "network/biophysical_nodes.h5")],
+        data_type_files=[str(out / "network/biophysical_node_types.csv")],
+    )
     cell = nodes.nodes["biophysical"].get_node_id(0)
     assert cell["model_template"] == "hoc:L5PCtemplate" and cell["model_type"] == "biophysical"
     # BMTK resolves the manifest's "." against the working directory (our runner changes into
@@ -163,7 +167,11 @@ def test_bmtk_reads_everything(built, monkeypatch):
     monkeypatch.chdir(out)
     conf = Config.from_json("simulation_config.json")
     assert conf["run"]["tstop"] == 2000.0
-    assert set(conf["inputs"]) == {"exc_stim_spikes", "prox_inh_stim_spikes", "dist_inh_stim_spikes"}
+    assert set(conf["inputs"]) == {
+        "exc_stim_spikes",
+        "prox_inh_stim_spikes",
+        "dist_inh_stim_spikes",
+    }
 
 
 def _edges(out: Path, src: str):
@@ -173,7 +181,10 @@ def _edges(out: Path, src: str):
 
 
 def _row_lookup(table: SegmentTable):
-    return {(int(i), round(float(x), 9)): k for k, (i, x) in enumerate(zip(table.bmtk_id, table.x, strict=True))}
+    return {
+        (int(i), round(float(x), 9)): k
+        for k, (i, x) in enumerate(zip(table.bmtk_id, table.x, strict=True))
+    }
 
 
 def test_excitatory_placement_invariants(built):
@@ -182,8 +193,12 @@ def test_excitatory_placement_invariants(built):
     lookup = _row_lookup(table)
     params = b.params
     src, _, sec_id, sec_x = _edges(out, "exc_stim")
-    rows = np.array([lookup[(int(i), round(float(x), 9))] for i, x in zip(sec_id, sec_x, strict=True)])
-    eligible = ((table.type[rows] == "dend") & (table.distance_um[rows] >= 50)) | (table.type[rows] == "apic")
+    rows = np.array(
+        [lookup[(int(i), round(float(x), 9))] for i, x in zip(sec_id, sec_x, strict=True)]
+    )
+    eligible = ((table.type[rows] == "dend") & (table.distance_um[rows] >= 50)) | (
+        table.type[rows] == "apic"
+    )
     assert eligible.all()
     # synapses per input cell within divergence bounds; every cell has synapses
     n_exc = result.counts["n_dend_exc"] + result.counts["n_apic_exc"]
@@ -212,20 +227,24 @@ def test_inhibitory_placement_invariants(built):
     lookup = _row_lookup(table)
     c = result.counts
     src, _, sec_id, sec_x = _edges(out, "prox_inh_stim")
-    rows = np.array([lookup[(int(i), round(float(x), 9))] for i, x in zip(sec_id, sec_x, strict=True)])
+    rows = np.array(
+        [lookup[(int(i), round(float(x), 9))] for i, x in zip(sec_id, sec_x, strict=True)]
+    )
     on_soma = src < c["n_soma_inh"]
     assert (table.type[rows[on_soma]] == "soma").all()
     assert (table.type[rows[~on_soma]] == "dend").all()
     assert (table.distance_um[rows[~on_soma]] < 50).all()
     src, _, sec_id, sec_x = _edges(out, "dist_inh_stim")
-    rows = np.array([lookup[(int(i), round(float(x), 9))] for i, x in zip(sec_id, sec_x, strict=True)])
+    rows = np.array(
+        [lookup[(int(i), round(float(x), 9))] for i, x in zip(sec_id, sec_x, strict=True)]
+    )
     basal = src < c["n_dend_inh"]
     assert (table.type[rows[basal]] == "dend").all()
     assert (table.type[rows[~basal]] == "apic").all()
     assert ((table.distance_um[rows] >= 50) & (table.distance_um[rows] < 2000)).all()
     per_cell = np.bincount(src, minlength=c["n_dend_inh"] + c["n_apic_inh"])
     assert per_cell[: c["n_dend_inh"]].min() >= 1 and per_cell[: c["n_dend_inh"]].max() <= 5
-    assert per_cell[c["n_dend_inh"]:].min() >= 6 and per_cell[c["n_dend_inh"]:].max() <= 18
+    assert per_cell[c["n_dend_inh"] :].min() >= 6 and per_cell[c["n_dend_inh"] :].max() <= 18
 
 
 def test_node_types_label_inhibition_as_inhibitory(built):
@@ -242,9 +261,13 @@ def test_same_seed_identical_other_seed_different(tmp_path, built):
     SimulationBuilder(params, seed=12).build(tmp_path / "other")
     a, again, other = digests(out), digests(tmp_path / "again"), digests(tmp_path / "other")
     assert a == again
-    for name in ("network/exc_stim_biophysical_edges.h5", "exc_stim_spikes.h5",
-                 "prox_inh_stim_spikes.h5", "dist_inh_stim_spikes.h5",
-                 "network/dist_inh_stim_biophysical_edges.h5"):
+    for name in (
+        "network/exc_stim_biophysical_edges.h5",
+        "exc_stim_spikes.h5",
+        "prox_inh_stim_spikes.h5",
+        "dist_inh_stim_spikes.h5",
+        "network/dist_inh_stim_biophysical_edges.h5",
+    ):
         assert a[name] != other[name], name
 
 
@@ -254,9 +277,13 @@ def test_changing_one_population_leaves_others(tmp_path, built):
     params = short_params(tmp_path, divergence__apic_inh={"m": 10, "s": 3, "min": 6, "max": 18})
     SimulationBuilder(params, seed=11).build(tmp_path / "o")
     a, b = digests(out), digests(tmp_path / "o")
-    for name in ("network/exc_stim_biophysical_edges.h5", "network/exc_stim_nodes.h5",
-                 "exc_stim_spikes.h5", "network/prox_inh_stim_biophysical_edges.h5",
-                 "FunctionalGroups.csv"):
+    for name in (
+        "network/exc_stim_biophysical_edges.h5",
+        "network/exc_stim_nodes.h5",
+        "exc_stim_spikes.h5",
+        "network/prox_inh_stim_biophysical_edges.h5",
+        "FunctionalGroups.csv",
+    ):
         assert a[name] == b[name], name
     assert a["network/dist_inh_stim_nodes.h5"] != b["network/dist_inh_stim_nodes.h5"]
 
@@ -283,7 +310,8 @@ def test_time_start_offsets_spikes(tmp_path):
 def test_rhythmic_inhibition_modulates_rate(tmp_path):
     rhythm = {"f": 8.0, "mod": 0.5}
     params = short_params(
-        tmp_path, stop_s=5.0,
+        tmp_path,
+        stop_s=5.0,
         inh_frs__proximal={"m": 40.0, "s": 5.0, "rhythmicity": rhythm},
     )
     SimulationBuilder(params, seed=5).build(tmp_path / "o")
@@ -304,7 +332,9 @@ def test_lengths_computed_when_absent_and_mismatch_warned(tmp_path):
     p.write_text(json.dumps(data))
     b = SimulationBuilder(p)
     measured = b.lengths_um()
-    assert measured == pytest.approx({"basal_dist": 4649, "basal_prox": 483, "apic": 7440}, rel=0.03)
+    assert measured == pytest.approx(
+        {"basal_dist": 4649, "basal_prox": 483, "apic": 7440}, rel=0.03
+    )
     assert b.warnings == []
     data["lengths"] = {"basal_dist": 4649, "basal_prox": 483, "apic": 9000}
     p.write_text(json.dumps(data))
@@ -335,15 +365,23 @@ def test_l23_allen_cell_builds(tmp_path):
     assert (out / "components/morphologies" / data["cell"]["morphology"]).is_file()
     assert (out / "components/biophysical_neuron_models" / data["cell"]["dynamic_params"]).is_file()
     cc = libsonata.CircuitConfig.from_file(out / "circuit_config.json")
-    assert cc.node_population("exc_stim").size == result.counts["n_dend_exc"] + result.counts["n_apic_exc"]
+    assert (
+        cc.node_population("exc_stim").size
+        == result.counts["n_dend_exc"] + result.counts["n_apic_exc"]
+    )
 
 
 # ------------------------------------------------------------------------------- CLI
 
 
 def run_cli(args, cwd):
-    return subprocess.run([sys.executable, str(ROOT / "build_network.py"), *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "build_network.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_cli_legacy_usage_and_seed(tmp_path):
@@ -423,8 +461,10 @@ def test_params_dict_api_matches_file(tmp_path):
 
 
 def test_cli_set_overrides(tmp_path):
-    r = run_cli([str(L5), "--set", "time.stop=0.25", "--set", "inh_frs.proximal.m=5",
-                 "-o", "o", "-q"], tmp_path)
+    r = run_cli(
+        [str(L5), "--set", "time.stop=0.25", "--set", "inh_frs.proximal.m=5", "-o", "o", "-q"],
+        tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     cfg = json.loads((tmp_path / "o" / "simulation_config.json").read_text())
     assert cfg["run"]["tstop"] == 250.0

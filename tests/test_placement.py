@@ -62,9 +62,17 @@ def test_group_invariants(seed, n_cells, n_clusters, cluster_radius, smin, extra
     xyz = _line_cell()
     eligible = np.arange(50, 400)
     smax = min(smin + extra, n_clusters)
-    g = place_group(np.random.default_rng(seed), xyz, eligible, n_cells, n_clusters,
-                    group_radius_um=100.0, cluster_radius_um=cluster_radius,
-                    syns_min=smin, syns_max=smax)
+    g = place_group(
+        np.random.default_rng(seed),
+        xyz,
+        eligible,
+        n_cells,
+        n_clusters,
+        group_radius_um=100.0,
+        cluster_radius_um=cluster_radius,
+        syns_min=smin,
+        syns_max=smax,
+    )
     # group members: eligible and within the group radius of the centre
     assert np.isin(g.members, eligible).all()
     assert np.all(np.linalg.norm(xyz[g.members] - xyz[g.centre], axis=1) <= 100.0)
@@ -97,8 +105,18 @@ def test_group_synapse_counts_are_uniform():
 def test_group_too_few_segments():
     xyz = _line_cell()
     with pytest.raises(PlacementError, match="fewer than the 23 clusters"):
-        place_group(np.random.default_rng(0), xyz, np.arange(400), 10, 23, 5.0, 2.0, 2, 8,
-                    label="functional group dend0")
+        place_group(
+            np.random.default_rng(0),
+            xyz,
+            np.arange(400),
+            10,
+            23,
+            5.0,
+            2.0,
+            2,
+            8,
+            label="functional group dend0",
+        )
 
 
 def test_group_more_synapses_than_clusters():
@@ -136,13 +154,17 @@ def test_feasible_centres_exclude_isolated_tips():
     eligible = np.arange(201)
     ok = feasible_centres(xyz, eligible, 100.0, 23)
     assert 200 not in ok.tolist()
-    brute = [r for r in eligible if np.sum(np.linalg.norm(xyz[eligible] - xyz[r], axis=1) <= 100) >= 23]
+    brute = [
+        r for r in eligible if np.sum(np.linalg.norm(xyz[eligible] - xyz[r], axis=1) <= 100) >= 23
+    ]
     assert ok.tolist() == brute
     # every group drawn from the feasible centres has enough members
     for seed in range(30):
-        g = place_group(np.random.default_rng(seed), xyz, eligible, 50, 23, 100.0, 10.0, 2, 8,
-                        centres=ok)
+        g = place_group(
+            np.random.default_rng(seed), xyz, eligible, 50, 23, 100.0, 10.0, 2, 8, centres=ok
+        )
         assert g.members.size >= 23
     with pytest.raises(PlacementError, match="no segment has 23 eligible segments"):
-        place_group(np.random.default_rng(0), xyz, eligible, 5, 23, 100.0, 10.0, 2, 8,
-                    centres=ok[:0])
+        place_group(
+            np.random.default_rng(0), xyz, eligible, 5, 23, 100.0, 10.0, 2, 8, centres=ok[:0]
+        )

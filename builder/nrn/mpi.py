@@ -67,7 +67,9 @@ def setup_mpi() -> MPIContext:
     try:
         from mpi4py import MPI
     except (ImportError, RuntimeError) as exc:  # mpi4py raises RuntimeError without libmpi
-        print(f"run-network: error: launched by mpiexec but MPI is unusable: {exc}", file=sys.stderr)
+        print(
+            f"run-network: error: launched by mpiexec but MPI is unusable: {exc}", file=sys.stderr
+        )
         sys.exit(2)
     comm = MPI.COMM_WORLD
     return MPIContext(comm, comm.Get_rank(), comm.Get_size())
@@ -83,8 +85,11 @@ def guard(ctx: MPIContext, prog: str = "run-network") -> Iterator[None]:
     except BaseException as exc:
         if ctx.size > 1:
             detail = "" if _is_user_error(exc) else "\n" + traceback.format_exc()
-            print(f"{prog}: error on rank {ctx.rank} of {ctx.size}: {exc}{detail}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"{prog}: error on rank {ctx.rank} of {ctx.size}: {exc}{detail}",
+                file=sys.stderr,
+                flush=True,
+            )
             ctx.comm.Abort(2 if _is_user_error(exc) else 1)
         raise
 

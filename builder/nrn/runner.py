@@ -63,14 +63,15 @@ class RunSummary:
             f"simulated {self.tstop_ms / 1000:g} s of {self.config.parent}\n"
             f"  cells {self.n_cells}, synapses {self.n_synapses} on {self.n_point_processes} "
             f"point processes\n"
-            f"  output spikes {self.n_spikes} ({self.rate_hz:.2f} Hz per cell) -> {self.spikes_file}\n"
+            f"  output spikes {self.n_spikes} ({self.rate_hz:.2f} Hz per cell)"
+            f" -> {self.spikes_file}\n"
             f"  setup {self.setup_s:.1f} s, simulation {self.sim_s:.1f} s "
             f"(real-time factor {self.realtime_factor:.1f})"
         )
 
 
 def find_config(arg: str | os.PathLike | None) -> Path:
-    """A config path from the command line: a file, or a directory holding simulation_config.json."""
+    """The config to run: a file, or a directory holding ``simulation_config.json``."""
     from ..errors import RunError
 
     p = Path(arg) if arg else Path.cwd() / CONFIG_NAME
@@ -240,8 +241,13 @@ def _modules():
 
 
 # ------------------------------------------------------------------ the run
-def run(config: str | os.PathLike, *, merge: bool = True, mpi: MPIContext | None = None,
-        progress: bool | None = None) -> RunSummary:
+def run(
+    config: str | os.PathLike,
+    *,
+    merge: bool = True,
+    mpi: MPIContext | None = None,
+    progress: bool | None = None,
+) -> RunSummary:
     """Run the simulation described by ``config`` (see the module docstring)."""
     from .. import mechanisms
     from ..errors import RunError
@@ -280,10 +286,14 @@ def run(config: str | os.PathLike, *, merge: bool = True, mpi: MPIContext | None
     sim = bionet.BioSimulator.from_config(conf, network=graph)
     n_syn, n_pp = _bind(graph, seed, merge)
     Progress, FileCurrentClamp = _modules()
-    for name, inp in (raw.get("inputs") or {}).items():
+    for inp in (raw.get("inputs") or {}).values():
         if inp.get("module") == "FileIClamp":
-            sim.add_mod(FileCurrentClamp(str(base / inp["input_file"].replace("$BASE_DIR/", "")),
-                                         inp.get("node_set", "biophysical_nodes")))
+            sim.add_mod(
+                FileCurrentClamp(
+                    str(base / inp["input_file"].replace("$BASE_DIR/", "")),
+                    inp.get("node_set", "biophysical_nodes"),
+                )
+            )
     if progress is None:
         progress = sys.stderr.isatty()
     sim.add_mod(Progress(bool(progress) and mpi.rank == 0))
@@ -298,13 +308,14 @@ def run(config: str | os.PathLike, *, merge: bool = True, mpi: MPIContext | None
     sim_s = time.perf_counter() - t_sim
     del factory
 
-    spikes_file = Path(conf.output["spikes_file"])
+    spikes_file = (base / conf.output["spikes_file"]).resolve()
     n_spikes = 0
     if mpi.rank == 0:
         n_spikes = _sonata_spikes(spikes_file)
     mpi.barrier()
-    return RunSummary(config, n_cells, n_syn, n_pp, n_spikes, float(conf.tstop), setup_s, sim_s,
-                      spikes_file)
+    return RunSummary(
+        config, n_cells, n_syn, n_pp, n_spikes, float(conf.tstop), setup_s, sim_s, spikes_file
+    )
 
 
 def _sonata_spikes(path: Path) -> int:
@@ -335,14 +346,23 @@ def _parser() -> argparse.ArgumentParser:
         description="Run a built network in NEURON (BMTK BioNet); serial or under mpiexec.",
         epilog="Example: mpiexec -n 2 python run_network.py runs/7",
     )
-    p.add_argument("config", nargs="?", help="simulation_config.json or its directory "
-                                             "(default ./simulation_config.json)")
-    p.add_argument("--no-merge", action="store_true",
-                   help="one point process per synapse (reference mode; slower)")
+    p.add_argument(
+        "config",
+        nargs="?",
+        help="simulation_config.json or its directory (default ./simulation_config.json)",
+    )
+    p.add_argument(
+        "--no-merge",
+        action="store_true",
+        help="one point process per synapse (reference mode; slower)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress line")
-    p.add_argument("--plot", action="store_true",
-                   help="write the PNG figures into OUTDIR/output/plots after the run "
-                        "(same as 'run-network plot DIR')")
+    p.add_argument(
+        "--plot",
+        action="store_true",
+        help="write the PNG figures into OUTDIR/output/plots after the run "
+        "(same as 'run-network plot DIR')",
+    )
     g = p.add_mutually_exclusive_group()
     g.add_argument("-v", "--verbose", action="store_true")
     g.add_argument("-q", "--quiet", action="store_true")
@@ -362,8 +382,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         with guard(ctx):
-            summary = run(ns.config, merge=not ns.no_merge, mpi=ctx,
-                          progress=False if ns.no_progress or ns.quiet else None)
+            summary = run(
+                ns.config,
+                merge=not ns.no_merge,
+                mpi=ctx,
+                progress=False if ns.no_progress or ns.quiet else None,
+            )
     except BuildError as exc:
         print(f"run-network: error: {exc}", file=sys.stderr)
         return 2

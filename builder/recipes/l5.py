@@ -30,7 +30,15 @@ from ..placement import (
 from ..rng import stream
 from ..segments import PROXIMAL_LIMIT_UM, SegmentTable
 
-__all__ = ["L5Counts", "l5_counts", "build_l5_network", "BIO_POP", "EXC_POP", "PROX_POP", "DIST_POP"]
+__all__ = [
+    "L5Counts",
+    "l5_counts",
+    "build_l5_network",
+    "BIO_POP",
+    "EXC_POP",
+    "PROX_POP",
+    "DIST_POP",
+]
 
 BIO_POP = "biophysical"
 EXC_POP = "exc_stim"
@@ -104,7 +112,9 @@ def _virtual_nodes(
     return NodePopulation(name=name, node_type_ids=ids, node_types=types)
 
 
-def _edge_type(next_id: TypeIds, dynamics: str, model_template: str, **extra: Any) -> dict[str, Any]:
+def _edge_type(
+    next_id: TypeIds, dynamics: str, model_template: str, **extra: Any
+) -> dict[str, Any]:
     return {
         "edge_type_id": next_id(),
         "syn_weight": SYN_WEIGHT,
@@ -208,8 +218,14 @@ def build_l5_network(
     exc_src = np.concatenate(src) if src else np.zeros(0, np.int64)
     exc_rows = np.concatenate(rows) if rows else np.zeros(0, np.int64)
     net.add_edges(
-        _edges(EXC_POP, exc_src, exc_rows, np.concatenate(edge_type_of) if edge_type_of else exc_src,
-               edge_types, table)
+        _edges(
+            EXC_POP,
+            exc_src,
+            exc_rows,
+            np.concatenate(edge_type_of) if edge_type_of else exc_src,
+            edge_types,
+            table,
+        )
     )
     groups_col = np.concatenate(group_of_node) if group_of_node else np.zeros(0, np.int64)
     net.tables["FunctionalGroups.csv"] = Table(
@@ -226,15 +242,37 @@ def build_l5_network(
         return place_ranged(rng, eligible, n_syns, w, label=f"{pop}/{key}")
 
     inh_specs = [
-        (PROX_POP, PERI_SYN, [
-            ("on_soma", table.rows("soma"), counts.n_soma_inh, div["peri_inh"]),
-            ("on_dend", table.rows("dend", max_distance_um=PROXIMAL_LIMIT_UM),
-             counts.n_prox_dend_inh, div["peri_inh"]),
-        ]),
-        (DIST_POP, DIST_SYN, [
-            ("dend", table.rows("dend", *DIST_INH_RANGE_UM), counts.n_dend_inh, div["basal_inh"]),
-            ("apic", table.rows("apic", *DIST_INH_RANGE_UM), counts.n_apic_inh, div["apic_inh"]),
-        ]),
+        (
+            PROX_POP,
+            PERI_SYN,
+            [
+                ("on_soma", table.rows("soma"), counts.n_soma_inh, div["peri_inh"]),
+                (
+                    "on_dend",
+                    table.rows("dend", max_distance_um=PROXIMAL_LIMIT_UM),
+                    counts.n_prox_dend_inh,
+                    div["peri_inh"],
+                ),
+            ],
+        ),
+        (
+            DIST_POP,
+            DIST_SYN,
+            [
+                (
+                    "dend",
+                    table.rows("dend", *DIST_INH_RANGE_UM),
+                    counts.n_dend_inh,
+                    div["basal_inh"],
+                ),
+                (
+                    "apic",
+                    table.rows("apic", *DIST_INH_RANGE_UM),
+                    counts.n_apic_inh,
+                    div["apic_inh"],
+                ),
+            ],
+        ),
     ]
     for pop, syn, parts in inh_specs:
         start = 0
@@ -251,7 +289,9 @@ def build_l5_network(
             _virtual_nodes(pop, [p[0] for p in parts], [p[2] for p in parts], "inh", type_id)
         )
         net.add_edges(
-            _edges(pop, np.concatenate(src), np.concatenate(rows), np.concatenate(etypes), ets, table)
+            _edges(
+                pop, np.concatenate(src), np.concatenate(rows), np.concatenate(etypes), ets, table
+            )
         )
 
     # ---------------------------------------------------------------- rasters
@@ -271,7 +311,10 @@ def build_l5_network(
     net.spikes[EXC_POP] = SpikeTrains(EXC_POP, exc_cell, exc_bin * BIN_MS + t0_ms)
 
     shared_inh_profile = None
-    for pop, frs in ((PROX_POP, params["inh_frs"]["proximal"]), (DIST_POP, params["inh_frs"]["distal"])):
+    for pop, frs in (
+        (PROX_POP, params["inh_frs"]["proximal"]),
+        (DIST_POP, params["inh_frs"]["distal"]),
+    ):
         n_cells = net.nodes[pop].size
         rates = rasters.truncnorm_rates_hz(
             stream(seed, "raster", pop, "rates"), n_cells, frs["m"], frs["s"]
@@ -284,10 +327,16 @@ def build_l5_network(
         else:
             if shared_inh_profile is None:
                 shared_inh_profile = rasters.inh_profile_from_exc(
-                    exc_bin, max(exc_nodes.size, 1), n_bins, float(params["inh_shift"]), bin_ms=BIN_MS
+                    exc_bin,
+                    max(exc_nodes.size, 1),
+                    n_bins,
+                    float(params["inh_shift"]),
+                    bin_ms=BIN_MS,
                 )
             profile = shared_inh_profile
-        cell, b = rasters.poisson_bins(stream(seed, "raster", pop, "spikes"), rates, profile, BIN_MS)
+        cell, b = rasters.poisson_bins(
+            stream(seed, "raster", pop, "spikes"), rates, profile, BIN_MS
+        )
         net.spikes[pop] = SpikeTrains(pop, cell, b * BIN_MS + t0_ms)
 
     return L5Build(network=net, counts=counts, n_groups=n_groups, duration_ms=duration_ms)
