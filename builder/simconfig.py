@@ -187,5 +187,5 @@ def _node_pop_props(kind: str, components: dict[str, str]) -> dict[str, str]:
 def node_sets(populations: list[str], biophysical: str) -> dict[str, Any]:
     """One node set per population, plus ``biophysical_nodes``."""
     sets: dict[str, Any] = {p: {"population": p} for p in populations}
-    sets["biophysical_nodes"] = {"population": biophysical, "model_type": "biophysical"}
+    sets["biophysical_nodes"] = {"population": biophysical}
     return sets

@@ -247,6 +247,7 @@ def run(
     merge: bool = True,
     mpi: MPIContext | None = None,
     progress: bool | None = None,
+    quiet: bool = False,
 ) -> RunSummary:
     """Run the simulation described by ``config`` (see the module docstring)."""
     from .. import mechanisms
@@ -274,6 +275,7 @@ def run(
     if mpi.rank != 0:
         compiled = mechanisms.compiled_mechanisms(mods)
 
+    os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")  # no "no DISPLAY" warning
     from bmtk.simulator import bionet
     from neuron import h
 
@@ -281,6 +283,13 @@ def run(
     conf.mechanisms_dir = str(compiled)
     conf.components["mechanisms_dir"] = str(compiled)
     conf.build_env()
+    if progress is None:
+        progress = sys.stderr.isatty()
+    if quiet or progress:
+        # BMTK's console log would interleave with the progress line; output/log.txt keeps it
+        for handler in logging.getLogger("IOUtils").handlers:
+            if not isinstance(handler, logging.FileHandler):
+                handler.setLevel(logging.WARNING)
     factory = _register(seed, merge)
     graph = bionet.BioNetwork.from_config(conf)
     sim = bionet.BioSimulator.from_config(conf, network=graph)
@@ -294,8 +303,6 @@ def run(
                     inp.get("node_set", "biophysical_nodes"),
                 )
             )
-    if progress is None:
-        progress = sys.stderr.isatty()
     sim.add_mod(Progress(bool(progress) and mpi.rank == 0))
     pc = h.ParallelContext()
     n_syn = int(pc.allreduce(n_syn, 1))
@@ -387,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
                 merge=not ns.no_merge,
                 mpi=ctx,
                 progress=False if ns.no_progress or ns.quiet else None,
+                quiet=ns.quiet,
             )
     except BuildError as exc:
         print(f"run-network: error: {exc}", file=sys.stderr)
