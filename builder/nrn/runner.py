@@ -20,6 +20,8 @@ in its NetCon's weight vector, so both modes compute the same thing.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import logging
 import os
@@ -276,13 +278,17 @@ def run(
         compiled = mechanisms.compiled_mechanisms(mods)
 
     os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")  # no "no DISPLAY" warning
-    from bmtk.simulator import bionet
-    from neuron import h
+    # BMTK's console handler binds sys.stdout when it is created (at import): in quiet mode it
+    # gets a sink instead; output/log.txt still receives the full log.
+    sink = contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext()
+    with sink:
+        from bmtk.simulator import bionet
+        from neuron import h
 
-    conf = bionet.Config.from_json(str(config), validate=True)
-    conf.mechanisms_dir = str(compiled)
-    conf.components["mechanisms_dir"] = str(compiled)
-    conf.build_env()
+        conf = bionet.Config.from_json(str(config), validate=True)
+        conf.mechanisms_dir = str(compiled)
+        conf.components["mechanisms_dir"] = str(compiled)
+        conf.build_env()
     if progress is None:
         progress = sys.stderr.isatty()
     if quiet or progress:
