@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import io
 import json
 import logging
 import os
+import shutil
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +41,8 @@ __all__ = ["main", "run", "RunSummary", "find_config"]
 log = logging.getLogger("builder.run")
 
 CONFIG_NAME = "simulation_config.json"
+OUTPUT_DIR = "output"
+PARTIAL_OUTPUT = ".output-partial"
 
 
 @dataclass
@@ -278,6 +283,7 @@ def run(
         compiled = mechanisms.compiled_mechanisms(mods)
 
     os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")  # no "no DISPLAY" warning
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"bmtk\.")
     # BMTK's console handler binds sys.stdout when it is created (at import): in quiet mode it
     # gets a sink instead; output/log.txt still receives the full log.
     sink = contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext()
@@ -285,7 +291,15 @@ def run(
         from bmtk.simulator import bionet
         from neuron import h
 
-        conf = bionet.Config.from_json(str(config), validate=True)
+        # Outputs go to a partial directory that replaces output/ only once the run is complete.
+        staged = copy.deepcopy(raw)
+        staged.setdefault("manifest", {})["$OUTPUT_DIR"] = f"$BASE_DIR/{PARTIAL_OUTPUT}"
+        staged["config_path"] = str(config)
+        staged["config_dir"] = str(base)
+        if mpi.rank == 0:
+            shutil.rmtree(base / PARTIAL_OUTPUT, ignore_errors=True)
+        mpi.barrier()
+        conf = bionet.Config.from_dict(staged)
         conf.mechanisms_dir = str(compiled)
         conf.components["mechanisms_dir"] = str(compiled)
         conf.build_env()
@@ -321,14 +335,27 @@ def run(
     sim_s = time.perf_counter() - t_sim
     del factory
 
-    spikes_file = (base / conf.output["spikes_file"]).resolve()
+    partial_spikes = (base / conf.output["spikes_file"]).resolve()
+    spikes_file = base / OUTPUT_DIR / partial_spikes.relative_to(base / PARTIAL_OUTPUT)
     n_spikes = 0
     if mpi.rank == 0:
-        n_spikes = _sonata_spikes(spikes_file)
+        n_spikes = _sonata_spikes(partial_spikes)
+        _replace_dir(base / PARTIAL_OUTPUT, base / OUTPUT_DIR)
     mpi.barrier()
     return RunSummary(
         config, n_cells, n_syn, n_pp, n_spikes, float(conf.tstop), setup_s, sim_s, spikes_file
     )
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Put the finished ``new`` directory in place of ``target`` (the previous run's output)."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}-old-{os.getpid()}")
+        os.replace(target, old)
+    os.replace(new, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _sonata_spikes(path: Path) -> int:
