@@ -120,8 +120,58 @@ def parse_overrides(p: argparse.ArgumentParser, items: list[str]) -> dict[str, o
     return out
 
 
+def _sweep_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="build-network sweep",
+        description="Expand a sweep file into one complete build per run under OUTDIR "
+        "(plus OUTDIR/manifest.csv); resumes an interrupted sweep build.",
+        epilog="Then: run-network OUTDIR [-j N] (or mpiexec -n N python run_network.py OUTDIR).",
+    )
+    p.add_argument("sweep", metavar="SWEEP.json")
+    p.add_argument("-o", "--outdir", required=True, help="sweep directory")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="build even if OUTDIR holds something else (foreign files are replaced)",
+    )
+    p.add_argument("--check", action="store_true", help="validate every combination; build nothing")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-v", "--verbose", action="store_true")
+    g.add_argument("-q", "--quiet", action="store_true")
+    ns = p.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if ns.verbose else logging.WARNING if ns.quiet else logging.INFO,
+        format="%(message)s",
+        stream=sys.stderr,
+    )
+    from . import sweep as sw
+    from .progress import progress
+
+    try:
+        if ns.check:
+            s = sw.load_sweep(ns.sweep)
+            print(f"{ns.sweep}: OK, {len(s.runs)} runs ({', '.join(s.keys) or 'seeds only'})")
+            return 0
+        rows = sw.build_sweep(
+            ns.sweep, ns.outdir, force=ns.force, progress=None if ns.quiet else progress("build")
+        )
+    except BuildError as exc:
+        print(f"build-network sweep: error: {exc}", file=sys.stderr)
+        return 2
+    bad = [r for r in rows if r["status"] == "build-failed"]
+    if not ns.quiet:
+        print(
+            f"{ns.outdir}: {len(rows)} runs, {len(rows) - len(bad)} built, "
+            f"{len(bad)} failed (see {ns.outdir}/manifest.csv)"
+        )
+    return 1 if bad else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "sweep":
+        return _sweep_main(argv[1:])
     parser = _parser()
     ns = parser.parse_args(argv)
     logging.basicConfig(

@@ -403,10 +403,58 @@ def _parser() -> argparse.ArgumentParser:
         help="write the PNG figures into OUTDIR/output/plots after the run "
         "(same as 'run-network plot DIR')",
     )
+    s = p.add_argument_group("sweep directories (built by 'build-network sweep')")
+    s.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N runs at once (local child processes)",
+    )
+    s.add_argument(
+        "--slurm",
+        action="store_true",
+        help="write DIR/slurm_array.sh (one array task per pending run); run nothing",
+    )
+    s.add_argument(
+        "--no-rerun-failed", action="store_true", help="leave runs that failed before alone"
+    )
     g = p.add_mutually_exclusive_group()
     g.add_argument("-v", "--verbose", action="store_true")
     g.add_argument("-q", "--quiet", action="store_true")
     return p
+
+
+def _sweep(ns: argparse.Namespace, ctx: MPIContext) -> int:
+    """Run the pending runs of a sweep directory (locally, over MPI ranks, or via SLURM)."""
+    from .. import farm
+    from ..sweep import write_manifest
+
+    outdir = Path(ns.config).resolve()
+    show = not ns.quiet and not ns.no_progress and sys.stderr.isatty()
+    if ctx.size > 1:
+        results = farm.farm_mpi(
+            outdir, ctx.comm, rerun_failed=not ns.no_rerun_failed, progress=show and ctx.rank == 0
+        )
+        if ctx.rank != 0:
+            return 0
+    else:
+        todo = farm.pending(outdir, rerun_failed=not ns.no_rerun_failed)
+        if ns.slurm:
+            script = farm.slurm_script(outdir, todo)
+            print(f"{script}: {len(todo)} array tasks; submit with: sbatch {script}")
+            return 0
+        results = farm.farm_local(outdir, todo, ns.jobs, progress=show)
+    rows = write_manifest(outdir)
+    failed = [r for r in rows if r["status"] in ("failed", "build-failed")]
+    done = sum(r["status"] == "done" for r in rows)
+    if not ns.quiet:
+        print(
+            f"{outdir}: ran {len(results)}; {done}/{len(rows)} done, {len(failed)} failed "
+            f"(see {outdir / 'manifest.csv'})"
+        )
+    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -416,9 +464,20 @@ def main(argv: list[str] | None = None) -> int:
         from ..plots import main as plot_main
 
         return plot_main(argv[1:])
+    if argv and argv[0] == "collect":
+        from ..collect import main as collect_main
+
+        return collect_main(argv[1:])
     ns = _parser().parse_args(argv)
     ctx = setup_mpi()
     from ..errors import BuildError
+    from ..sweep import is_sweep_dir
+
+    if ns.config and is_sweep_dir(ns.config):
+        return _sweep(ns, ctx)
+    if ns.jobs != 1 or ns.slurm:
+        print("run-network: error: -j/--slurm apply to a sweep directory", file=sys.stderr)
+        return 2
 
     try:
         with guard(ctx):

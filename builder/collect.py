@@ -1,0 +1,169 @@
+"""Collect a sweep's results: ``run-network collect DIR`` -> ``DIR/summary.csv`` + plots.
+
+One row per run: run id, every overridden value, seed, status, output spike count, mean rate
+(Hz), coefficient of variation of the inter-spike intervals, and the mean and standard
+deviation of the somatic membrane potential (mV, from the ``v`` soma report when recorded).
+A PNG per swept parameter shows the output rate against it (mean and SD over the other
+parameters and seeds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .errors import BuildError
+from .progress import progress
+from .sweep import is_sweep_dir, read_sweep_dir, write_manifest
+
+__all__ = ["run_metrics", "collect", "main"]
+
+SUMMARY = "summary.csv"
+
+
+def _spike_times(path: Path) -> np.ndarray:
+    with h5py.File(path, "r") as f:
+        pops = [g for g in f["spikes"].values() if isinstance(g, h5py.Group) and "timestamps" in g]
+        if not pops:
+            return np.zeros(0)
+        return np.sort(np.concatenate([g["timestamps"][()] for g in pops]))
+
+
+def _soma_vm(outdir: Path) -> np.ndarray | None:
+    for path in sorted(outdir.glob("v_soma*.h5")):
+        with h5py.File(path, "r") as f:
+            for pop in f.get("report", {}).values():
+                if "data" in pop:
+                    return np.asarray(pop["data"][()], dtype=float).ravel()
+    return None
+
+
+def run_metrics(rundir: Path) -> dict[str, float]:
+    """Spike count, rate (Hz), ISI CV and somatic Vm mean/SD of one finished run."""
+    cfg = json.loads((rundir / "simulation_config.json").read_text())
+    tstart = float(cfg["run"].get("tstart", 0.0))
+    duration_s = (float(cfg["run"]["tstop"]) - tstart) / 1000.0
+    t = _spike_times(rundir / "output" / "spikes.h5")
+    isi = np.diff(t)
+    cv = float(isi.std() / isi.mean()) if isi.size >= 2 and isi.mean() > 0 else math.nan
+    vm = _soma_vm(rundir / "output")
+    return {
+        "n_spikes": int(t.size),
+        "rate_hz": t.size / duration_s if duration_s > 0 else math.nan,
+        "cv_isi": cv,
+        "vm_mean_mV": float(vm.mean()) if vm is not None and vm.size else math.nan,
+        "vm_sd_mV": float(vm.std()) if vm is not None and vm.size else math.nan,
+    }
+
+
+def collect(
+    outdir: str | os.PathLike, *, plots: bool = True, show_progress: bool = False
+) -> tuple[Path, list[Path]]:
+    """Write ``summary.csv`` (and plots) for a sweep directory; return their paths."""
+    outdir = Path(outdir)
+    if not is_sweep_dir(outdir):
+        raise BuildError(f"{outdir}: not a sweep directory (no sweep.json)")
+    sweep = read_sweep_dir(outdir)
+    rows = write_manifest(outdir, sweep)
+    metric_keys = ["n_spikes", "rate_hz", "cv_isi", "vm_mean_mV", "vm_sd_mV"]
+    table: list[dict[str, Any]] = []
+    runs = list(zip(sweep.runs, rows, strict=True))
+    wrap = progress("collect") if show_progress else (lambda x: x)
+    for run, row in wrap(runs):
+        out: dict[str, Any] = {"run_id": run.run_id}
+        out.update({k: json.dumps(run.overrides[k]) for k in sweep.keys})
+        out.update({"seed": run.seed, "status": row["status"]})
+        m = run_metrics(outdir / run.run_id) if row["status"] == "done" else {}
+        out.update({k: m.get(k, "") for k in metric_keys})
+        table.append(out)
+    buf = io.StringIO()
+    w = csv.DictWriter(
+        buf, fieldnames=["run_id", *sweep.keys, "seed", "status", *metric_keys], lineterminator="\n"
+    )
+    w.writeheader()
+    w.writerows(table)
+    path = outdir / SUMMARY
+    tmp = outdir / f".{SUMMARY}.{os.getpid()}.tmp"
+    tmp.write_text(buf.getvalue())
+    os.replace(tmp, path)
+    pngs = _plots(outdir, sweep.keys, table) if plots else []
+    return path, pngs
+
+
+def _plots(outdir: Path, keys: list[str], table: list[dict[str, Any]]) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = [r for r in table if r["status"] == "done"]
+    swept = [k for k in keys if len({r[k] for r in table}) > 1] or ["seed"]
+    if not done:
+        return []
+    fig, axes = plt.subplots(1, len(swept), figsize=(4.2 * len(swept), 3.6), squeeze=False)
+    for ax, key in zip(axes[0], swept, strict=True):
+        groups: dict[Any, list[float]] = {}
+        for r in done:
+            x = json.loads(r[key]) if key != "seed" else r[key]
+            groups.setdefault(x, []).append(float(r["rate_hz"]))
+        try:
+            xs = sorted(groups)
+            numeric = all(isinstance(x, (int, float)) for x in xs)
+        except TypeError:
+            xs, numeric = list(groups), False
+        pos = xs if numeric else list(range(len(xs)))
+        means = [np.mean(groups[x]) for x in xs]
+        sds = [np.std(groups[x]) for x in xs]
+        for p, x in zip(pos, xs, strict=True):
+            ax.plot([p] * len(groups[x]), groups[x], "o", color="0.7", ms=4, zorder=1)
+        ax.errorbar(
+            pos, means, yerr=sds, fmt="-o", color="C0", capsize=3, zorder=2, label="mean ± SD"
+        )
+        if not numeric:
+            ax.set_xticks(pos, [str(x) for x in xs], rotation=30)
+        ax.set_xlabel(key)
+        ax.set_ylabel("output rate (Hz)")
+        ax.set_title(f"rate vs {key}")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(f"{outdir.name}: {len(done)} finished runs")
+    fig.tight_layout()
+    png = outdir / "summary_rate.png"
+    tmp = outdir / f".summary_rate.{os.getpid()}.png"
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, png)
+    return [png]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``run-network collect DIR``."""
+    p = argparse.ArgumentParser(
+        prog="run-network collect",
+        description="Summarise a sweep: DIR/summary.csv and a rate plot.",
+    )
+    p.add_argument("outdir", metavar="DIR")
+    p.add_argument("--no-plot", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    ns = p.parse_args(argv)
+    try:
+        path, pngs = collect(
+            ns.outdir, plots=not ns.no_plot, show_progress=not ns.quiet and sys.stderr.isatty()
+        )
+    except BuildError as exc:
+        print(f"run-network collect: error: {exc}", file=sys.stderr)
+        return 2
+    if not ns.quiet:
+        print(path)
+        for png in pngs:
+            print(png)
+    return 0

@@ -1,0 +1,216 @@
+"""Run the pending runs of a sweep directory: locally with N workers, over MPI ranks, or SLURM.
+
+Every run executes in its own child process (``python -m builder.farm run-one DIR RUN``), so
+a crash, a NEURON error or a killed run never takes the others down, and each run's outputs
+appear only when complete (the runner renames its output directory into place). The child's
+environment has the MPI launcher variables removed, so a run started from an MPI rank is an
+ordinary serial NEURON run.
+
+* ``run-network DIR -j N``: N local workers (threads waiting on children).
+* ``mpiexec -n N python run_network.py DIR``: rank 0 hands out runs, ranks 1..N-1 ask for work;
+  rank 0 also runs children itself between messages, so N ranks keep N runs going.
+* ``run-network DIR --slurm``: writes ``DIR/slurm_array.sh``, one array task per pending run.
+
+The manifest (``DIR/manifest.csv``) is rewritten from the files on disk after every finished
+run; restarting after a kill redoes only the runs without complete output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+from .sweep import FAILED_FILE, read_sweep_dir, run_status, write_manifest
+
+__all__ = ["pending", "run_one", "farm_local", "farm_mpi", "slurm_script", "child_env"]
+
+_MPI_ENV_PREFIXES = ("PMI_", "PMIX_", "HYDI_", "HYDRA_", "OMPI_", "MPI_LOCAL", "MPIR_", "SLURM_PMI")
+_TAG = 77
+
+
+def child_env() -> dict[str, str]:
+    """This process's environment without the MPI launcher's variables."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(_MPI_ENV_PREFIXES)}
+
+
+def pending(outdir: Path, *, rerun_failed: bool = True) -> list[str]:
+    """Run ids still to run: built, and (by default) failed ones."""
+    sweep = read_sweep_dir(outdir)
+    want = {"built", "failed"} if rerun_failed else {"built"}
+    return [r.run_id for r in sweep.runs if run_status(outdir, r.run_id) in want]
+
+
+def _write_json_atomic(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def run_one(outdir: Path, run_id: str, *, timeout_s: float | None = None) -> str:
+    """Run one run in a child process; record a failure in ``RUN/failed.json``; return status."""
+    rundir = Path(outdir) / run_id
+    t0 = time.perf_counter()
+    cmd = [sys.executable, "-m", "builder.nrn.runner", str(rundir), "-q", "--no-progress"]
+    try:
+        proc = subprocess.run(
+            cmd, env=child_env(), capture_output=True, text=True, timeout=timeout_s, cwd=rundir
+        )
+        rc, err = proc.returncode, proc.stderr
+    except subprocess.TimeoutExpired as exc:
+        rc, err = -1, f"timed out after {exc.timeout} s"
+    if rc == 0 and run_status(Path(outdir), run_id) == "done":
+        (rundir / FAILED_FILE).unlink(missing_ok=True)
+        return "done"
+    tail = "\n".join((err or "").strip().splitlines()[-12:])
+    _write_json_atomic(
+        rundir / FAILED_FILE,
+        {
+            "error": tail or f"exit status {rc}",
+            "returncode": rc,
+            "seconds": round(time.perf_counter() - t0, 3),
+        },
+    )
+    return "failed"
+
+
+def _report(progress_stream, done: int, total: int, t0: float, run_id: str, status: str) -> None:
+    if progress_stream is not None:
+        progress_stream.write(
+            f"\r  runs [{'#' * int(30 * done / max(total, 1)):<30}] {done}/{total} "
+            f"{time.perf_counter() - t0:7.1f} s  last {run_id}: {status}   "
+        )
+        progress_stream.flush()
+
+
+def farm_local(
+    outdir: Path, run_ids: list[str], jobs: int = 1, *, progress: bool = False
+) -> dict[str, str]:
+    """Run ``run_ids`` with ``jobs`` concurrent child processes; returns run id -> status."""
+    outdir = Path(outdir)
+    sweep = read_sweep_dir(outdir)
+    results: dict[str, str] = {}
+    stream = sys.stderr if progress else None
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {pool.submit(run_one, outdir, r): r for r in run_ids}
+        for fut in as_completed(futures):
+            rid = futures[fut]
+            results[rid] = fut.result()
+            write_manifest(outdir, sweep)
+            _report(stream, len(results), len(run_ids), t0, rid, results[rid])
+    if stream is not None and run_ids:
+        stream.write("\n")
+    write_manifest(outdir, sweep)
+    return results
+
+
+def farm_mpi(
+    outdir: Path, comm: Any, *, rerun_failed: bool = True, progress: bool = False
+) -> dict[str, str]:
+    """Rank 0 hands out the pending runs of ``outdir`` to all ranks (itself included)."""
+    outdir = Path(outdir)
+    rank, size = comm.Get_rank(), comm.Get_size()
+    if rank != 0:
+        comm.send(("ready",), dest=0, tag=_TAG)
+        while True:
+            req = comm.irecv(source=0, tag=_TAG)
+            while True:  # poll with sleeps: a blocking MPICH receive spins a core
+                ok, msg = req.test()
+                if ok:
+                    break
+                time.sleep(0.02)
+            if msg[0] == "stop":
+                return {}
+            status = run_one(outdir, msg[1])
+            comm.send(("result", msg[1], status), dest=0, tag=_TAG)
+
+    from mpi4py import MPI
+
+    sweep = read_sweep_dir(outdir)
+    queue = deque(pending(outdir, rerun_failed=rerun_failed))
+    total = len(queue)
+    results: dict[str, str] = {}
+    workers_left = size - 1
+    local: tuple[subprocess.Popen, str] | None = None
+    stream = sys.stderr if progress else None
+    t0 = time.perf_counter()
+    st = MPI.Status()
+
+    def finished(rid: str, status: str) -> None:
+        results[rid] = status
+        write_manifest(outdir, sweep)
+        _report(stream, len(results), total, t0, rid, status)
+
+    pool = ThreadPoolExecutor(max_workers=1)
+    while True:
+        if local is None and queue:
+            rid = queue.popleft()
+            local = (pool.submit(run_one, outdir, rid), rid)
+        if local is not None and local[0].done():
+            finished(local[1], local[0].result())
+            local = None
+        while comm.Iprobe(source=MPI.ANY_SOURCE, tag=_TAG, status=st):
+            src = st.Get_source()
+            msg = comm.recv(source=src, tag=_TAG)
+            if msg[0] == "result":
+                finished(msg[1], msg[2])
+            if queue:
+                comm.send(("task", queue.popleft()), dest=src, tag=_TAG)
+            else:
+                comm.send(("stop",), dest=src, tag=_TAG)
+                workers_left -= 1
+        if not queue and local is None and workers_left == 0:
+            break
+        time.sleep(0.05)
+    pool.shutdown()
+    if stream is not None and total:
+        stream.write("\n")
+    write_manifest(outdir, sweep)
+    return results
+
+
+def slurm_script(outdir: Path, run_ids: list[str], *, python: str | None = None) -> Path:
+    """Write ``DIR/slurm_array.sh`` (one array task per run) and its run list; return its path."""
+    outdir = Path(outdir).resolve()
+    listing = outdir / "slurm_runs.txt"
+    listing.write_text("".join(f"{r}\n" for r in run_ids))
+    py = python or sys.executable
+    script = outdir / "slurm_array.sh"
+    script.write_text(
+        "#!/bin/bash\n"
+        f"#SBATCH --job-name=l5net-sweep\n"
+        f"#SBATCH --array=0-{max(len(run_ids) - 1, 0)}\n"
+        "#SBATCH --ntasks=1\n"
+        f"#SBATCH --output={outdir}/slurm-%A_%a.log\n"
+        "# One array task per pending run of this sweep; submit with: sbatch slurm_array.sh\n"
+        "# Afterwards: run-network collect DIR (also refreshes manifest.csv).\n"
+        "set -euo pipefail\n"
+        f'RUN=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" "{listing}")\n'
+        f'exec "{py}" -m builder.farm run-one "{outdir}" "$RUN"\n'
+    )
+    script.chmod(0o755)
+    return script
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m builder.farm run-one DIR RUN``: run one run of a sweep and record its status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) != 3 or argv[0] != "run-one":
+        print("usage: python -m builder.farm run-one SWEEP_DIR RUN_ID", file=sys.stderr)
+        return 2
+    outdir = Path(argv[1])
+    status = run_one(outdir, argv[2])
+    write_manifest(outdir)
+    print(f"{argv[2]}: {status}")
+    return 0 if status == "done" else 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
