@@ -163,7 +163,10 @@ def load_sweep(path: str | os.PathLike, *, validate: bool = True) -> Sweep:
 
     keys = list(overrides)
     lists = [overrides[k] for k in keys]
-    combos = list(itertools.product(*lists)) if combine == "grid" else list(zip(*lists))
+    if combine == "grid":
+        combos = list(itertools.product(*lists))
+    else:
+        combos = list(zip(*lists, strict=True))
     if not keys:
         combos = [()]
     base_path = (path.parent / base).resolve()
