@@ -32,7 +32,7 @@ import os
 import secrets
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +91,6 @@ class _Output:
     tstop_ms: float
     output_dir: Path
     spikes_file: Path
-    notes: list[str] = field(default_factory=list)
 
     def spikes_input(self, pop: str) -> Path:
         return self.base / f"{pop}_spikes.h5"
@@ -147,6 +146,8 @@ def _open_output(outdir: str | os.PathLike) -> _Output:
         config = json.loads(config_path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RunError(f"{config_path}: cannot read the simulation config ({exc})") from None
+    if not isinstance(config, dict):
+        raise RunError(f"{config_path}: the simulation config is not a JSON object")
     run = config.get("run") or {}
     try:
         tstart_ms = float(run.get("tstart", 0.0))
@@ -157,7 +158,11 @@ def _open_output(outdir: str | os.PathLike) -> _Output:
     out_cfg = config.get("output") or {}
     output_dir = _resolve(str(out_cfg.get("output_dir", "$BASE_DIR/output")), manifest, base)
     spikes = str(out_cfg.get("spikes_file", "spikes.h5"))
-    spikes_file = Path(spikes) if os.path.isabs(spikes) else output_dir / spikes
+    spikes_file = (
+        _resolve(spikes, manifest, base)
+        if spikes.startswith("$") or os.path.isabs(spikes)
+        else output_dir / spikes
+    )
     out = _Output(base, config, tstart_ms, tstop_ms, output_dir, spikes_file)
     missing = [p for p in out.required() if not p.is_file()]
     if missing:
@@ -387,7 +392,7 @@ def _plot_inputs(out: _Output, path: Path) -> Path:
             ids_w[sel],
             linestyle="none",
             marker="|",
-            markersize=2.5,
+            markersize=float(np.clip(100.0 / max(shown.size, 1), 2.5, 8.0)),
             markeredgewidth=0.6,
             color=colour,
         )
@@ -430,15 +435,17 @@ def _plot_inputs(out: _Output, path: Path) -> Path:
     return _save(fig, path)
 
 
-def _plot_vm(out: _Output, report: Path, path: Path) -> Path:
+def _plot_vm(out: _Output, report: Path, path: Path) -> Path | None:
     t_ms, v, units, node = _read_vm(report)
+    if v.size < 2:
+        return None
     ids, ts = (
         _read_spikes(out.spikes_file)
         if out.spikes_file.is_file()
         else (np.zeros(0, np.int64), np.zeros(0))
     )
     ts = np.sort(ts[ids == node])
-    run_s = (t_ms[-1] - t_ms[0]) / 1000.0 if t_ms.size > 1 else 0.0
+    run_s = (t_ms[-1] - t_ms[0]) * t_ms.size / (t_ms.size - 1) / 1000.0 if t_ms.size > 1 else 0.0
     rate = f", {ts.size / run_s:.2f} Hz" if run_s > 0 else ""
     long_run = t_ms.size > 1 and t_ms[-1] - t_ms[0] > RASTER_WINDOW_MS
     fig = _figure(11.0, 7.0 if long_run else 4.5)
@@ -750,7 +757,11 @@ def plot_run(
     elif not report.is_file():
         say(f"soma_vm.png skipped: the run wrote no membrane report ({report} is missing)")
     else:
-        written.append(_plot_vm(out, report, target / "soma_vm.png"))
+        vm = _plot_vm(out, report, target / "soma_vm.png")
+        if vm is None:
+            say(f"soma_vm.png skipped: {report} holds fewer than 2 samples")
+        else:
+            written.append(vm)
     written.append(_plot_morphology(out, target / "morphology_synapses.png"))
     return written
 

@@ -496,9 +496,17 @@ def main(argv: list[str] | None = None) -> int:
     if ctx.rank == 0 and ns.plot:
         from ..plots import plot_run
 
-        for png in plot_run(summary.config.parent):
-            if not ns.quiet:
+        notes: list[str] = []
+        try:
+            pngs = plot_run(summary.config.parent, notes=notes)
+        except BuildError as exc:
+            print(f"run-network: the run finished but plotting failed: {exc}", file=sys.stderr)
+            return 2
+        if not ns.quiet:
+            for png in pngs:
                 print(f"  plot: {png}")
+        for note in notes:
+            print(f"  note: {note}", file=sys.stderr)
     return 0
 
 
