@@ -255,6 +255,7 @@ def run(
     mpi: MPIContext | None = None,
     progress: bool | None = None,
     quiet: bool = False,
+    settle: bool = True,
 ) -> RunSummary:
     """Run the simulation described by ``config`` (see the module docstring)."""
     from .. import mechanisms
@@ -330,6 +331,8 @@ def run(
     n_cells = int(pc.allreduce(len(graph.get_local_cells()), 1))
     setup_s = time.perf_counter() - t_setup
 
+    if settle:
+        _steady_state_init(h)
     t_sim = time.perf_counter()
     sim.run()
     sim_s = time.perf_counter() - t_sim
@@ -339,11 +342,40 @@ def run(
     spikes_file = base / OUTPUT_DIR / partial_spikes.relative_to(base / PARTIAL_OUTPUT)
     n_spikes = 0
     if mpi.rank == 0:
-        n_spikes = _sonata_spikes(partial_spikes)
+        internal = [p.name for p in graph.get_node_populations() if not p.virtual_nodes_only]
+        n_spikes = _sonata_spikes(partial_spikes, internal)
         _replace_dir(base / PARTIAL_OUTPUT, base / OUTPUT_DIR)
     mpi.barrier()
     return RunSummary(
         config, n_cells, n_syn, n_pp, n_spikes, float(conf.tstop), setup_s, sim_s, spikes_file
+    )
+
+
+def _steady_state_init(h: Any) -> None:
+    """Start every run from the cell's resting steady state, not from a uniform ``v_init``.
+
+    A single ``v_init`` everywhere is not a steady state of a cell whose compartments rest at
+    different potentials (Ih, e_pas = -90 mV): the legacy runs began with a spurious spike or
+    two. After ``finitialize(v_init)`` we take a few backward-Euler steps of 1e9 ms at negative
+    times (no input event is due before t = 0, so none is delivered), which relaxes every state
+    variable to its fixed point; then t = 0 and the usual dt are restored.
+    """
+    h(
+        """
+        proc init() { local dtsav, cvsav
+            finitialize(v_init)
+            cvsav = cvode.active()
+            if (cvsav) { cvode.active(0) }
+            dtsav = dt
+            dt = 1e9
+            t = -1e10
+            while (t < -1e9) { fadvance() }
+            dt = dtsav
+            t = 0
+            if (cvsav) { cvode.active(1) cvode.re_init() } else { fcurrent() }
+            frecord_init()
+        }
+        """
     )
 
 
@@ -358,23 +390,25 @@ def _replace_dir(new: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _sonata_spikes(path: Path) -> int:
-    """Rewrite BMTK's spikes file in the layout libsonata reads; returns the spike count."""
+def _sonata_spikes(path: Path, populations: list[str]) -> int:
+    """Rewrite BMTK's spikes file in the layout libsonata reads; returns the spike count.
+
+    Every simulated population gets its group, even one that did not spike (BMTK then writes
+    an empty ``/spikes``).
+    """
     import h5py
     import numpy as np
 
     from ..sonata import write_spikes_multi
 
-    if not path.exists():
-        return 0
-    pops: dict[str, tuple[Any, Any]] = {}
-    with h5py.File(path, "r") as f:
-        spikes = f.get("spikes")
-        if spikes is None:
-            return 0
-        for name, g in spikes.items():
-            if isinstance(g, h5py.Group) and "timestamps" in g:
-                pops[name] = (g["node_ids"][()], g["timestamps"][()])
+    pops: dict[str, tuple[Any, Any]] = {
+        name: (np.zeros(0, np.uint64), np.zeros(0)) for name in populations
+    }
+    if path.exists():
+        with h5py.File(path, "r") as f:
+            for name, g in (f.get("spikes") or {}).items():
+                if isinstance(g, h5py.Group) and "timestamps" in g:
+                    pops[name] = (g["node_ids"][()], g["timestamps"][()])
     write_spikes_multi(path, pops, sorting="by_time")
     return int(sum(np.asarray(ids).size for ids, _ in pops.values()))
 
@@ -397,6 +431,9 @@ def _parser() -> argparse.ArgumentParser:
         help="one point process per synapse (reference mode; slower)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress line")
+    p.add_argument("--no-settle", action="store_true",
+                   help="start from v_init everywhere instead of the resting steady state "
+                        "(legacy behaviour: spurious spikes in the first ~50 ms)")
     p.add_argument(
         "--plot",
         action="store_true",
@@ -487,6 +524,7 @@ def main(argv: list[str] | None = None) -> int:
                 mpi=ctx,
                 progress=False if ns.no_progress or ns.quiet else None,
                 quiet=ns.quiet,
+                settle=not ns.no_settle,
             )
     except BuildError as exc:
         print(f"run-network: error: {exc}", file=sys.stderr)
