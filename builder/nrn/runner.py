@@ -431,9 +431,12 @@ def _parser() -> argparse.ArgumentParser:
         help="one point process per synapse (reference mode; slower)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress line")
-    p.add_argument("--no-settle", action="store_true",
-                   help="start from v_init everywhere instead of the resting steady state "
-                        "(legacy behaviour: spurious spikes in the first ~50 ms)")
+    p.add_argument(
+        "--no-settle",
+        action="store_true",
+        help="start from v_init everywhere instead of the resting steady state "
+        "(legacy behaviour: spurious spikes in the first ~50 ms)",
+    )
     p.add_argument(
         "--plot",
         action="store_true",
