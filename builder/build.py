@@ -117,6 +117,7 @@ class SimulationBuilder:
         self.warnings: list[str] = []
         self._cell: CellSpec | None = None
         self._table: SegmentTable | None = None
+        self._lengths: dict[str, float] | None = None
 
     # ---------------------------------------------------------------- preparation
     @property
@@ -143,6 +144,11 @@ class SimulationBuilder:
 
     def lengths_um(self) -> dict[str, float]:
         """Dendritic lengths for the counts: the params' ``lengths`` or the cell's own."""
+        if self._lengths is None:
+            self._lengths = self._lengths_um()
+        return dict(self._lengths)
+
+    def _lengths_um(self) -> dict[str, float]:
         given = self.params.get("lengths")
         table = self.segment_table
         measured = table.dendritic_lengths() if table.has_lengths else None
