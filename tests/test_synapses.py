@@ -726,3 +726,15 @@ if __name__ == "__main__":
     # subprocess entry: python test_synapses.py LIBNRNMECH OUT.json
     _lib, _out = sys.argv[1], sys.argv[2]
     Path(_out).write_text(json.dumps(_scenarios(_lib), indent=1))
+
+
+def test_edge_normals_are_standard_normal_and_independent():
+    # counter-based deviates: the KS test against N(0, 1) and neighbour correlation ~ 0
+    from scipy import stats
+
+    z = synapses.edge_normals(123, "exc_stim_to_biophysical", np.arange(100_000))
+    assert stats.kstest(z, "norm").pvalue > 1e-3
+    r = np.corrcoef(z[:-1], z[1:])[0, 1]
+    assert abs(r) < 5 / np.sqrt(z.size)
+    other = synapses.edge_normals(123, "prox_inh_stim_to_biophysical", np.arange(100_000))
+    assert abs(np.corrcoef(z, other)[0, 1]) < 5 / np.sqrt(z.size)

@@ -142,6 +142,7 @@ def _bind(graph: Any, seed: int, merge: bool) -> tuple[int, int]:
 
     n_syn = 0
     pps = set()
+    pending: dict[tuple[int, str], tuple[Any, str, list[Any], list[int]]] = {}
     for cell in graph.get_local_cells().values():
         for c in getattr(cell, "_connections", []):
             edge = c._edge_prop
@@ -161,15 +162,25 @@ def _bind(graph: Any, seed: int, merge: bool) -> tuple[int, int]:
                 ) from None
             syn, nc = c._syn, c._connector
             if merge:
-                section = syn.get_segment().sec
-                nc.weight[0] = nc.weight[0] * synapses.connection_weight(
-                    params, section, seed, pop, edge_id, model=model
-                )
                 synapses.set_release_stream(nc, seed, pop, edge_id)
+                if synapses.has_weight_distribution(params, model):
+                    # drawn below, one vectorised call per (JSON, population)
+                    pending.setdefault((id(params), pop), (params, model, [], []))
+                    pending[(id(params), pop)][2].append(nc)
+                    pending[(id(params), pop)][3].append(edge_id)
+                else:
+                    section = syn.get_segment().sec
+                    nc.weight[0] = nc.weight[0] * synapses.connection_weight(
+                        params, section, seed, pop, edge_id, model=model
+                    )
             else:
                 synapses.bind_edge(syn, params, seed, pop, edge_id)
             n_syn += 1
             pps.add(syn.hname())
+    for (_, pop), (params, model, ncs, ids) in pending.items():
+        weights = synapses.draw_weights(params, seed, pop, ids, model=model)
+        for nc, w in zip(ncs, weights.tolist(), strict=True):
+            nc.weight[0] = nc.weight[0] * w
     return n_syn, len(pps)
 
 

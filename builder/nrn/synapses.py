@@ -39,8 +39,8 @@ or handled here:
     ``sigma**2 = log(1 + s**2/m**2)``, ``mu = log(m) - sigma**2/2``). The legacy code drew it
     whenever ``initW`` was present (its ``initW`` of 5 acted only as that switch), so a file
     with a distribution keeps ``initW`` as documentation of the legacy value, unused. The draw
-    for edge ``e`` of population ``p`` comes from ``builder.rng.stream(seed, "syn_weight", p,
-    e)``, so it does not depend on the number of MPI ranks or on the order of creation.
+    for edge ``e`` of population ``p`` is a pure function of (seed, p, e) (:func:`edge_normals`),
+    so it does not depend on the number of MPI ranks or on the order of creation.
 
 Any other key is an error (:class:`builder.errors.ParamsError`) naming the model and the key,
 raised when the first synapse of that JSON is created; :func:`check_model_file` does the same
@@ -86,7 +86,6 @@ from typing import Any
 import numpy as np
 
 from ..errors import ParamsError
-from ..rng import stream
 
 __all__ = [
     "MODELS",
@@ -168,9 +167,13 @@ class _Lognormal:
     hi: float
 
     def draw(self, rng: np.random.Generator, n: int | None = None) -> Any:
+        return self.from_normals(rng.standard_normal(n))
+
+    def from_normals(self, z: Any) -> Any:
+        """The weights for standard-normal deviates ``z`` (lognormal, then clipped)."""
         sigma2 = math.log1p((self.sd / self.mean) ** 2)
         mu = math.log(self.mean) - 0.5 * sigma2
-        return np.clip(rng.lognormal(mu, math.sqrt(sigma2), n), self.lo, self.hi)
+        return np.clip(np.exp(mu + math.sqrt(sigma2) * np.asarray(z)), self.lo, self.hi)
 
 
 @dataclass(frozen=True)
@@ -415,9 +418,9 @@ def draw_weights(
     Returns
     -------
     numpy.ndarray of float
-        One weight factor per edge; edge ``e``'s comes from its own stream
-        ``builder.rng.stream(seed, "syn_weight", population, e)``, so it is the same whatever
-        other edges are drawn, in whatever order, on whatever rank.
+        One weight factor per edge; edge ``e``'s comes from :func:`edge_normals` keyed by
+        (seed, population, e), so it is the same whatever other edges are drawn, in whatever
+        order, on whatever rank.
 
     Raises
     ------
@@ -428,11 +431,43 @@ def draw_weights(
     if plan.distribution is None:
         raise ValueError("this synaptic model has no weight_distribution to draw from")
     ids = np.asarray(edge_ids, dtype=np.int64).ravel()
-    # one generator per synapse keyed by its edge id (about 10 us each)
-    return np.array(
-        [plan.distribution.draw(stream(seed, "syn_weight", population, int(e))) for e in ids],
-        dtype=float,
-    )
+    return plan.distribution.from_normals(edge_normals(seed, population, ids))
+
+
+_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser (a bijective avalanche mix of 64-bit words), vectorised."""
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def edge_normals(seed: int, population: str, edge_ids: np.ndarray) -> np.ndarray:
+    """One standard-normal deviate per edge, a pure function of (seed, population, edge id).
+
+    Counter-based: each value depends on its own key only, so it is the same whatever other
+    edges are drawn, in whatever order, on whatever MPI rank -- and a whole population is
+    drawn in one vectorised call. Two 53-bit uniforms from hashed keys go through Box-Muller.
+    """
+    ids = np.asarray(edge_ids, dtype=np.uint64).ravel()
+    key = _mix64(np.array([(int(seed) << 32) ^ zlib.crc32(population.encode())], np.uint64))
+    with np.errstate(over="ignore"):
+        base = _mix64(key ^ (ids * np.uint64(2)))
+        h1 = _mix64(base)
+        h2 = _mix64(base ^ np.uint64(0xD1B54A32D192ED03))
+    scale = 1.0 / float(1 << 53)
+    u1 = ((h1 >> np.uint64(11)).astype(np.float64) + 0.5) * scale  # in (0, 1)
+    u2 = (h2 >> np.uint64(11)).astype(np.float64) * scale
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+
+
+def has_weight_distribution(syn_params: Mapping, model: str | None = None) -> bool:
+    """Whether each synapse of this JSON draws its own weight factor."""
+    return _plan(syn_params, _model_of(syn_params, model)).distribution is not None
 
 
 def connection_weight(
