@@ -112,16 +112,16 @@ def _plots(outdir: Path, keys: list[str], table: list[dict[str, Any]]) -> list[P
         return []
     fig, axes = plt.subplots(1, len(swept), figsize=(4.2 * len(swept), 3.6), squeeze=False)
     for ax, key in zip(axes[0], swept, strict=True):
-        groups: dict[Any, list[float]] = {}
+        # group by the JSON text (hashable whatever the value: numbers, strings, lists, objects)
+        groups: dict[str, list[float]] = {}
         for r in done:
-            x = json.loads(r[key]) if key != "seed" else r[key]
-            groups.setdefault(x, []).append(float(r["rate_hz"]))
-        try:
-            xs = sorted(groups)
-            numeric = all(isinstance(x, (int, float)) for x in xs)
-        except TypeError:
-            xs, numeric = list(groups), False
-        pos = xs if numeric else list(range(len(xs)))
+            groups.setdefault(str(r[key]), []).append(float(r["rate_hz"]))
+        value = {t: json.loads(t) for t in groups}
+        numeric = all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()
+        )
+        xs = sorted(groups, key=lambda t: value[t]) if numeric else list(groups)
+        pos = [value[t] for t in xs] if numeric else list(range(len(xs)))
         means = [np.mean(groups[x]) for x in xs]
         sds = [np.std(groups[x]) for x in xs]
         for p, x in zip(pos, xs, strict=True):

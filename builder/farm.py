@@ -17,6 +17,7 @@ run; restarting after a kill redoes only the runs without complete output.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -33,6 +34,7 @@ __all__ = ["pending", "run_one", "farm_local", "farm_mpi", "slurm_script", "chil
 
 _MPI_ENV_PREFIXES = ("PMI_", "PMIX_", "HYDI_", "HYDRA_", "OMPI_", "MPI_LOCAL", "MPIR_", "SLURM_PMI")
 _TAG = 77
+LOCK_FILE = ".run.lock"
 
 
 def child_env() -> dict[str, str]:
@@ -54,30 +56,48 @@ def _write_json_atomic(path: Path, obj: Any) -> None:
 
 
 def run_one(outdir: Path, run_id: str, *, timeout_s: float | None = None) -> str:
-    """Run one run in a child process; record a failure in ``RUN/failed.json``; return status."""
+    """Run one run in a child process; record a failure in ``RUN/failed.json``; return status.
+
+    The child holds ``RUN/.run.lock`` (an ``flock`` inherited from us) for as long as it lives,
+    so a run whose runner outlived a killed farm is not started a second time: ``running``.
+    """
     rundir = Path(outdir) / run_id
-    t0 = time.perf_counter()
-    cmd = [sys.executable, "-m", "builder.nrn.runner", str(rundir), "-q", "--no-progress"]
+    lock = os.open(rundir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        proc = subprocess.run(
-            cmd, env=child_env(), capture_output=True, text=True, timeout=timeout_s, cwd=rundir
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return "running"
+        t0 = time.perf_counter()
+        cmd = [sys.executable, "-m", "builder.nrn.runner", str(rundir), "-q", "--no-progress"]
+        try:
+            proc = subprocess.run(
+                cmd,
+                env=child_env(),
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+                cwd=rundir,
+                pass_fds=(lock,),
+            )
+            rc, err = proc.returncode, proc.stderr
+        except subprocess.TimeoutExpired as exc:
+            rc, err = -1, f"timed out after {exc.timeout} s"
+        if rc == 0 and run_status(Path(outdir), run_id) == "done":
+            (rundir / FAILED_FILE).unlink(missing_ok=True)
+            return "done"
+        tail = "\n".join((err or "").strip().splitlines()[-12:])
+        _write_json_atomic(
+            rundir / FAILED_FILE,
+            {
+                "error": tail or f"exit status {rc}",
+                "returncode": rc,
+                "seconds": round(time.perf_counter() - t0, 3),
+            },
         )
-        rc, err = proc.returncode, proc.stderr
-    except subprocess.TimeoutExpired as exc:
-        rc, err = -1, f"timed out after {exc.timeout} s"
-    if rc == 0 and run_status(Path(outdir), run_id) == "done":
-        (rundir / FAILED_FILE).unlink(missing_ok=True)
-        return "done"
-    tail = "\n".join((err or "").strip().splitlines()[-12:])
-    _write_json_atomic(
-        rundir / FAILED_FILE,
-        {
-            "error": tail or f"exit status {rc}",
-            "returncode": rc,
-            "seconds": round(time.perf_counter() - t0, 3),
-        },
-    )
-    return "failed"
+        return "failed"
+    finally:
+        os.close(lock)
 
 
 def _report(progress_stream, done: int, total: int, t0: float, run_id: str, status: str) -> None:

@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import copy
 import csv
+import hashlib
 import io
 import itertools
 import json
 import logging
 import os
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +61,7 @@ SWEEP_FILE = "sweep.json"
 MANIFEST_CSV = "manifest.csv"
 FAILED_FILE = "failed.json"
 BUILD_FAILED_FILE = "build-failed.json"
+RUN_FILE = "run.json"
 _COMBINE = ("grid", "zip")
 
 
@@ -316,21 +319,55 @@ def build_sweep(
             f"{outdir}: exists and is not a sweep directory; choose an empty or new directory "
             "(or --force)"
         )
+    replacing = stored.is_file() and read_sweep_dir(outdir).to_json() != sweep.to_json()
+    base_bytes = sweep.base.read_bytes()
+    base_sha256 = hashlib.sha256(base_bytes).hexdigest()
+
+    def record(run: RunSpec) -> dict[str, Any]:
+        """What a run directory was built from (``RUN/run.json``)."""
+        return {**run.as_dict(), "base": str(sweep.base), "base_sha256": base_sha256}
+
+    def stale(run: RunSpec) -> bool:
+        """Built, but from other params than this sweep's run of that id."""
+        if run_status(outdir, run.run_id) in ("missing", "build-failed"):
+            return False
+        try:
+            return json.loads((outdir / run.run_id / RUN_FILE).read_text()) != record(run)
+        except (OSError, ValueError):
+            return replacing  # built before run.json existed: stale only if the sweep changed
+
+    old = [r.run_id for r in sweep.runs if stale(r)]
+    if old and not force:
+        raise BuildError(
+            f"{outdir}: {len(old)} run(s) ({', '.join(old[:5])}{', ...' if len(old) > 5 else ''})"
+            " were built from other params (did the base file change?); pass --force to "
+            "rebuild them (their outputs are deleted)"
+        )
     outdir.mkdir(parents=True, exist_ok=True)
     _write_json_atomic(stored, sweep.to_json())
-    data = json.loads(sweep.base.read_text())
-    todo = [r for r in sweep.runs if run_status(outdir, r.run_id) in ("missing", "build-failed")]
+    data = json.loads(base_bytes)
+    todo = [
+        r
+        for r in sweep.runs
+        if r.run_id in old or run_status(outdir, r.run_id) in ("missing", "build-failed")
+    ]
     for run in progress(todo) if progress else todo:
         target = outdir / run.run_id
         (target / BUILD_FAILED_FILE).unlink(missing_ok=True)
+        if run.run_id in old:  # --force: the outputs of the other params go too
+            for name in ("output", ".output-partial"):
+                shutil.rmtree(target / name, ignore_errors=True)
+            (target / FAILED_FILE).unlink(missing_ok=True)
         try:
             params = copy.deepcopy(data)
             params["_source"] = str(sweep.base)
             SimulationBuilder(
                 params, run.seed, overrides=run.overrides, cwd=sweep.base.parent
-            ).build(target, force=force)
+            ).build(target, force=force or run.run_id in old)
         except BuildError as exc:
             log.warning("%s: build failed: %s", run.run_id, exc)
             target.mkdir(parents=True, exist_ok=True)
             _write_json_atomic(target / BUILD_FAILED_FILE, {"error": str(exc)})
+            continue
+        _write_json_atomic(target / RUN_FILE, record(run))
     return write_manifest(outdir, sweep)

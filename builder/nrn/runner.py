@@ -486,24 +486,34 @@ def _parser() -> argparse.ArgumentParser:
 def _sweep(ns: argparse.Namespace, ctx: MPIContext) -> int:
     """Run the pending runs of a sweep directory (locally, over MPI ranks, or via SLURM)."""
     from .. import farm
+    from ..errors import BuildError
     from ..sweep import write_manifest
 
     outdir = Path(ns.config).resolve()
     show = not ns.quiet and not ns.no_progress and sys.stderr.isatty()
-    if ctx.size > 1:
-        results = farm.farm_mpi(
-            outdir, ctx.comm, rerun_failed=not ns.no_rerun_failed, progress=show and ctx.rank == 0
-        )
-        if ctx.rank != 0:
-            return 0
-    else:
-        todo = farm.pending(outdir, rerun_failed=not ns.no_rerun_failed)
-        if ns.slurm:
-            script = farm.slurm_script(outdir, todo)
-            print(f"{script}: {len(todo)} array tasks; submit with: sbatch {script}")
-            return 0
-        results = farm.farm_local(outdir, todo, ns.jobs, progress=show)
-    rows = write_manifest(outdir)
+    try:
+        # guard: a rank that raises aborts the job instead of leaving the others waiting
+        with guard(ctx):
+            if ctx.size > 1:
+                results = farm.farm_mpi(
+                    outdir,
+                    ctx.comm,
+                    rerun_failed=not ns.no_rerun_failed,
+                    progress=show and ctx.rank == 0,
+                )
+                if ctx.rank != 0:
+                    return 0
+            else:
+                todo = farm.pending(outdir, rerun_failed=not ns.no_rerun_failed)
+                if ns.slurm:
+                    script = farm.slurm_script(outdir, todo)
+                    print(f"{script}: {len(todo)} array tasks; submit with: sbatch {script}")
+                    return 0
+                results = farm.farm_local(outdir, todo, ns.jobs, progress=show)
+            rows = write_manifest(outdir)
+    except BuildError as exc:
+        print(f"run-network: error: {exc}", file=sys.stderr)
+        return 2
     failed = [r for r in rows if r["status"] in ("failed", "build-failed")]
     done = sum(r["status"] == "done" for r in rows)
     if not ns.quiet:
