@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from .errors import OutputError
 __all__ = ["MANIFEST_NAME", "Staging", "read_manifest"]
 
 MANIFEST_NAME = ".l5net-manifest.json"
+_STAGING_PREFIX = ".l5net-staging-"
 _MANIFEST_FORMAT = 1
 
 
@@ -71,7 +73,10 @@ class Staging:
             self.previous: dict[str, dict[str, int]] = {}
         else:
             self.previous = read_manifest(self.outdir) if not force else _safe_manifest(self.outdir)
-        self.dir = Path(tempfile.mkdtemp(prefix=".l5net-staging-", dir=anchor))
+        _remove_abandoned_staging(anchor)
+        self.dir = Path(
+            tempfile.mkdtemp(prefix=f"{_STAGING_PREFIX}{_host()}-{os.getpid()}-", dir=anchor)
+        )
 
     def __enter__(self) -> Staging:
         return self
@@ -162,6 +167,25 @@ class Staging:
         tmp = where / f".{MANIFEST_NAME}.tmp"
         tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
         os.replace(tmp, where / MANIFEST_NAME)
+
+
+def _host() -> str:
+    return socket.gethostname().split(".")[0].replace("-", "_") or "host"
+
+
+def _remove_abandoned_staging(anchor: Path) -> None:
+    """Remove staging directories left by builds on this host that were killed (-9)."""
+    for p in anchor.glob(f"{_STAGING_PREFIX}*"):
+        parts = p.name[len(_STAGING_PREFIX) :].split("-")
+        if len(parts) < 3 or parts[0] != _host() or not parts[1].isdigit():
+            continue
+        pid = int(parts[1])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(p, ignore_errors=True)
+        except PermissionError:
+            pass
 
 
 def _safe_manifest(outdir: Path) -> dict[str, dict[str, int]]:

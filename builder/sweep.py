@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -277,7 +278,7 @@ def write_manifest(outdir: str | os.PathLike, sweep: Sweep | None = None) -> lis
     )
     w.writeheader()
     w.writerows(rows)
-    tmp = outdir / f".{MANIFEST_CSV}.{os.getpid()}.tmp"
+    tmp = outdir / f".{MANIFEST_CSV}.{socket.gethostname()}.{os.getpid()}.tmp"
     tmp.write_text(buf.getvalue())
     os.replace(tmp, outdir / MANIFEST_CSV)
     return rows

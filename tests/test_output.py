@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from builder.errors import OutputError
@@ -95,3 +97,24 @@ def test_new_output_dir_appears_whole_or_not_at_all(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["runs"]
     _build(target, {"a.txt": "one"})  # and a rebuild over it works as before
     assert set(read_manifest(target)) == {"a.txt"}
+
+
+def test_abandoned_staging_dirs_of_dead_builds_are_removed(tmp_path):
+    import subprocess
+    import sys
+
+    from builder.output import _STAGING_PREFIX, _host
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
+    abandoned = tmp_path / f"{_STAGING_PREFIX}{_host()}-{dead}-abc"
+    abandoned.mkdir()
+    (abandoned / "half.h5").write_text("x")
+    alive = tmp_path / f"{_STAGING_PREFIX}{_host()}-{os.getpid()}-def"
+    alive.mkdir()
+    foreign = tmp_path / f"{_STAGING_PREFIX}otherhost-{dead}-ghi"
+    foreign.mkdir()
+    _build(tmp_path, {"a.txt": "1"})
+    assert not abandoned.exists()
+    assert alive.exists() and foreign.exists()
