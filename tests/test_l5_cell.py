@@ -1,0 +1,153 @@
+"""The default L5 cell: morphology totals, discretisation, Hay (2011) densities, behaviour.
+
+The NEURON measurements run in one child process (one mechanism library per process) that
+prints JSON; the tests then check the numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.neuron
+
+PROBE = textwrap.dedent(
+    r"""
+    import json, os, sys
+    import numpy as np
+    from builder.components import resolve_cell
+    from builder.mechanisms import compiled_mechanisms
+    from builder.params import load_params
+
+    os.chdir(sys.argv[1])  # the template must not depend on the working directory
+    spec = resolve_cell(load_params(sys.argv[2]))
+    lib = compiled_mechanisms(spec.mod_files)
+    os.environ["NEURON_MODULE_OPTIONS"] = "-nogui"
+    import neuron
+    from neuron import h
+    neuron.load_mechanisms(str(lib))
+    h.load_file("stdrun.hoc"); h.load_file("import3d.hoc")
+    h.load_file(str(spec.template_file))
+    from builder.nrn.runner import _steady_state_init
+    _steady_state_init(h)
+    out = {}
+    c = h.L5PCtemplate()
+    secs = {k: len(list(getattr(c, k))) for k in ("somatic", "basal", "apical", "axonal")}
+    out["sections"] = secs
+    out["nseg_rule"] = all(s.nseg == 1 + 2 * int(s.L / 10) for s in c.all)
+    out["axon_L"] = [s.L for s in c.axonal]
+    h.distance(0, c.soma[0](0))
+    lengths = {"basal_dist": 0.0, "basal_prox": 0.0, "apic": 0.0}
+    for s in c.basal:
+        for seg in s:
+            key = "basal_dist" if h.distance(seg) >= 50 else "basal_prox"
+            lengths[key] += s.L / s.nseg
+    lengths["apic"] = sum(s.L for s in c.apical)
+    out["lengths"] = lengths
+    out["max_apic_dist"] = max(h.distance(s(1)) for s in c.apical)
+    soma = c.soma[0](0.5)
+    out["soma"] = {"NaTs": soma.gbar_NaTs, "K_T": soma.gbar_K_T, "Kv3_1": soma.gbar_Kv3_1,
+                   "Ca_LVA": soma.gbar_Ca_LVA, "Ih": soma.gbar_Ih, "g_pas": soma.g_pas,
+                   "decay": soma.decay_CaDynamics, "cm": soma.cm, "ek": soma.ek}
+    probes = []
+    for s in c.apical:
+        for seg in s:
+            probes.append((h.distance(seg), seg.gbar_Ih, seg.gbar_Ca_LVA, seg.gbar_Ca_HVA, seg.cm))
+    out["apical"] = probes
+    out["basal_Ih"] = sorted({round(seg.gbar_Ih, 12) for s in c.basal for seg in s})
+    h.celsius = 34
+    h.v_init = -80
+    ic = h.IClamp(c.soma[0](0.5)); ic.delay = 100; ic.dur = 500
+    v = h.Vector().record(c.soma[0](0.5)._ref_v); t = h.Vector().record(h._ref_t)
+    res = {}
+    for amp in (0.0, 0.5, 1.0, 2.0):
+        ic.amp = amp
+        h.dt = 0.1; h.tstop = 700; h.run()
+        vv, tt = np.array(v), np.array(t)
+        up = tt[1:][(vv[:-1] < -10) & (vv[1:] >= -10)]
+        res[str(amp)] = {"spikes": int(up.size), "v_rest": float(vv[tt < 100].mean()),
+                         "v_end": float(vv[-1]), "v_max_before": float(vv[tt < 100].max())}
+    out["steps"] = res
+    print("RESULT " + json.dumps(out))
+    print("f-I (spikes in 0.5 s):", {a: r["spikes"] for a, r in res.items()}, file=sys.stderr)
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def cell(tmp_path_factory) -> dict:
+    where = tmp_path_factory.mktemp("elsewhere")
+    r = subprocess.run(
+        [sys.executable, "-c", PROBE, str(where), str(ROOT / "params" / "L5NetParams.json")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=where,
+    )
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert r.returncode == 0 and lines, r.stderr[-3000:]
+    return json.loads(lines[-1][len("RESULT ") :])
+
+
+def test_morphology_script_reproduces_the_committed_files():
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "make_l5_morphology.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_sections_and_axon_stubs(cell):
+    s = cell["sections"]
+    assert s["somatic"] == 1 and s["basal"] >= 8 and s["apical"] >= 20
+    assert cell["axon_L"] == pytest.approx([30.0, 30.0])
+    assert cell["nseg_rule"]
+
+
+def test_dendritic_lengths_match_the_legacy_params(cell):
+    # SPEC section 2: 4649 / 483 / 7440 um
+    assert cell["lengths"] == pytest.approx(
+        {"basal_dist": 4649, "basal_prox": 483, "apic": 7440}, rel=0.03
+    )
+
+
+def test_hay_somatic_densities(cell):
+    soma = cell["soma"]
+    assert soma["NaTs"] == 2.04 and soma["K_T"] == 0.0812 and soma["Kv3_1"] == 0.693
+    assert soma["Ca_LVA"] == 0.00343 and soma["Ih"] == 0.0002 and soma["g_pas"] == 3.38e-5
+    assert soma["decay"] == 460 and soma["cm"] == 1 and soma["ek"] == -85
+
+
+def test_apical_gradients_and_hot_zone(cell):
+    dmax = cell["max_apic_dist"]
+    for dist, ih, lva, hva, cm in cell["apical"]:
+        assert ih == pytest.approx(0.0002 * (-0.8696 + 2.0870 * math.exp(3.6161 * dist / dmax)))
+        hot = 685 <= dist <= 885
+        assert lva == pytest.approx(0.0187 if hot else 0.000187)
+        assert hva == pytest.approx(0.000555 if hot else 0.0000555)
+        assert cm == 2
+    assert any(685 <= d <= 885 for d, *_ in cell["apical"])  # the trunk reaches the hot zone
+    assert cell["basal_Ih"] == [0.0002]
+
+
+def test_rests_and_fires_like_an_l5_cell(cell):
+    steps = cell["steps"]
+    rest = steps["0.0"]
+    assert -80 < rest["v_rest"] < -74  # Hay's cell rests near -75..-78 mV
+    assert rest["spikes"] == 0 and rest["v_max_before"] < -70  # no start-up transient spike
+    assert abs(rest["v_end"] - rest["v_rest"]) < 1.0  # stays at rest
+    counts = [steps[a]["spikes"] for a in ("0.5", "1.0", "2.0")]
+    assert counts[1] >= 2  # fires repetitively at 1 nA over 0.5 s ...
+    assert counts[0] <= counts[1] <= counts[2]  # ... more with more current
+    assert counts[2] < 100  # and no depolarisation block / runaway
+    assert all(steps[a]["v_end"] < -50 for a in steps)  # repolarises after the step
