@@ -18,7 +18,6 @@ run; restarting after a kill redoes only the runs without complete output.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from .sweep import FAILED_FILE, read_sweep_dir, run_status, write_manifest
+from .sweep import FAILED_FILE, read_sweep_dir, run_status, write_json_atomic, write_manifest
 
 __all__ = ["pending", "run_one", "farm_local", "farm_mpi", "slurm_script", "child_env"]
 
@@ -47,12 +46,6 @@ def pending(outdir: Path, *, rerun_failed: bool = True) -> list[str]:
     sweep = read_sweep_dir(outdir)
     want = {"built", "failed"} if rerun_failed else {"built"}
     return [r.run_id for r in sweep.runs if run_status(outdir, r.run_id) in want]
-
-
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1) + "\n")
-    os.replace(tmp, path)
 
 
 def run_one(outdir: Path, run_id: str, *, timeout_s: float | None = None) -> str:
@@ -87,7 +80,7 @@ def run_one(outdir: Path, run_id: str, *, timeout_s: float | None = None) -> str
             (rundir / FAILED_FILE).unlink(missing_ok=True)
             return "done"
         tail = "\n".join((err or "").strip().splitlines()[-12:])
-        _write_json_atomic(
+        write_json_atomic(
             rundir / FAILED_FILE,
             {
                 "error": tail or f"exit status {rc}",

@@ -284,7 +284,8 @@ def write_manifest(outdir: str | os.PathLike, sweep: Sweep | None = None) -> lis
     return rows
 
 
-def _write_json_atomic(path: Path, obj: Any) -> None:
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write ``obj`` as JSON to ``path`` via a temporary file and a rename."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(obj, indent=1) + "\n")
     os.replace(tmp, path)
@@ -345,7 +346,7 @@ def build_sweep(
             "rebuild them (their outputs are deleted)"
         )
     outdir.mkdir(parents=True, exist_ok=True)
-    _write_json_atomic(stored, sweep.to_json())
+    write_json_atomic(stored, sweep.to_json())
     data = json.loads(base_bytes)
     todo = [
         r
@@ -368,7 +369,7 @@ def build_sweep(
         except BuildError as exc:
             log.warning("%s: build failed: %s", run.run_id, exc)
             target.mkdir(parents=True, exist_ok=True)
-            _write_json_atomic(target / BUILD_FAILED_FILE, {"error": str(exc)})
+            write_json_atomic(target / BUILD_FAILED_FILE, {"error": str(exc)})
             continue
-        _write_json_atomic(target / RUN_FILE, record(run))
+        write_json_atomic(target / RUN_FILE, record(run))
     return write_manifest(outdir, sweep)
