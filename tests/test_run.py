@@ -96,6 +96,7 @@ RUNS: dict[str, tuple[str, tuple[str, ...], int | None]] = {
     "release_off": ("release_off", (), None),
     "strong_exc": ("strong_exc", (), None),
     "strong_exc_reference": ("strong_exc", ("--no-merge",), None),
+    "strong_exc_bmtk_inputs": ("strong_exc", ("--bmtk-inputs",), None),
     "strong_exc_np2": ("strong_exc", (), 2),
     "no_exc": ("no_exc", (), None),
     "inh_full": ("inh_full", (), None),
@@ -253,6 +254,15 @@ def test_gaba_gbar_in_json_scales_the_ipsp(sims):
 
 
 # ------------------------------------------------------------------------------ 4. merging
+def test_bulk_inputs_build_the_same_network_as_bmtk(sims):
+    # our bulk construction of the spike inputs vs BMTK's edge-by-edge one: the same synapses,
+    # weights, delays and release streams, hence bit-identical results
+    ours, bmtk = sims("strong_exc"), sims("strong_exc_bmtk_inputs")
+    assert ours.summary()[1:3] == bmtk.summary()[1:3]
+    np.testing.assert_array_equal(ours.spikes_ms(), bmtk.spikes_ms())
+    np.testing.assert_array_equal(ours.soma_v(), bmtk.soma_v())
+
+
 def test_merged_point_processes_match_the_reference_mode(sims):
     merged, reference = sims("strong_exc"), sims("strong_exc_reference")
     _, n_syn, n_pp, _ = merged.summary()

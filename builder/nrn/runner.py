@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .inputs import build_inputs, plan_inputs
 from .mpi import MPIContext, guard, setup_mpi
 
 __all__ = ["main", "run", "RunSummary", "find_config"]
@@ -136,8 +137,11 @@ def _register(seed: int, merge: bool) -> _MergingFactory | None:
     return None
 
 
-def _bind(graph: Any, seed: int, merge: bool) -> tuple[int, int]:
-    """Give every connection its release stream and weight; returns (#synapses, #point procs)."""
+def _bind(graph: Any, seed: int, merge: bool) -> tuple[int, set[str]]:
+    """Give every BMTK-built connection its release stream and weight.
+
+    Returns the number of synapses and the names of their point processes.
+    """
     from . import synapses
 
     n_syn = 0
@@ -181,7 +185,7 @@ def _bind(graph: Any, seed: int, merge: bool) -> tuple[int, int]:
         weights = synapses.draw_weights(params, seed, pop, ids, model=model)
         for nc, w in zip(ncs, weights.tolist(), strict=True):
             nc.weight[0] = nc.weight[0] * w
-    return n_syn, len(pps)
+    return n_syn, pps
 
 
 # ------------------------------------------------------------------ simulator modules
@@ -267,6 +271,7 @@ def run(
     progress: bool | None = None,
     quiet: bool = False,
     settle: bool = True,
+    bmtk_inputs: bool = False,
 ) -> RunSummary:
     """Run the simulation described by ``config`` (see the module docstring)."""
     from .. import mechanisms
@@ -305,6 +310,10 @@ def run(
 
         # Outputs go to a partial directory that replaces output/ only once the run is complete.
         staged = copy.deepcopy(raw)
+        # spike inputs onto our synapse models are built in bulk (builder.nrn.inputs)
+        plans = [] if bmtk_inputs else plan_inputs(raw, base, synapses.MODELS)
+        handled = {p.name for p in plans}
+        staged["inputs"] = {k: v for k, v in (raw.get("inputs") or {}).items() if k not in handled}
         staged.setdefault("manifest", {})["$OUTPUT_DIR"] = f"$BASE_DIR/{PARTIAL_OUTPUT}"
         staged["config_path"] = str(config)
         staged["config_dir"] = str(base)
@@ -325,7 +334,24 @@ def run(
     factory = _register(seed, merge)
     graph = bionet.BioNetwork.from_config(conf)
     sim = bionet.BioSimulator.from_config(conf, network=graph)
-    n_syn, n_pp = _bind(graph, seed, merge)
+    n_syn, pp_names = _bind(graph, seed, merge)
+    keep_inputs: list[Any] = []
+    if plans:
+        if factory is not None:
+            made = {m: factory.function(m) for m in synapses.MODELS}
+
+            def make(model: str, params: Any, x: float, section: Any) -> Any:
+                return made[model](params, x, section)
+        else:
+
+            def make(model: str, params: Any, x: float, section: Any) -> Any:
+                return synapses.make_synapse(model, params, x, section)
+
+        syn_dir = base / "components" / "synaptic_models"
+        n_in, in_pps, keep_inputs = build_inputs(plans, graph, syn_dir, seed, make, merge)
+        n_syn += n_in
+        pp_names |= in_pps
+    n_pp = len(pp_names)
     Progress, FileCurrentClamp = _modules()
     for inp in (raw.get("inputs") or {}).values():
         if inp.get("module") == "FileIClamp":
@@ -349,7 +375,7 @@ def run(
     t_sim = time.perf_counter()
     sim.run()
     sim_s = time.perf_counter() - t_sim
-    del factory
+    del factory, keep_inputs
 
     partial_spikes = (base / conf.output["spikes_file"]).resolve()
     spikes_file = base / OUTPUT_DIR / partial_spikes.relative_to(base / PARTIAL_OUTPUT)
@@ -448,6 +474,11 @@ def _parser() -> argparse.ArgumentParser:
         help="one point process per synapse (reference mode; slower)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress line")
+    p.add_argument(
+        "--bmtk-inputs",
+        action="store_true",
+        help="let BMTK build the spike inputs edge by edge (slower; same network)",
+    )
     p.add_argument(
         "--no-settle",
         action="store_true",
@@ -555,6 +586,7 @@ def main(argv: list[str] | None = None) -> int:
                 progress=False if ns.no_progress or ns.quiet else None,
                 quiet=ns.quiet,
                 settle=not ns.no_settle,
+                bmtk_inputs=ns.bmtk_inputs,
             )
     except BuildError as exc:
         print(f"run-network: error: {exc}", file=sys.stderr)
