@@ -281,14 +281,14 @@ class SimulationBuilder:
             circuit.edges.append((h5, csv))
             circuit.edge_populations.append({e.name: "chemical"})
         spike_inputs = []
-        for pop, trains in net.spikes.items():
-            rel = f"{pop}_spikes.h5"
+        for name, trains in net.spikes.items():
+            rel = f"{name}_spikes.h5"
             sonata.write_spikes(
-                staging.path(rel), pop, trains.node_ids, trains.timestamps_ms, sorting="by_id"
+                staging.path(rel), name, trains.node_ids, trains.timestamps_ms, sorting="by_id"
             )
-            spike_inputs.append(simconfig.SpikeInput(pop, rel))
-        for name, table in net.tables.items():
-            sonata.write_csv_table(staging.path(name), table.header, table.columns)
+            spike_inputs.append(simconfig.SpikeInput(name, rel))
+        for fname, table in net.tables.items():
+            sonata.write_csv_table(staging.path(fname), table.header, table.columns)
         # the cell's segment table (SPEC section 4), for analysis and plots of synapse locations
         self.segment_table.to_csv(staging.path(SEGMENTS_FILE))
 

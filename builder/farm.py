@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +151,7 @@ def farm_mpi(
     total = len(queue)
     results: dict[str, str] = {}
     workers_left = size - 1
-    local: tuple[subprocess.Popen, str] | None = None
+    local: tuple[Future[str], str] | None = None
     stream = sys.stderr if progress else None
     t0 = time.perf_counter()
     st = MPI.Status()

@@ -44,6 +44,7 @@ LEGACY_NONE = "None"
 _SCHEMA_FILE = ("schema", "params.schema.json")
 
 KeyPath = tuple[str | int, ...]
+Problems = list[tuple[KeyPath, str]]
 
 _EXC_BLOCK = "exc"
 _INH_BLOCKS = ("peri_inh", "basal_inh", "apic_inh")
@@ -160,7 +161,7 @@ def apply_overrides(data: Any, overrides: Mapping[str, Any], source: str) -> Any
     out = copy.deepcopy(data)
     if not isinstance(out, dict):
         return out  # the validation reports the top-level type
-    problems = []
+    problems: list[str] = []
     for key, value in overrides.items():
         parts = str(key).split(".")
         if not all(parts):
@@ -443,7 +444,7 @@ def _cross_field_problems(
 
 
 def _check_divergence_ranges(v: _View, *_: Any) -> list[tuple[KeyPath, str]]:
-    out = []
+    out: Problems = []
     for block in (_EXC_BLOCK, *_INH_BLOCKS):
         try:
             lo, hi = v.get("divergence", block, "min"), v.get("divergence", block, "max")
@@ -461,7 +462,7 @@ def _check_divergence_ranges(v: _View, *_: Any) -> list[tuple[KeyPath, str]]:
 
 
 def _check_divergence_means(v: _View, *_: Any) -> list[tuple[KeyPath, str]]:
-    out = []
+    out: Problems = []
     for block in _INH_BLOCKS:
         try:
             m = v.get("divergence", block, "m")
@@ -545,7 +546,7 @@ def _check_radii(v: _View, *_: Any) -> list[tuple[KeyPath, str]]:
 
 
 def _check_rhythmicity(v: _View, *_: Any) -> list[tuple[KeyPath, str]]:
-    out = []
+    out: Problems = []
     for pop in ("proximal", "distal"):
         path = ("inh_frs", pop, "rhythmicity")
         try:
@@ -590,7 +591,7 @@ def _check_recording(v: _View, *_: Any) -> list[tuple[KeyPath, str]]:
 
 
 def _check_steps(v: _View, *_: Any) -> list[tuple[KeyPath, str]]:
-    out = []
+    out: Problems = []
     try:
         shift = v.get("inh_shift")
         if not float(shift).is_integer():
@@ -615,7 +616,7 @@ def _check_steps(v: _View, *_: Any) -> list[tuple[KeyPath, str]]:
 
 
 def _check_cell_model(v: _View, *_: Any) -> list[tuple[KeyPath, str]]:
-    out = []
+    out: Problems = []
     template = v.get("cell", "model_template")
     try:
         morph = v.get("cell", "morphology", default=None)
@@ -646,7 +647,7 @@ def _check_cell_model(v: _View, *_: Any) -> list[tuple[KeyPath, str]]:
 
 
 def _check_files(v: _View, base_dir: Path, cwd: Path) -> list[tuple[KeyPath, str]]:
-    out = []
+    out: Problems = []
     for path in (("file_current_clamp", "input_file"), ("cell", "segments_file")):
         try:
             value = v.get(*path, default=None)

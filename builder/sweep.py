@@ -34,7 +34,7 @@ import logging
 import os
 import shutil
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,9 +173,9 @@ def load_sweep(path: str | os.PathLike, *, validate: bool = True) -> Sweep:
         combos = list(zip(*lists, strict=True))
     if not keys:
         combos = [()]
-    base_path = (path.parent / base).resolve()
+    base_path = (path.parent / str(base)).resolve()
     width = max(3, len(str(len(combos) * len(seeds) - 1)))
-    runs = []
+    runs: list[RunSpec] = []
     for values in combos:
         for seed in seeds:
             i = len(runs)
@@ -262,7 +262,7 @@ def write_manifest(outdir: str | os.PathLike, sweep: Sweep | None = None) -> lis
     rows = []
     for run in sweep.runs:
         status = run_status(outdir, run.run_id)
-        row = {"run_id": run.run_id}
+        row: dict[str, Any] = {"run_id": run.run_id}
         row.update({k: json.dumps(run.overrides[k]) for k in sweep.keys})
         row.update(
             {
@@ -297,7 +297,7 @@ def build_sweep(
     outdir: str | os.PathLike,
     *,
     force: bool = False,
-    progress: Iterable | None = None,
+    progress: Callable[[list[RunSpec]], Iterable[RunSpec]] | None = None,
 ) -> list[dict[str, Any]]:
     """Build every run of a sweep into ``outdir`` (resuming an earlier, interrupted build).
 

@@ -237,7 +237,9 @@ def build_l5_network(
 
     def ranged(pop: str, key: str, eligible: np.ndarray, n_cells: int, dv: dict[str, float]):
         rng = stream(seed, "inh", pop, key)
-        n_syns = clipped_normal_counts(rng, n_cells, dv["m"], dv["s"], dv["min"], dv["max"])
+        n_syns = clipped_normal_counts(
+            rng, n_cells, dv["m"], dv["s"], int(dv["min"]), int(dv["max"])
+        )
         w = None if weights is None else weights[eligible]
         return place_ranged(rng, eligible, n_syns, w, label=f"{pop}/{key}")
 
