@@ -395,25 +395,31 @@ def _steady_state_init(h: Any) -> None:
 
     A single ``v_init`` everywhere is not a steady state of a cell whose compartments rest at
     different potentials (Ih, e_pas = -90 mV): the legacy runs began with a spurious spike or
-    two. After ``finitialize(v_init)`` we take nine backward-Euler steps of 1e9 ms, which bring
-    every state close to its fixed point (larger or more steps diverge for this cell), then
-    300 steps of 1 ms, all at negative times: no input event is due before t = 0, so none is
-    delivered. Then t = 0 and the usual dt are restored.
+    two. After ``finitialize(v_init)`` the cell is integrated for 500 ms at negative times with
+    2 ms backward-Euler steps (stable, and coarse enough not to fire), then t = 0 and the usual
+    dt are restored. No input event is due before t = 0, so none is delivered. If the settled
+    membrane potential leaves [-120, 0] mV anywhere (a cell whose rest is not a stable fixed
+    point), the run falls back to the plain ``finitialize(v_init)`` and says so.
     """
     h(
         """
-        proc init() { local dtsav, cvsav
+        settle_ok_l5net = 1
+        proc init() { local dtsav, cvsav, vlo, vhi
             finitialize(v_init)
             cvsav = cvode.active()
             if (cvsav) { cvode.active(0) }
             dtsav = dt
-            dt = 1e9
-            t = -1e10
-            while (t < -1e9) { fadvance() }
-            dt = 1
-            t = -300
-            while (t < -0.5) { fadvance() }
+            dt = 2
+            t = -500
+            while (t < -1) { fadvance() }
+            vlo = 1e9  vhi = -1e9
+            forall for (x, 0) {
+                if (v(x) < vlo) { vlo = v(x) }
+                if (v(x) > vhi) { vhi = v(x) }
+            }
             dt = dtsav
+            settle_ok_l5net = (vlo > -120 && vhi < 0)
+            if (!settle_ok_l5net) { finitialize(v_init) }
             t = 0
             if (cvsav) { cvode.active(1) cvode.re_init() } else { fcurrent() }
             frecord_init()
