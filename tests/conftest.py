@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from procs import run_group
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PARAMS = ROOT / "params" / "L5NetParams.json"
@@ -112,24 +112,10 @@ def run_network(
                 pytest.skip("mpiexec not found (pip install mpich)")
             args = [exe, "-n", str(np), *args]
         t0 = time.perf_counter()
-        proc = subprocess.Popen(
-            args,
-            cwd=str(cwd or neutral),
-            env={**sim_env, **(env or {})},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
+        proc = run_group(
+            args, cwd=cwd or neutral, env={**sim_env, **(env or {})}, timeout_s=timeout_s
         )
-        try:
-            out, err = proc.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            out, err = proc.communicate()
-            pytest.fail(
-                f"hung: {' '.join(args)} still running after {timeout_s:g} s (killed)\n"
-                f"--- stdout\n{out[-3000:]}\n--- stderr\n{err[-3000:]}"
-            )
+        out, err = proc.stdout, proc.stderr
         return RunResult(args, proc.returncode, out, err, time.perf_counter() - t0)
 
     return run

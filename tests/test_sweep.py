@@ -38,6 +38,7 @@ from typing import Any
 import h5py
 import numpy as np
 import pytest
+from procs import run_group
 
 from builder.errors import ParamsError
 from builder.output import MANIFEST_NAME
@@ -112,22 +113,7 @@ def _call(
     args: list[str], env: Mapping[str, str], cwd: Path, timeout_s: float = CMD_TIMEOUT_S
 ) -> subprocess.CompletedProcess[str]:
     """Run a command in its own process group; kill the whole group if it hangs."""
-    proc = subprocess.Popen(
-        [str(a) for a in args],
-        cwd=cwd,
-        env=dict(env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail(f"hung after {timeout_s:g} s: {' '.join(map(str, args))}\n{out}\n{err}")
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    return run_group(args, cwd=cwd, env=env, timeout_s=timeout_s)
 
 
 def _describe(proc: subprocess.CompletedProcess[str]) -> str:
