@@ -124,6 +124,9 @@ class SimulationBuilder:
     def cell(self) -> CellSpec:
         if self._cell is None:
             self._cell = resolve_cell(self.params, cwd=self.cwd)
+            for note in self._cell.notes:
+                self.warnings.append(note)
+                log.warning(note)
         return self._cell
 
     @property

@@ -38,14 +38,27 @@ __all__ = [
     "bmtk_components_dir",
     "mechanism_names",
     "check_unique_mechanisms",
+    "known_prefixes",
     "prefixed_folder",
+    "provided_mod_files",
+    "select_mechanisms",
+    "MechanismSet",
+    "KINDS",
+    "PROVIDED_MECHANISMS",
     "MODEL_PROCESSING",
 ]
 
 #: ``model_processing`` values whose effect we reproduce (BMTK's Allen Cell Types processors).
 MODEL_PROCESSING = ("aibs_perisomatic", "aibs_allactive")
 
-_KINDS = ("templates", "mechanisms")
+#: Component kinds (folder names of a components directory) the prefix convention applies to.
+KINDS = (
+    "templates",
+    "mechanisms",
+    "morphologies",
+    "biophysical_neuron_models",
+    "synaptic_models",
+)
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,8 @@ class CellSpec:
         Every NMODL file the cell and the project's synapses need, sorted.
     components_dir : Path or None
         The components directory the cell was resolved in.
+    notes : tuple of str
+        Decisions the user should hear about once (e.g. a user mechanism replaced by ours).
     """
 
     model_template: str
@@ -77,6 +92,7 @@ class CellSpec:
     dynamics_params: Path | None
     mod_files: tuple[Path, ...]
     components_dir: Path | None
+    notes: tuple[str, ...] = ()
 
     @property
     def template_name(self) -> str:
@@ -135,6 +151,7 @@ class _Context:
         self.params_dir = Path(source).resolve().parent if source else self.cwd
         self.prefix = self.cell.get("prefix")
         self.components_dir = self._components_dir()
+        self._check_prefix()
         self.bmtk = _bmtk_components_dir()
         project = project_components_dir()
         self.project = project if project.is_dir() else None
@@ -143,6 +160,28 @@ class _Context:
         places = [str(p) for p in looked]
         where = f"; looked in: {', '.join(places)}" if places else ""
         raise ComponentError(f"{self.source}: {key} = {value!r}: {problem}{where}")
+
+    def folder(self, kind: str) -> Path | None:
+        """The components directory's ``kind`` folder for the cell's prefix (or ``None``)."""
+        if self.components_dir is None:
+            return None
+        return prefixed_folder(self.components_dir, kind, self.prefix)
+
+    def _check_prefix(self) -> None:
+        """A prefix the components directory has no set for is an error (a typo, not a choice).
+
+        Without this, a misspelt prefix would silently fall back to BMTK's components.
+        """
+        if self.prefix is None or self.components_dir is None:
+            return
+        known = known_prefixes(self.components_dir)
+        if known and str(self.prefix) not in known:
+            self.fail(
+                "cell.prefix",
+                self.prefix,
+                f"{self.components_dir} holds component sets for "
+                f"{', '.join(repr(k) for k in known)} only",
+            )
 
     def _components_dir(self) -> Path | None:
         given = self.cell.get("components_dir")
@@ -170,42 +209,82 @@ def _read_prefix(folder: Path) -> str | None:
         raise ComponentError(f"{folder / 'prefix.txt'}: cannot read ({exc})") from None
 
 
+def _component_folders(components_dir: Path, kind: str) -> list[Path]:
+    """Folders of ``components_dir`` that hold ``kind`` components (``K`` or ``<prefix>K``)."""
+    try:
+        return sorted(p for p in components_dir.iterdir() if p.is_dir() and p.name.endswith(kind))
+    except OSError:
+        return []
+
+
+def known_prefixes(components_dir: Path, kinds: Sequence[str] = KINDS) -> list[str]:
+    """Every prefix a legacy components directory holds a component set for.
+
+    A prefix is known when a ``K`` folder's ``prefix.txt`` names it or a folder is named
+    ``<prefix>K``, for any component kind ``K``.
+    """
+    found: set[str] = set()
+    for kind in kinds:
+        for folder in _component_folders(components_dir, kind):
+            claimed = _read_prefix(folder)
+            if claimed:
+                found.add(claimed)
+            if folder.name != kind:
+                found.add(folder.name[: -len(kind)])
+    return sorted(found)
+
+
 def prefixed_folder(components_dir: Path, kind: str, prefix: str | None) -> Path | None:
     """The ``kind`` folder of ``components_dir`` that belongs to ``prefix`` (or ``None``).
+
+    The legacy convention: the plain folder ``K`` holds the active set and its ``prefix.txt``
+    names the prefix of that set; ``<prefix>K`` folders hold stored sets (the legacy code
+    renamed folders to swap sets; we use them in place). So, in order:
+
+    1. the plain ``K`` whose ``prefix.txt`` names ``prefix`` (the active set: users edit it,
+       so it wins over a stored copy ``<prefix>K`` of the same set);
+    2. the folder named ``<prefix>K``;
+    3. the one other ``*K`` folder whose ``prefix.txt`` names ``prefix``;
+    4. the plain ``K`` when it has no ``prefix.txt`` (it serves any prefix).
 
     Parameters
     ----------
     components_dir : Path
         A components directory.
     kind : str
-        ``"templates"`` or ``"mechanisms"``.
+        A component kind (:data:`KINDS`), e.g. ``"templates"`` or ``"mechanisms"``.
     prefix : str or None
-        The params' ``cell.prefix``.
+        The params' ``cell.prefix``; ``None`` selects the plain folder.
 
     Raises
     ------
     ComponentError
-        If two folders' ``prefix.txt`` both claim ``prefix``.
+        If no folder of rule 1 or 2 exists and several others claim ``prefix``.
     """
-    try:
-        candidates = sorted(
-            p for p in components_dir.iterdir() if p.is_dir() and p.name.endswith(kind)
-        )
-    except OSError:
-        return None
     plain = components_dir / kind
+    plain_prefix = _read_prefix(plain) if plain.is_dir() else None
     if prefix is None:
         return plain if plain.is_dir() else None
-    claimed = [p for p in candidates if _read_prefix(p) == str(prefix)]
-    if len(claimed) > 1:
-        names = ", ".join(str(p / "prefix.txt") for p in claimed)
-        raise ComponentError(f"cell.prefix = {prefix!r} is claimed by several folders: {names}")
-    if claimed:
-        return claimed[0]
+    prefix = str(prefix)
+    if plain.is_dir() and plain_prefix == prefix:
+        return plain
     named = components_dir / f"{prefix}{kind}"
     if named.is_dir():
         return named
-    if plain.is_dir() and _read_prefix(plain) is None:
+    claimed = [
+        p
+        for p in _component_folders(components_dir, kind)
+        if p != plain and _read_prefix(p) == prefix
+    ]
+    if len(claimed) > 1:
+        names = ", ".join(str(p / "prefix.txt") for p in claimed)
+        raise ComponentError(
+            f"cell.prefix = {prefix!r}: several {kind} folders claim it ({names}) and none is "
+            f"named {kind} or {prefix}{kind}; rename or remove all but one"
+        )
+    if claimed:
+        return claimed[0]
+    if plain.is_dir() and plain_prefix is None:
         return plain
     return None
 
@@ -219,10 +298,7 @@ def _existing(paths: Iterable[Path | None]) -> list[Path]:
 
 
 def _template_dirs(ctx: _Context) -> list[Path]:
-    own = (
-        prefixed_folder(ctx.components_dir, "templates", ctx.prefix) if ctx.components_dir else None
-    )
-    return _existing([own, ctx.bmtk / "templates" if ctx.bmtk else None])
+    return _existing([ctx.folder("templates"), ctx.bmtk / "templates" if ctx.bmtk else None])
 
 
 def _find_template(ctx: _Context, model_template: str) -> Path:
@@ -261,8 +337,7 @@ def _find_file(ctx: _Context, key: str, value: str, folder: str) -> Path:
         if path.is_file():
             return path.resolve()
         ctx.fail(key, value, "no such file", [path])
-    dirs = [ctx.components_dir / folder if ctx.components_dir else None]
-    dirs.append(ctx.bmtk / folder if ctx.bmtk else None)
+    dirs = [ctx.folder(folder), ctx.bmtk / folder if ctx.bmtk else None]
     looked = [d for d in dirs if d is not None]
     names = [path]
     if not path.suffix and folder == "morphologies":
@@ -301,22 +376,107 @@ def _mods_in(folder: Path | None) -> list[Path]:
     return sorted(p.resolve() for p in found if p.is_file())
 
 
-def _mod_files(ctx: _Context) -> tuple[Path, ...]:
-    """The user's mechanisms over the project's over BMTK's, overriding by file name."""
-    layers: list[Path | None] = []
-    if ctx.components_dir is not None:
-        layers.append(prefixed_folder(ctx.components_dir, "mechanisms", ctx.prefix))
-    if ctx.project is not None and ctx.project != ctx.components_dir:
-        # the project's own synapse models must be compiled whatever the cell's components are
-        layers.append(prefixed_folder(ctx.project, "mechanisms", None))
-    layers.append(ctx.bmtk / "mechanisms" if ctx.bmtk else None)
-    by_name: dict[str, Path] = {}
-    for folder in layers:
-        for mod in _mods_in(folder):
-            by_name.setdefault(mod.name, mod)
-    mods = sorted(by_name.values())
+#: Mechanisms this project provides and always uses (our synapse models; BMTK's VecStim,
+#: which our bulk spike inputs drive). A user file defining one of them is left out.
+PROVIDED_MECHANISMS = ("pyr2pyr", "int2pyr", "VecStim")
+
+
+@dataclass(frozen=True)
+class MechanismSet:
+    """The NMODL files to compile together, and what was decided on the way.
+
+    Attributes
+    ----------
+    mod_files : tuple of Path
+        Sorted, absolute; no two define the same mechanism or share a file name.
+    notes : tuple of str
+        One line per user file left out because it defines a mechanism we provide.
+    """
+
+    mod_files: tuple[Path, ...]
+    notes: tuple[str, ...] = ()
+
+
+def _digest(path: Path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ComponentError(f"{path}: cannot read NMODL file ({exc})") from None
+
+
+def select_mechanisms(
+    user: Sequence[Path], ours: Sequence[Path], fallback: Sequence[Path] = ()
+) -> MechanismSet:
+    """Merge the user's, our own and fallback (BMTK's) NMODL files into one compilable set.
+
+    Parameters
+    ----------
+    user : sequence of Path
+        The cell's own mechanisms (a legacy project's ``mechanisms`` folder). A file that
+        defines a mechanism of ``ours`` (e.g. a legacy ``pyr2pyr.mod``, whose random-number
+        code does not build on NEURON 9) is left out, with a note, unless it is byte-identical
+        to ours. Two user files defining one mechanism are an error.
+    ours : sequence of Path
+        The mechanisms this project provides (:data:`PROVIDED_MECHANISMS`); always compiled.
+    fallback : sequence of Path
+        Used only where neither of the others defines the same mechanism or file name
+        (BMTK's shipped channels: a user's ``Ca_HVA.mod`` replaces BMTK's).
+
+    Returns
+    -------
+    MechanismSet
+
+    Raises
+    ------
+    ComponentError
+        If a mechanism is still defined twice (naming both files).
+    """
+    ours = [Path(p) for p in ours]
+    our_names = {name: mod for mod in ours for name in mechanism_names(mod)}
+    our_texts = {_digest(mod) for mod in ours}
+    kept: list[Path] = []
+    notes: list[str] = []
+    for mod in map(Path, user):
+        clash = [n for n in mechanism_names(mod) if n in our_names]
+        if not clash:
+            kept.append(mod)
+        elif _digest(mod) not in our_texts:
+            provided = ", ".join(f"{n} ({our_names[n]})" for n in clash)
+            notes.append(
+                f"{mod} defines {', '.join(clash)}, which l5net provides: using ours, "
+                f"{provided}; this file is not compiled"
+            )
+    chosen = kept + [m for m in ours if m.name not in {k.name for k in kept}]
+    taken_names = {n for mod in chosen for n in mechanism_names(mod)}
+    taken_files = {mod.name for mod in chosen}
+    for mod in map(Path, fallback):
+        if mod.name in taken_files or taken_names & set(mechanism_names(mod)):
+            continue
+        chosen.append(mod)
+        taken_files.add(mod.name)
+    mods = sorted(dict.fromkeys(chosen))
     check_unique_mechanisms(mods)
-    return tuple(mods)
+    return MechanismSet(tuple(mods), tuple(notes))
+
+
+def provided_mod_files() -> list[Path]:
+    """Our own NMODL files (:data:`PROVIDED_MECHANISMS`): the project's plus BMTK's VecStim."""
+    project = project_components_dir()
+    mods = _mods_in(prefixed_folder(project, "mechanisms", None) if project.is_dir() else None)
+    bmtk = _bmtk_components_dir()
+    for mod in _mods_in(bmtk / "mechanisms" if bmtk else None):
+        if set(mechanism_names(mod)) & set(PROVIDED_MECHANISMS):
+            mods.append(mod)
+    return mods
+
+
+def _mod_files(ctx: _Context) -> MechanismSet:
+    """The user's mechanisms with ours, and BMTK's channels where the user has none."""
+    own = ctx.folder("mechanisms")
+    project = prefixed_folder(ctx.project, "mechanisms", None) if ctx.project else None
+    ours = provided_mod_files()
+    user = [] if own is not None and own == project else _mods_in(own)
+    return select_mechanisms(user, ours, _mods_in(ctx.bmtk / "mechanisms" if ctx.bmtk else None))
 
 
 def check_unique_mechanisms(mod_files: Sequence[Path]) -> None:
@@ -393,6 +553,7 @@ def resolve_cell(params: dict, *, cwd: Path | None = None) -> CellSpec:
         )
 
     template_file = _find_template(ctx, model_template)
+    mechs = _mod_files(ctx)
 
     morph_value = cell.get("morphology")
     morphology = None
@@ -415,8 +576,9 @@ def resolve_cell(params: dict, *, cwd: Path | None = None) -> CellSpec:
         template_file=template_file,
         morphology=morphology,
         dynamics_params=dynamics,
-        mod_files=_mod_files(ctx),
+        mod_files=mechs.mod_files,
         components_dir=ctx.components_dir,
+        notes=mechs.notes,
     )
 
 
@@ -431,12 +593,9 @@ def synaptic_model_path(params: dict, name: str, *, cwd: Path | None = None) -> 
         If the file is in neither.
     """
     ctx = _Context(params, cwd)
-    dirs = [ctx.components_dir, ctx.project]
-    looked = []
-    for d in dirs:
-        if d is None or d / "synaptic_models" in looked:
-            continue
-        looked.append(d / "synaptic_models")
-        if (d / "synaptic_models" / name).is_file():
-            return (d / "synaptic_models" / name).resolve()
+    project = prefixed_folder(ctx.project, "synaptic_models", None) if ctx.project else None
+    looked = list(dict.fromkeys(d for d in (ctx.folder("synaptic_models"), project) if d))
+    for d in looked:
+        if (d / name).is_file():
+            return (d / name).resolve()
     ctx.fail("synaptic model", name, "file not found", looked)

@@ -28,7 +28,9 @@ from pathlib import Path
 from .errors import ComponentError
 
 __all__ = [
+    "MIGRATION_GUIDE",
     "cache_root",
+    "compile_errors",
     "compiled_mechanisms",
     "file_lock",
     "mechanisms_key",
@@ -199,7 +201,54 @@ def _has_library(directory: Path) -> bool:
     return True
 
 
-def _compile(sources: dict[str, bytes], build: Path, tool: Path, quiet: bool) -> None:
+#: NEURON's guide to porting NMODL (VERBATIM C code) to the C++ of NEURON 9.
+MIGRATION_GUIDE = "https://www.neuronsimulator.org/en/9.0.0/guide/porting_mechanisms_to_cpp.html"
+_CXX_ERROR = re.compile(
+    r"^(?P<file>[^\s:]+)\.(?:cpp|c):(?P<line>\d+)(?::\d+)?: (?:fatal )?error: (?P<msg>.*)$", re.M
+)
+_NMODL_ERROR = re.compile(
+    r"^\s*(?:Error:\s*)?(?P<msg>.*?)\s+at line (?P<line>\d+) in file (?P<file>\S+?)\.mod\b", re.M
+)
+
+
+def compile_errors(output: str, origins: dict[str, Path]) -> list[str]:
+    """The first error of each NMODL file in ``nrnivmodl``'s output, one line per file.
+
+    Parameters
+    ----------
+    output : str
+        Everything ``nrnivmodl`` printed.
+    origins : dict
+        ``.mod`` file name -> the user's file it was copied from (named in the lines).
+
+    Returns
+    -------
+    list of str
+        ``"<file>: line N: <message>"`` in the order the errors appear: translation errors
+        (nocmodl: the line is the .mod file's) and C++ errors (the line is the generated
+        .cpp file's).
+    """
+    found: dict[str, str] = {}
+    hits = [(m.start(), m, "mod") for m in _NMODL_ERROR.finditer(output)]
+    hits += [(m.start(), m, "cpp") for m in _CXX_ERROR.finditer(output)]
+    for _, m, kind in sorted(hits, key=lambda hit: hit[0]):
+        stem = Path(m.group("file")).name
+        mod = f"{stem}.mod"
+        if mod in found:
+            continue
+        origin = origins.get(mod, Path(mod))
+        where = (
+            f"line {m.group('line')}"
+            if kind == "mod"
+            else f"line {m.group('line')} of the generated {stem}.cpp"
+        )
+        found[mod] = f"{origin}: {where}: {m.group('msg').strip()}"
+    return list(found.values())
+
+
+def _compile(
+    sources: dict[str, bytes], build: Path, tool: Path, quiet: bool, origins: dict[str, Path]
+) -> None:
     mod_dir = build / "mod"
     mod_dir.mkdir()
     for name, text in sources.items():
@@ -228,10 +277,27 @@ def _compile(sources: dict[str, bytes], build: Path, tool: Path, quiet: bool) ->
     if not quiet:
         sys.stderr.write(proc.stdout)
     if proc.returncode != 0 or not _has_library(build):
+        log = build.parent / f"{build.name.lstrip('.')}.failed.log"
+        try:
+            log.write_text(proc.stdout)
+        except OSError:
+            log = None
+        full = f"\nFull compiler output: {log}" if log else ""
+        errors = compile_errors(proc.stdout, origins)
+        if errors:
+            lines = "\n".join(f"  {e}" for e in errors)
+            n = len(errors)
+            raise ComponentError(
+                f"{n} NMODL file{'s' if n != 1 else ''} did not compile with NEURON "
+                f"{neuron_version()}:\n{lines}\nNEURON 9 compiles mechanisms as C++: VERBATIM "
+                f"code written for NEURON 8 or earlier (legacy random-number code above all) "
+                f"needs porting, see NEURON's C++ migration guide, {MIGRATION_GUIDE} "
+                f"(random streams are portable as NMODL RANDOM variables).{full}"
+            )
         tail = "\n".join(proc.stdout.rstrip().splitlines()[-_TAIL_LINES:])
         raise ComponentError(
             f"nrnivmodl failed (exit status {proc.returncode}) compiling "
-            f"{', '.join(sorted(n for n in sources if n.endswith('.mod')))}:\n{tail}"
+            f"{', '.join(sorted(n for n in sources if n.endswith('.mod')))}:\n{tail}{full}"
         )
 
 
@@ -278,7 +344,7 @@ def compiled_mechanisms(
             return final
         build = Path(tempfile.mkdtemp(prefix=f".build-{key}-", dir=parent))
         try:
-            _compile(sources, build, tool, quiet)
+            _compile(sources, build, tool, quiet, {Path(m).name: Path(m) for m in mod_files})
             os.chmod(build, 0o755)  # mkdtemp made it private; the cache may be shared
             if final.exists():  # a stale, incomplete directory from outside our protocol
                 stale = Path(tempfile.mkdtemp(prefix=f".stale-{key}-", dir=parent))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -24,6 +25,7 @@ from builder.components import (
     mechanism_names,
     prefixed_folder,
     project_components_dir,
+    provided_mod_files,
     resolve_cell,
     synaptic_model_path,
 )
@@ -120,13 +122,17 @@ def test_prefixed_folders_are_used_in_place(tree: Path) -> None:
     assert _snapshot(tree) == before
 
 
-def test_prefix_txt_beats_the_folder_name(tree: Path) -> None:
+def test_named_stored_set_beats_another_claimant(tree: Path) -> None:
+    # the legacy code looked for '<prefix>templates' by name; another folder's prefix.txt is
+    # used only when no folder has that name
     _write(tree / "Xtemplates" / "prefix.txt", "L2-3")
     _write(tree / "Xtemplates" / "other.hoc", _hoc("L23template"))
-    assert prefixed_folder(tree, "templates", "L2-3") == tree / "Xtemplates"
+    assert prefixed_folder(tree, "templates", "L2-3") == tree / "L2-3templates"
     assert prefixed_folder(tree, "templates", "L5") == tree / "templates"
     assert prefixed_folder(tree, "templates", None) == tree / "templates"
     assert prefixed_folder(tree, "templates", "L6") is None  # plain one is claimed by L5
+    shutil.rmtree(tree / "L2-3templates")
+    assert prefixed_folder(tree, "templates", "L2-3") == tree / "Xtemplates"
 
 
 def test_plain_folder_without_prefix_txt_serves_any_prefix(tree: Path) -> None:
@@ -135,10 +141,49 @@ def test_plain_folder_without_prefix_txt_serves_any_prefix(tree: Path) -> None:
     assert prefixed_folder(tree, "templates", "L2-3") == tree / "L2-3templates"
 
 
-def test_two_folders_claiming_one_prefix_is_an_error(tree: Path) -> None:
-    _write(tree / "Ytemplates" / "prefix.txt", "L5")
-    with pytest.raises(ComponentError, match=r"claimed by several folders.*Ytemplates"):
-        prefixed_folder(tree, "templates", "L5")
+def test_active_set_wins_over_its_stored_copy(tree: Path) -> None:
+    """After a legacy run both 'templates' (active) and 'L5templates' (stored) claim L5."""
+    _write(tree / "L5templates" / "prefix.txt", "L5")
+    _write(tree / "L5templates" / "L5PC.hoc", _hoc("L5PCtemplate") + "// stored copy\n")
+    _write(tree / "L5mechanisms" / "prefix.txt", "L5")
+    _write(tree / "L5mechanisms" / "modfiles" / "L5old.mod", _mod("L5old"))
+    before = _snapshot(tree)
+    spec = resolve_cell(_params(tree))
+    assert spec.template_file == tree / "templates" / "L5PC.hoc"
+    names = [p.name for p in spec.mod_files]
+    assert "L5only.mod" in names and "L5old.mod" not in names
+    assert _snapshot(tree) == before
+    # once another set is active, the stored L5 copy is what L5 means
+    (tree / "templates" / "prefix.txt").write_text("L2-3")
+    assert prefixed_folder(tree, "templates", "L5") == tree / "L5templates"
+
+
+def test_every_component_kind_follows_the_prefix(tree: Path) -> None:
+    _write(tree / "morphologies" / "prefix.txt", "L5")
+    _write(tree / "L2-3morphologies" / "cell.swc", "1 1 0 0 0 5 -1\n")
+    _write(tree / "synaptic_models" / "prefix.txt", "L5")
+    _write(tree / "L2-3synaptic_models" / "PN2PN.json", "{}")
+    params = _params(tree, prefix="L2-3", model_template="hoc:L23template", morphology="cell.swc")
+    spec = resolve_cell(params)
+    assert spec.morphology == tree / "L2-3morphologies" / "cell.swc"
+    l23 = tree / "L2-3synaptic_models" / "PN2PN.json"
+    assert synaptic_model_path(params, "PN2PN.json") == l23
+    l5 = tree / "synaptic_models" / "PN2PN.json"
+    assert synaptic_model_path(_params(tree), "PN2PN.json") == l5
+
+
+def test_misspelt_prefix_is_an_error_naming_the_known_ones(tree: Path) -> None:
+    with pytest.raises(ComponentError) as err:
+        resolve_cell(_params(tree, prefix="L9"))
+    msg = str(err.value)
+    assert "cell.prefix = 'L9'" in msg and "'L2-3', 'L5'" in msg and str(tree) in msg
+
+
+def test_several_unnamed_claimants_are_an_error(tree: Path) -> None:
+    _write(tree / "Xtemplates" / "prefix.txt", "L6")
+    _write(tree / "Ytemplates" / "prefix.txt", "L6")
+    with pytest.raises(ComponentError, match=r"several templates folders claim it.*Ytemplates"):
+        prefixed_folder(tree, "templates", "L6")
 
 
 def test_legacy_cwd_rule_and_relative_components_dir(tree: Path, tmp_path: Path) -> None:
@@ -273,13 +318,38 @@ def test_mechanism_names_ignore_comments(tmp_path: Path) -> None:
     ]
 
 
-def test_same_suffix_in_two_files_is_an_error(tree: Path) -> None:
+def test_user_mechanism_replaces_bmtk_one_of_the_same_name(tree: Path) -> None:
     mine = _write(tree / "mechanisms" / "MyNa.mod", _mod("NaTa"))
+    spec = resolve_cell(_params(tree))
+    assert mine in spec.mod_files
+    assert BMTK / "mechanisms" / "modfiles" / "NaTa.mod" not in spec.mod_files
+    assert spec.notes == ()
+
+
+def test_same_mechanism_in_two_user_files_is_an_error(tree: Path) -> None:
+    first = _write(tree / "mechanisms" / "MyNa.mod", _mod("NaTx"))
+    second = _write(tree / "mechanisms" / "modfiles" / "OtherNa.mod", _mod("NaTx"))
     with pytest.raises(ComponentError) as err:
         resolve_cell(_params(tree))
     msg = str(err.value)
-    assert "'NaTa' is defined twice" in msg
-    assert str(mine) in msg and str(BMTK / "mechanisms" / "modfiles" / "NaTa.mod") in msg
+    assert "'NaTx' is defined twice" in msg and str(first) in msg and str(second) in msg
+
+
+def test_user_files_defining_our_mechanisms_are_replaced_by_ours(tree: Path) -> None:
+    legacy = _write(
+        tree / "mechanisms" / "modfiles" / "pyr2pyr.mod", _mod("pyr2pyr", "POINT_PROCESS")
+    )
+    vec = _write(
+        tree / "mechanisms" / "modfiles" / "vecstim.mod", _mod("VecStim", "ARTIFICIAL_CELL")
+    )
+    ours = {p.name: p for p in provided_mod_files()}
+    same = _write(tree / "mechanisms" / "modfiles" / "int2pyr.mod", ours["int2pyr.mod"].read_text())
+    spec = resolve_cell(_params(tree))
+    assert legacy not in spec.mod_files and vec not in spec.mod_files and same not in spec.mod_files
+    assert ours["pyr2pyr.mod"] in spec.mod_files and ours["vecevent.mod"] in spec.mod_files
+    assert len(spec.notes) == 2  # a byte-identical copy of ours is not worth a note
+    assert any(str(legacy) in n and "pyr2pyr" in n and "using ours" in n for n in spec.notes)
+    assert any(str(vec) in n and "VecStim" in n for n in spec.notes)
 
 
 # ---------------------------------------------------------------------------- cache keys
@@ -395,7 +465,10 @@ def test_failed_compile_reports_the_tail(monkeypatch: pytest.MonkeyPatch, tmp_pa
     ):
         compiled_mechanisms([bad], cache_dir=tmp_path / "cache")
     leftovers = list((tmp_path / "cache" / "mechanisms").iterdir())
-    assert all(p.suffix == ".lock" for p in leftovers)  # no half-built directory left
+    assert not any(p.is_dir() for p in leftovers)  # no half-built directory left
+    logs = [p for p in leftovers if p.name.endswith(".failed.log")]
+    assert len(logs) == 1 and "syntax error at line 3" in logs[0].read_text()
+    assert all(p.suffix == ".lock" for p in leftovers if p not in logs)
 
 
 def test_missing_nrnivmodl(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -275,6 +275,7 @@ def run(
 ) -> RunSummary:
     """Run the simulation described by ``config`` (see the module docstring)."""
     from .. import mechanisms
+    from ..components import provided_mod_files, select_mechanisms
     from ..errors import RunError
     from . import synapses
 
@@ -290,6 +291,11 @@ def run(
     mods = sorted(mod_dir.glob("*.mod")) if mod_dir.is_dir() else []
     if not mods:
         raise RunError(f"{mod_dir}: no NMODL files; the output directory is incomplete")
+    chosen = select_mechanisms(mods, provided_mod_files())
+    mods = list(chosen.mod_files)
+    if mpi.rank == 0 and not quiet:
+        for note in chosen.notes:
+            print(f"run-network: note: {note}", file=sys.stderr)
     for js in sorted((base / "components" / "synaptic_models").glob("*.json")):
         synapses.check_model_file(js)
     # rank 0 compiles; the others then find the cache (the cache is also lock-protected)
