@@ -23,6 +23,7 @@ import numpy as np
 from . import simconfig, sonata
 from .components import CellSpec, resolve_cell, synaptic_model_path
 from .errors import ComponentError, ParamsError
+from .mechanisms import included_files
 from .network import Network
 from .output import Staging
 from .params import apply_overrides, load_params, resolve_relative, validate_params
@@ -343,7 +344,10 @@ class SimulationBuilder:
             used[keys[kind]] = kind
 
         if cell.template_file is not None:
-            put("templates", cell.template_file)
+            # BMTK loads every .hoc file of the templates folder (a legacy template calls procs
+            # or templates defined in its siblings, e.g. Hay's L5PCbiophys3.hoc)
+            for hoc in sorted(Path(cell.template_file).parent.glob("*.hoc")):
+                put("templates", hoc)
         if cell.morphology is not None:
             put("morphologies", cell.morphology)
         if cell.dynamics_params is not None:
@@ -352,6 +356,8 @@ class SimulationBuilder:
             put("synaptic_models", synaptic_model_path(self.params, name, cwd=self.cwd))
         for mod in cell.mod_files:
             put("mechanisms", mod, "modfiles/")
+            for included in included_files(mod):
+                put("mechanisms", included, "modfiles/")
         return dict(sorted(used.items()))
 
     def _copy_clamp(self, staging: Staging) -> simconfig.ClampInput | None:

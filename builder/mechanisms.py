@@ -32,6 +32,7 @@ __all__ = [
     "cache_root",
     "compile_errors",
     "compiled_mechanisms",
+    "included_files",
     "file_lock",
     "mechanisms_key",
     "mechanisms_library",
@@ -116,6 +117,22 @@ def neuron_version() -> str:
     return "unknown"
 
 
+def included_files(mod_file: Path) -> list[Path]:
+    """The files a .mod file ``INCLUDE``s that lie next to it (the ones compiled with it)."""
+    mod_file = Path(mod_file)
+    try:
+        text = mod_file.read_bytes()
+    except OSError as exc:
+        raise ComponentError(f"{mod_file}: cannot read NMODL file ({exc})") from None
+    out = []
+    for inc in _INCLUDE.findall(text):
+        name = inc.decode()
+        path = mod_file.parent / name
+        if Path(name).name == name and path.is_file():
+            out.append(path)
+    return out
+
+
 def _sources(mod_files: Sequence[Path]) -> dict[str, bytes]:
     """File name -> contents for every .mod file and every file it INCLUDEs (next to it)."""
     out: dict[str, bytes] = {}
@@ -132,10 +149,8 @@ def _sources(mod_files: Sequence[Path]) -> dict[str, bytes]:
             )
         origin[mod.name] = mod.resolve()
         out[mod.name] = text
-        for inc in _INCLUDE.findall(text):
-            inc_path = mod.parent / inc.decode()
-            if inc_path.is_file() and Path(inc.decode()).name == inc.decode():
-                out.setdefault(inc_path.name, inc_path.read_bytes())
+        for inc_path in included_files(mod):
+            out.setdefault(inc_path.name, inc_path.read_bytes())
     return out
 
 
