@@ -106,7 +106,9 @@ def asc_text() -> str:
     lines += ['("CellBody"', "  (Color Red)", "  (CellBody)"]
     for k in range(16):
         a = 2 * math.pi * k / 16
-        lines.append(f"  ({SOMA_RADIUS_UM * math.cos(a):.3f} {SOMA_RADIUS_UM * math.sin(a):.3f} 0.00 0.50)")
+        lines.append(
+            f"  ({SOMA_RADIUS_UM * math.cos(a):.3f} {SOMA_RADIUS_UM * math.sin(a):.3f} 0.00 0.50)"
+        )
     lines += [")  ;  End of contour", ""]
     for i, (kind, parent, _, _) in enumerate(BRANCHES):
         if parent is None:
