@@ -89,7 +89,7 @@ def _template_files(template_file: Path) -> list[Path]:
     return [template_file] + [p for p in siblings if p != template_file]
 
 
-def referenced_files(template_file: Path, cwd: Path) -> list[tuple[str, Path]]:
+def referenced_files(template_file: Path, cwd: Path) -> list[tuple[str, str, Path]]:
     """Existing files the template and its sibling .hoc files name in string literals.
 
     A literal counts when it names a file relative to ``cwd``, to the template's folder, or
@@ -98,11 +98,13 @@ def referenced_files(template_file: Path, cwd: Path) -> list[tuple[str, Path]]:
 
     Returns
     -------
-    list of (literal, path)
-        Sorted by literal, each literal once.
+    list of (literal, base, path)
+        ``base`` is ``"cwd"``, ``"template"`` or ``"absolute"``: where the literal was found
+        (a template opens files at run time relative to the working directory, but loads
+        hoc files at load time relative to its own folder). Sorted by literal.
     """
     hoc_files = _template_files(template_file)
-    found: dict[str, Path] = {}
+    found: dict[str, tuple[str, Path]] = {}
     for hoc in hoc_files:
         try:
             text = hoc.read_bytes()
@@ -113,17 +115,21 @@ def referenced_files(template_file: Path, cwd: Path) -> list[tuple[str, Path]]:
             if not literal or literal in found or "%" in literal:
                 continue
             name = Path(os.path.expanduser(literal))
-            bases = [Path()] if name.is_absolute() else [cwd, template_file.parent]
-            for base in bases:
+            bases = (
+                [("absolute", Path())]
+                if name.is_absolute()
+                else [("cwd", cwd), ("template", template_file.parent)]
+            )
+            for label, base in bases:
                 path = base / name
                 try:
                     hit = path.is_file() and path.resolve() not in hoc_files
                 except OSError:
                     hit = False
                 if hit:
-                    found[literal] = path.resolve()
+                    found[literal] = (label, path.resolve())
                     break
-    return sorted(found.items())
+    return [(literal, label, path) for literal, (label, path) in sorted(found.items())]
 
 
 def segment_cache_key(spec: CellSpec, dL_um: float | None, *, cwd: Path | None = None) -> str:
@@ -141,8 +147,8 @@ def segment_cache_key(spec: CellSpec, dL_um: float | None, *, cwd: Path | None =
         template = Path(spec.template_file)
         for sibling in _template_files(template)[1:]:
             _digest_file(h, "sibling", sibling)
-        for literal, path in referenced_files(template, cwd):
-            _digest_file(h, f"opened:{literal}", path)
+        for literal, base, path in referenced_files(template, cwd):
+            _digest_file(h, f"opened:{base}:{literal}", path)
     _digest_file(h, "morphology", spec.morphology)
     _digest_file(h, "dynamics", spec.dynamics_params)
     h.update(sources_digest(spec.mod_files).encode() + b"\0" if spec.mod_files else b"-\0")
@@ -253,6 +259,13 @@ def segment_table(
                 if reported:  # the child's own one-line account of a hoc error
                     raise ComponentError(reported[-1])
                 tail = "\n".join(output[-_TAIL_LINES:])
+                if proc.returncode < 0:  # e.g. Import3d reading a malformed SWC can segfault
+                    with_morph = f" with morphology {spec.morphology}" if spec.morphology else ""
+                    raise ComponentError(
+                        f"deriving the segment table of {spec.model_template} "
+                        f"({spec.template_file}): NEURON crashed (signal {-proc.returncode}) "
+                        f"while building the cell{with_morph}; its output:\n{tail}"
+                    )
                 raise ComponentError(
                     f"deriving the segment table of {spec.model_template} "
                     f"({spec.template_file}) with NEURON failed "
@@ -383,8 +396,9 @@ def _hoc_error_message(req: dict, output: str) -> str:
             i = neuron_lines[0]
             detail = lines[i].split(":", 1)[1].strip()
             near = next((ln for ln in lines[i + 1 : i + 3] if ln.startswith("near line")), None)
-            if near is not None and i + 2 < len(lines) and lines[i + 1] == near:
-                detail += f" (near line {near.split()[-1]}: {lines[i + 2]})"
+            code = lines[i + 2] if near is not None and i + 2 < len(lines) else "^"
+            if near is not None and lines[i + 1] == near and code != "^":
+                detail += f" (near line {near.split()[-1]}: {code})"
         elif lines:
             detail = lines[-1]
         else:
