@@ -143,7 +143,7 @@ class SimulationBuilder:
             else:
                 from .nrn.celltable import segment_table
 
-                self._table = segment_table(self.cell, float(self.params["dL"]))
+                self._table = segment_table(self.cell, float(self.params["dL"]), cwd=self.cwd)
         return self._table
 
     def lengths_um(self) -> dict[str, float]:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from .errors import ComponentError
+from .morphology import morphology_format
 
 __all__ = [
     "CellSpec",
@@ -559,6 +560,18 @@ def resolve_cell(params: dict, *, cwd: Path | None = None) -> CellSpec:
     morphology = None
     if morph_value is not None:
         morphology = _find_file(ctx, "cell.morphology", morph_value, "morphologies")
+        try:
+            morph_format = morphology_format(morphology)
+        except ComponentError as exc:
+            ctx.fail("cell.morphology", morph_value, str(exc))
+        if directive == "ctdb" and morph_format != "swc":
+            ctx.fail(
+                "cell.morphology",
+                morph_value,
+                f"{morphology} is {morph_format.upper()}, but {model_template} (BMTK's Allen "
+                "loader) reads SWC only; convert it to SWC or use a hoc: template that loads "
+                "any format (e.g. hoc:L5PCtemplate)",
+            )
     elif directive == "ctdb":
         ctx.fail("cell.morphology", None, f"{model_template} needs a morphology file")
 

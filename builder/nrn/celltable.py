@@ -5,23 +5,38 @@ cached table first (``<cache>/segments/<key>.csv``; a hit costs one CSV read), a
 compiles the cell's mechanisms (:mod:`builder.mechanisms`) and runs this module as a
 subprocess (``python -m builder.nrn.celltable REQUEST.json OUT.csv``), which
 
-1. loads ``stdgui.hoc``, ``import3d.hoc``, the compiled mechanisms and the template file;
-2. instantiates the cell as BMTK's ``loadHOC`` / ``Biophys1`` cell loaders do and applies
-   ``model_processing`` with BMTK's own ``aibs_perisomatic`` / ``aibs_allactive`` (axon stub
-   replacement included);
+1. loads ``stdgui.hoc``, ``import3d.hoc`` and the compiled mechanisms, then the templates as
+   BMTK's ``load_templates`` does: for a ``hoc:`` template every ``.hoc`` file of the template's
+   folder (legacy projects keep e.g. ``L5PCbiophys3.hoc`` next to the template, which calls
+   its procs), in ``glob`` order, with that folder as the working directory; for ``ctdb:``
+   the template file;
+2. changes to the working directory the build was started from and instantiates the cell as
+   BMTK's ``loadHOC`` / ``Biophys1`` cell loaders do, then applies ``model_processing`` with
+   BMTK's own ``aibs_perisomatic`` / ``aibs_allactive`` (axon stub replacement included);
 3. sets ``nseg = 1 + 2*int(L/(2*dL))`` on every section of ``all`` (BMTK's ``set_segment_dl``);
 4. writes one row per segment, in ``all`` order: section index, x, type, index within type,
    path distance from ``soma[0](0)``, segment centre coordinates and segment length.
 
+The working directory matters for legacy templates that load their own morphology: they name
+it relative to the directory the simulation is run from (Hay-style projects build and run from
+``FullSimulation/`` with ``../biophys_components/morphologies/cell.asc``), so the cell is
+instantiated in the build's working directory (``cwd``, default the process's).
+
 Running NEURON in a child process keeps the builder free of NEURON's import cost and of
-mechanism clashes. The cache key covers the template file (and its sibling .hoc files), the
-morphology, the dynamics params, ``model_template``, ``model_processing``, ``dL``, the NMODL
-sources, the NEURON version and :data:`FORMAT_VERSION`. Files a template opens by itself at
-run time (other than sibling .hoc files) are not part of the key.
+mechanism clashes. The cache key covers the template file and its sibling .hoc files, every
+existing file a string literal in them names (relative to ``cwd`` or the template folder, so
+editing a morphology a template opens by itself invalidates the table), the morphology, the
+dynamics params, ``model_template``, ``model_processing``, ``dL``, the NMODL sources, the NEURON
+version and :data:`FORMAT_VERSION`.
+
+A hoc error while the cell is built (a morphology that cannot be opened or parsed, a missing
+proc) comes back as one :class:`~builder.errors.ComponentError` naming the template and
+NEURON's own error line.
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -41,9 +56,11 @@ from ..segments import SECTION_TYPES, SegmentTable
 __all__ = ["segment_table", "cached_segment_table_path", "segment_cache_key", "FORMAT_VERSION"]
 
 #: Bump when the derivation changes in a way that changes the table.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 _TAIL_LINES = 30
+#: Prefix of the child's stderr line that carries a complete error message.
+_REPORTED = "l5net-error: "
 #: Environment variables of an MPI launcher; a child that inherits them may try to join the job.
 _MPI_ENV = re.compile(r"^(PMI_|PMIX_|OMPI_|MPI_|HYDRA_|MPIR_|I_MPI_|SLURM_STEP_)")
 
@@ -62,16 +79,76 @@ def _digest_file(h: hashlib._Hash, label: str, path: Path | None) -> None:
         raise ComponentError(f"{path}: cannot read ({exc})") from None
 
 
-def segment_cache_key(spec: CellSpec, dL_um: float | None) -> str:
-    """The cache key of the segment table of ``spec`` discretised with ``dL_um`` (hex)."""
+#: A hoc string literal (no escapes inside), and the most a literal may hold to be a path.
+_HOC_STRING = re.compile(rb'"([^"\\\n]{1,1000})"')
+
+
+def _template_files(template_file: Path) -> list[Path]:
+    """The template file and its sibling ``.hoc`` files (sorted), all loaded for ``hoc:``."""
+    siblings = sorted(p for p in template_file.parent.glob("*.hoc") if p.is_file())
+    return [template_file] + [p for p in siblings if p != template_file]
+
+
+def referenced_files(template_file: Path, cwd: Path) -> list[tuple[str, str, Path]]:
+    """Existing files the template and its sibling .hoc files name in string literals.
+
+    A literal counts when it names a file relative to ``cwd``, to the template's folder, or
+    absolutely (e.g. ``"../biophys_components/morphologies/cell.asc"``); directories and
+    the ``.hoc`` files themselves are left out.
+
+    Returns
+    -------
+    list of (literal, base, path)
+        ``base`` is ``"cwd"``, ``"template"`` or ``"absolute"``: where the literal was found
+        (a template opens files at run time relative to the working directory, but loads
+        hoc files at load time relative to its own folder). Sorted by literal.
+    """
+    hoc_files = _template_files(template_file)
+    found: dict[str, tuple[str, Path]] = {}
+    for hoc in hoc_files:
+        try:
+            text = hoc.read_bytes()
+        except OSError as exc:
+            raise ComponentError(f"{hoc}: cannot read ({exc})") from None
+        for m in _HOC_STRING.finditer(text):
+            literal = m.group(1).decode("utf-8", "replace").strip()
+            if not literal or literal in found or "%" in literal:
+                continue
+            name = Path(os.path.expanduser(literal))
+            bases = (
+                [("absolute", Path())]
+                if name.is_absolute()
+                else [("cwd", cwd), ("template", template_file.parent)]
+            )
+            for label, base in bases:
+                path = base / name
+                try:
+                    hit = path.is_file() and path.resolve() not in hoc_files
+                except OSError:
+                    hit = False
+                if hit:
+                    found[literal] = (label, path.resolve())
+                    break
+    return [(literal, label, path) for literal, (label, path) in sorted(found.items())]
+
+
+def segment_cache_key(spec: CellSpec, dL_um: float | None, *, cwd: Path | None = None) -> str:
+    """The cache key of the segment table of ``spec`` discretised with ``dL_um`` (hex).
+
+    ``cwd`` is the working directory the cell is built in (default: the process's); it only
+    decides which files the template's string literals name.
+    """
+    cwd = Path.cwd() if cwd is None else Path(cwd)
     h = hashlib.sha256(f"segment-table-v{FORMAT_VERSION}\0".encode())
     h.update(f"{spec.model_template}\0{spec.model_processing}\0".encode())
     h.update(f"{'none' if dL_um is None else repr(float(dL_um))}\0".encode())
     _digest_file(h, "template", spec.template_file)
     if spec.template_file is not None:  # a template may load_file its siblings
-        for sibling in sorted(Path(spec.template_file).parent.glob("*.hoc")):
-            if sibling != spec.template_file:
-                _digest_file(h, "sibling", sibling)
+        template = Path(spec.template_file)
+        for sibling in _template_files(template)[1:]:
+            _digest_file(h, "sibling", sibling)
+        for literal, base, path in referenced_files(template, cwd):
+            _digest_file(h, f"opened:{base}:{literal}", path)
     _digest_file(h, "morphology", spec.morphology)
     _digest_file(h, "dynamics", spec.dynamics_params)
     h.update(sources_digest(spec.mod_files).encode() + b"\0" if spec.mod_files else b"-\0")
@@ -80,13 +157,18 @@ def segment_cache_key(spec: CellSpec, dL_um: float | None) -> str:
 
 
 def cached_segment_table_path(
-    spec: CellSpec, dL_um: float | None, *, cache_dir: str | os.PathLike | None = None
+    spec: CellSpec,
+    dL_um: float | None,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    cwd: str | os.PathLike | None = None,
 ) -> Path:
     """Where the derived table of ``spec`` at ``dL_um`` is (or will be) cached.
 
     The file exists only once :func:`segment_table` has derived it.
     """
-    return cache_root(cache_dir) / "segments" / f"{segment_cache_key(spec, dL_um)}.csv"
+    key = segment_cache_key(spec, dL_um, cwd=None if cwd is None else Path(cwd))
+    return cache_root(cache_dir) / "segments" / f"{key}.csv"
 
 
 def _child_env() -> dict[str, str]:
@@ -102,6 +184,7 @@ def segment_table(
     dL_um: float | None,
     *,
     cache_dir: str | os.PathLike | None = None,
+    cwd: str | os.PathLike | None = None,
 ) -> SegmentTable:
     """The segment table (SPEC section 4) of the cell ``spec`` as BMTK BioNet discretises it.
 
@@ -113,6 +196,9 @@ def segment_table(
         Target segment length (the simulation's ``dL``); ``None`` keeps the template's nseg.
     cache_dir : path, optional
         Cache root (default: :func:`builder.mechanisms.cache_root`).
+    cwd : path, optional
+        The working directory the build was started from (default: the process's); the cell
+        is instantiated there, as a template that opens files by relative paths expects.
 
     Returns
     -------
@@ -128,7 +214,8 @@ def segment_table(
         raise ComponentError(f"dL must be > 0 micrometres, got {dL_um!r}")
     if spec.template_file is None:
         raise ComponentError(f"{spec.model_template}: no template file to instantiate")
-    path = cached_segment_table_path(spec, dL_um, cache_dir=cache_dir)
+    cwd = Path.cwd() if cwd is None else Path(cwd).resolve()
+    path = cached_segment_table_path(spec, dL_um, cache_dir=cache_dir, cwd=cwd)
     if path.is_file():
         return SegmentTable.from_csv(path)
     mechanisms = (
@@ -149,6 +236,7 @@ def segment_table(
                 ),
                 "mechanisms_dir": None if mechanisms is None else str(mechanisms),
                 "dL_um": dL_um,
+                "cwd": str(cwd),
             }
             req_path = Path(tmp) / "request.json"
             out_path = Path(tmp) / "segments.csv"
@@ -167,7 +255,17 @@ def segment_table(
                 raise ComponentError(f"cannot start {sys.executable} ({exc})") from None
             if proc.returncode != 0 or not out_path.is_file():
                 output = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
+                reported = [ln[len(_REPORTED) :] for ln in output if ln.startswith(_REPORTED)]
+                if reported:  # the child's own one-line account of a hoc error
+                    raise ComponentError(reported[-1])
                 tail = "\n".join(output[-_TAIL_LINES:])
+                if proc.returncode < 0:  # e.g. Import3d reading a malformed SWC can segfault
+                    with_morph = f" with morphology {spec.morphology}" if spec.morphology else ""
+                    raise ComponentError(
+                        f"deriving the segment table of {spec.model_template} "
+                        f"({spec.template_file}): NEURON crashed (signal {-proc.returncode}) "
+                        f"while building the cell{with_morph}; its output:\n{tail}"
+                    )
                 raise ComponentError(
                     f"deriving the segment table of {spec.model_template} "
                     f"({spec.template_file}) with NEURON failed "
@@ -234,6 +332,85 @@ def _soma0(hobj):
         return soma
 
 
+class _HocError(ComponentError):
+    """A hoc error while building the cell, already worded for the user."""
+
+
+def _load_templates(h, template_file: Path, whole_folder: bool) -> None:
+    """Load the template as BMTK's ``load_templates`` does (every .hoc of its folder)."""
+    cwd = os.getcwd()
+    os.chdir(template_file.parent)  # BMTK loads templates from inside their folder
+    try:
+        names = glob.glob("*.hoc") if whole_folder else [template_file.name]
+        if template_file.name not in names:
+            names.append(template_file.name)
+        for name in names:
+            if not h.load_file(name) and name == template_file.name:
+                raise ComponentError(f"NEURON could not load {template_file}")
+    finally:
+        os.chdir(cwd)
+
+
+class _stderr_to_file:
+    """Send file descriptor 2 (where NEURON prints hoc errors) to a temporary file."""
+
+    def __enter__(self):
+        sys.stderr.flush()
+        self._file = tempfile.TemporaryFile(mode="w+b")
+        self._saved = os.dup(2)
+        os.dup2(self._file.fileno(), 2)
+        return self
+
+    def read(self) -> str:
+        sys.stderr.flush()
+        self._file.flush()
+        self._file.seek(0)
+        return self._file.read().decode("utf-8", "replace")
+
+    def __exit__(self, *exc) -> None:
+        sys.stderr.flush()
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        text = self.read()
+        self._file.close()
+        if text:  # keep NEURON's full output visible in the child's stderr
+            sys.stderr.write(text)
+            sys.stderr.flush()
+
+
+_PY_ERROR = re.compile(r"^(?:[\w.]+\.)?(?:ComponentError|[A-Z]\w*Error): (.+)$")
+
+
+def _hoc_error_message(req: dict, output: str) -> str:
+    """One line for a failed instantiation: the template, the morphology and NEURON's error."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    detail = None
+    for ln in reversed(lines):  # an exception raised by our Python loader is the most specific
+        m = _PY_ERROR.match(ln)
+        if m and "hocobj_call" not in ln and "hoc error" not in ln:
+            detail = m.group(1)
+            break
+    if detail is None:
+        neuron_lines = [i for i, ln in enumerate(lines) if ln.startswith(("NEURON:", "nrniv:"))]
+        if neuron_lines:
+            i = neuron_lines[0]
+            detail = lines[i].split(":", 1)[1].strip()
+            near = next((ln for ln in lines[i + 1 : i + 3] if ln.startswith("near line")), None)
+            code = lines[i + 2] if near is not None and i + 2 < len(lines) else "^"
+            if near is not None and lines[i + 1] == near and code != "^":
+                detail += f" (near line {near.split()[-1]}: {code})"
+        elif lines:
+            detail = lines[-1]
+        else:
+            detail = "hoc error without a message"
+    what = f"{req['model_template']} ({req['template_file']})"
+    if req.get("morphology"):
+        what += f" with morphology {req['morphology']}"
+    if req.get("cwd"):
+        what += f", working directory {req['cwd']}"
+    return f"deriving the segment table of {what}: NEURON could not build the cell: {detail}"
+
+
 def derive(req: dict) -> SegmentTable:
     """Instantiate the cell described by ``req`` in this process and tabulate its segments.
 
@@ -249,10 +426,15 @@ def derive(req: dict) -> SegmentTable:
     ):
         raise ComponentError(f"no compiled mechanisms in {req['mechanisms_dir']}")
     template_file = Path(req["template_file"])
-    os.chdir(template_file.parent)  # as BMTK does while loading templates
-    if not h.load_file(str(template_file)):
-        raise ComponentError(f"NEURON could not load {template_file}")
-    hobj = _instantiate(h, req)
+    _load_templates(h, template_file, req["model_template"].startswith("hoc:"))
+    cwd = req.get("cwd")
+    if cwd is not None and Path(cwd).is_dir():
+        os.chdir(cwd)  # where the build (and the legacy run) is started from
+    with _stderr_to_file() as captured:
+        try:
+            hobj = _instantiate(h, req)
+        except RuntimeError:
+            raise _HocError(_hoc_error_message(req, captured.read())) from None
 
     sections = list(hobj.all)
     if not sections:
@@ -304,6 +486,9 @@ def main(argv: list[str] | None = None) -> int:
         req = json.loads(request.read_text())
         table = derive(req)
         table.to_csv(out)
+    except _HocError as exc:
+        print(f"{_REPORTED}{exc}", file=sys.stderr)
+        return 1
     except ComponentError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
