@@ -276,6 +276,7 @@ def run(
     """Run the simulation described by ``config`` (see the module docstring)."""
     from .. import mechanisms
     from ..errors import RunError
+    from ..synmodels import load_model_file
     from . import synapses
 
     t_setup = time.perf_counter()
@@ -291,7 +292,9 @@ def run(
     if not mods:
         raise RunError(f"{mod_dir}: no NMODL files; the output directory is incomplete")
     for js in sorted((base / "components" / "synaptic_models").glob("*.json")):
-        synapses.check_model_file(js)
+        note = load_model_file(js)[1].warning(str(js))  # raises ParamsError naming the file
+        if note is not None and mpi.rank == 0:
+            log.warning(note)  # once per file; synapse creation itself is silent
     # rank 0 compiles; the others then find the cache (the cache is also lock-protected)
     if mpi.rank == 0:
         compiled = mechanisms.compiled_mechanisms(mods)
