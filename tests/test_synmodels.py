@@ -388,3 +388,23 @@ def test_build_with_legacy_files_warns_once_per_file(tmp_path):
     assert res.stderr.count("Wmax='3'") == 2  # PV2PN and SOM2PN
     types = (out / "network" / "exc_stim_biophysical_edge_types.csv").read_text()
     assert "pyr2pyr" in types and "PN2PN.json" in types
+
+
+# ============================================================================ at run time
+@pytest.mark.neuron
+@pytest.mark.slow
+@pytest.mark.parametrize("merge", [True, False], ids=["merged", "one-pp-per-edge"])
+def test_network_with_legacy_files_runs_and_warns_once_per_file(
+    tiny_network, run_network, tmp_path, merge
+):
+    net = tmp_path / "net"
+    shutil.copytree(tiny_network, net, ignore=shutil.ignore_patterns("output"))
+    for name, content in LEGACY.items():
+        (net / "components" / "synaptic_models" / name).write_text(json.dumps(content))
+    res = run_network(net, *([] if merge else ["--no-merge"]), timeout_s=300)
+    assert res.returncode == 0, res.describe()
+    for name in LEGACY:
+        path = net / "components" / "synaptic_models" / name
+        assert res.stderr.count(f"{path}: legacy-style") == 1, res.describe()
+    assert res.stderr.count("legacy-style") == 3, res.describe()
+    assert (net / "output" / "spikes.h5").is_file()
