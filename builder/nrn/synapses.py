@@ -150,7 +150,10 @@ def draw_weights(
     *,
     model: str | None = None,
 ) -> np.ndarray:
-    """Draw the per-synapse weight factors of a JSON with ``weight_distribution``.
+    """Draw the per-synapse weight factors of a JSON whose synapses draw their weights.
+
+    That is a JSON with ``weight_distribution``, or a legacy-style pyr2pyr file with
+    ``initW`` (the legacy lognormal, :data:`builder.synmodels.LEGACY_PYR2PYR_WEIGHT`).
 
     Parameters
     ----------
@@ -175,11 +178,11 @@ def draw_weights(
     Raises
     ------
     ValueError
-        The JSON has no ``weight_distribution``.
+        The JSON's synapses do not draw their weights.
     """
     plan = _plan(syn_params, _model_of(syn_params, model))
     if plan.distribution is None:
-        raise ValueError("this synaptic model has no weight_distribution to draw from")
+        raise ValueError("the synapses of this synaptic model do not draw their weights")
     ids = np.asarray(edge_ids, dtype=np.int64).ravel()
     return plan.distribution.from_normals(edge_normals(seed, population, ids))
 
@@ -216,7 +219,7 @@ def edge_normals(seed: int, population: str, edge_ids: np.ndarray) -> np.ndarray
 
 
 def has_weight_distribution(syn_params: Mapping, model: str | None = None) -> bool:
-    """Whether each synapse of this JSON draws its own weight factor."""
+    """Whether each synapse of this JSON draws its own weight factor (see :func:`draw_weights`)."""
     return _plan(syn_params, _model_of(syn_params, model)).distribution is not None
 
 
