@@ -29,6 +29,7 @@ from .output import Staging
 from .params import apply_overrides, load_params, resolve_relative, validate_params
 from .recipes.l5 import BIO_POP, DIST_SYN, EXC_SYN, PERI_SYN, L5Build, build_l5_network
 from .segments import SegmentTable
+from .synmodels import load_model_file
 
 __all__ = ["SimulationBuilder", "BuildResult", "DEFAULT_SEED", "LENGTH_MISMATCH_TOLERANCE"]
 
@@ -176,17 +177,21 @@ class SimulationBuilder:
         return {k: float(given[k]) for k in ("basal_dist", "basal_prox", "apic")}
 
     def synapse_models(self) -> dict[str, str]:
-        """Synaptic-model JSON name -> the model_template (``level_of_detail``) it names."""
+        """Synaptic-model JSON name -> the model_template (``level_of_detail``) it names.
+
+        Each file is checked in full (:func:`builder.synmodels.load_model_file`: a bad key or
+        value is a :class:`ParamsError` naming the file); what a legacy-style file means is
+        logged as one warning per file.
+        """
         out = {}
         for name in SYNAPSE_FILES:
             path = synaptic_model_path(self.params, name, cwd=self.cwd)
-            try:
-                model = json.loads(path.read_text())["level_of_detail"]
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                raise ComponentError(
-                    f"{path}: cannot read the synapse model's 'level_of_detail' ({exc})"
-                ) from None
-            out[name] = str(model)
+            model, plan = load_model_file(path)
+            note = plan.warning(str(path))
+            if note is not None and note not in self.warnings:
+                self.warnings.append(note)
+                log.warning(note)
+            out[name] = model
         return out
 
     def cell_node_type(self) -> dict[str, Any]:
@@ -221,6 +226,7 @@ class SimulationBuilder:
     def build(self, outdir: str | os.PathLike = ".", *, force: bool = False) -> BuildResult:
         """Build and write everything into ``outdir`` (see :mod:`builder.output`)."""
         t0 = time.perf_counter()
+        self.synapse_models()  # a bad synaptic-model file fails before anything is staged
         staging = Staging(outdir, force=force)
         with staging:
             built = self.network()

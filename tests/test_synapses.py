@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_synmodels import LEGACY, LEGACY_PN2PN
 
 from builder.errors import ParamsError
 from builder.nrn import synapses
@@ -372,6 +373,85 @@ def test_every_json_key_is_applied(measured):
 
 @pytest.mark.neuron
 @pytest.mark.slow
+def test_legacy_values_land_on_the_point_process(measured):
+    m = measured["legacy_applied"]
+    pn = m["PN2PN.json"]
+    assert pn["kinetic"] == 1
+    assert (pn["AlphaTmax_AMPA"], pn["Beta_AMPA"], pn["Cdur_AMPA"]) == (5.0, 0.5882, 0.2)
+    assert (pn["AlphaTmax_NMDA"], pn["Beta_NMDA"], pn["Cdur_NMDA"]) == (3.4483, 0.0233, 0.29)
+    assert (pn["gbar_AMPA"], pn["gbar_NMDA"], pn["e_AMPA"], pn["e_NMDA"]) == (0.001, 0.0005, 0, 0)
+    assert (pn["tauD1"], pn["d1"], pn["tauD2"], pn["d2"], pn["tauF"], pn["f"]) == (
+        35.0, 0.95, 250.0, 0.8, 1.0, 1.0)  # fmt: skip
+    assert pn["P_0"] == 0.6  # the legacy fixed release probability (mechanism default)
+    # the legacy weight: the lognormal draw for this edge, not initW's "5"
+    assert pn["initW"] == synapses.draw_weights(PN2PN, 1, "pop", [0])[0] != 5.0
+    for name, gbar, stp in (("PV2PN.json", 1.0, (40, 0.7, 500, 0.7)),
+                            ("SOM2PN.json", 0.006, (200, 0.8, 1, 1))):  # fmt: skip
+        g = m[name]
+        assert (g["AlphaTmax_GABA"], g["Beta_GABA"], g["Cdur_GABA"]) == (1.52, 0.14, 0.7254)
+        assert (g["gbar_GABA"], g["e_GABA"], g["P_0"]) == (gbar, -75.0, 0.25)
+        assert (g["tauD1"], g["d1"], g["tauD2"], g["d2"], g["tauF"], g["f"]) == (*stp, 1, 1)
+        assert g["initW"] == 0.06  # a somatic section: the legacy 0.06, not initW's "1"
+
+
+def _kinetic_r(t, releases, alpha, beta, cdur):
+    """Open fraction of one connection, amplitude 1, whose pulse starts at releases[0] and is
+    extended by each later release (each before the pulse ends) to the last one + cdur."""
+    t = np.asarray(t)
+    t_on, t_off = releases[0], releases[-1] + cdur
+    rinf, rtau = alpha / (alpha + beta), 1 / (alpha + beta)
+    rise = rinf * (1 - np.exp(-(t - t_on) / rtau))
+    at_off = rinf * (1 - math.exp(-(t_off - t_on) / rtau))
+    decay = at_off * np.exp(-beta * (t - t_off))
+    return np.where(t < t_on, 0.0, np.where(t <= t_off, rise, decay))
+
+
+@pytest.mark.neuron
+@pytest.mark.slow
+@pytest.mark.parametrize("case,releases", [("single", [10.1]), ("extended", [10.1, 10.2])])
+def test_kinetic_scheme_matches_the_analytic_open_fraction(measured, case, releases):
+    # Destexhe-Mainen-Sejnowski two-state scheme, weight 1, P_0 = 1, v clamped at -40 mV.
+    # cnexp integrates this linear scheme exactly over each step (the transmitter is constant
+    # within a step: releases and pulse ends fall on step boundaries at dt = 0.01 ms), so the
+    # only error is rounding: 1e-9 relative. NEURON computes the recorded conductance at the
+    # start of each step, from the states of the previous time point: g[k] = gbar r(t[k-1]).
+    m = measured["kinetic"][case]
+    assert m["n_release"] == len(releases)
+    t, v = np.array(m["t"]), np.array(m["v"])
+    assert np.abs(v[t > 1] + 40).max() < 1e-3
+    after = np.flatnonzero(t[:-1] > releases[0] + 1e-6) + 1  # k with t[k-1] after the release
+    p = {k: float(v) for k, v in LEGACY_PN2PN.items() if k[0] in "ABC"}
+    for rec, gbar, r in (("AMPA", 0.001, "ampa"), ("NMDA", 0.0005, "nmda")):
+        g = np.array(m[f"g_{rec}"])
+        if rec == "NMDA":
+            block = np.array(m["mgblock"])
+            assert block[after] == pytest.approx(_mg_block(-40.0), rel=1e-4)
+            g = g / block
+        want = gbar * _kinetic_r(
+            t[after - 1], releases, p[f"AlphaTmax_{r}"], p[f"Beta_{r}"], p[f"Cdur_{r}"]
+        )
+        assert np.abs(g[after] / want - 1).max() < 1e-9, rec
+        assert np.all(g[: after[0]] == 0)
+        # sampled checks: the pulse end and well into the decay
+        for tk in (releases[-1] + p[f"Cdur_{r}"], 15.0, 30.0):
+            k = int(np.argmin(np.abs(t - tk))) + 1
+            assert g[k] == pytest.approx(float(want[k - after[0]]), rel=1e-9)
+
+
+@pytest.mark.neuron
+@pytest.mark.slow
+def test_kinetic_shared_point_process_equals_separate(measured):
+    m = measured["kinetic_merged"]
+    assert 0 < m["n_release"] < m["n_spike"] == 31
+    assert m["n_release"] == m["n_release_sep"]
+    assert len(set(m["weights"])) == 3  # legacy lognormal weights, one per edge
+    assert m["dg_ampa"] < 1e-9 * m["g_ampa_max"]
+    assert m["dg_nmda"] < 1e-9 * m["g_nmda_max"]
+    assert m["dv"] < 1e-9
+
+
+@pytest.mark.neuron
+@pytest.mark.slow
 def test_shared_point_process_equals_separate(measured):
     m = measured["merged"]
     assert 0 < m["n_release_pn"] < m["n_spike_pn"]
@@ -607,10 +687,10 @@ def _scenarios(lib: str) -> dict:
         syn = synapses.make_synapse(model, params, 0.5, sec)
         synapses.bind_edge(syn, params, 1, "pop", 0)
         bad = []
-        for key, (attr, _check) in synapses.PARAMETER_KEYS[model].items():
+        for key, (attrs, _check) in synapses.PARAMETER_KEYS[model].items():
             if key == "initW":
                 continue
-            if key in params and getattr(syn, attr) != params[key]:
+            if key in params and any(getattr(syn, a) != params[key] for a in attrs):
                 bad.append(key)
         want_w = synapses.connection_weight(params, sec, 1, "pop", 0)
         if syn.initW != want_w:
@@ -618,6 +698,91 @@ def _scenarios(lib: str) -> dict:
         applied[fname] = bad
         del sec, syn
     res["applied"] = applied
+
+    # --- legacy files: every value reaches the point process under our name --------------
+    legacy = {}
+    for fname, params in LEGACY.items():
+        model = params["level_of_detail"]
+        sec = cell(name="soma")
+        syn = synapses.make_synapse(model, params, 0.5, sec)
+        synapses.bind_edge(syn, params, 1, "pop", 0)
+        names = [a for attrs, _c in synapses.PARAMETER_KEYS[model].values() for a in attrs]
+        if model == "pyr2pyr":
+            names.append("kinetic")
+        legacy[fname] = {a: getattr(syn, a) for a in sorted(set(names))}
+        del sec, syn
+    res["legacy_applied"] = legacy
+
+    # --- kinetic scheme: one release, and a release that extends the pulse ----------------
+    # dt 0.01 ms puts the releases (10.1, 10.2 ms) and the pulse ends (Cdur 0.2, 0.29 ms) on
+    # step boundaries, where cnexp is exact for this linear scheme
+    h.dt = 0.01
+    kin = dict(LEGACY_PN2PN, P_0="1")
+    out = {}
+    for key, times in (("single", [10.0]), ("extended", [10.0, 10.1])):
+        sec = cell()
+        clamp = h.SEClamp(sec(0.5))
+        clamp.dur1, clamp.amp1, clamp.rs = 1e9, -40.0, 1e-4
+        syn = synapses.make_synapse("pyr2pyr", kin, 0.5, sec, per_connection_weight=True)
+        nc = connect(source(times), syn)
+        recs = {
+            "t": rec(h._ref_t),
+            "g_AMPA": rec(syn._ref_g_AMPA),
+            "g_NMDA": rec(syn._ref_g_NMDA),
+            "mgblock": rec(syn._ref_mgblock),
+            "v": rec(sec(0.5)._ref_v),
+        }
+        run(40, -40)
+        out[key] = {k: arr(x).tolist() for k, x in recs.items()}
+        out[key]["n_release"] = syn.n_release
+        del sec, clamp, syn, nc, recs
+    res["kinetic"] = out
+    h.dt = DT_MS
+
+    # --- kinetic scheme: shared point process vs one per connection -----------------------
+    sec_a, sec_b = cell(), cell()
+    # bursts with intervals shorter than Cdur: pulses of one connection extended, pulses of
+    # different connections overlapping
+    trains = [
+        [3.0, 3.1, 3.15, 3.5, 3.55, 20.0, 20.12, 20.2, 40.0, 60.0, 60.1],
+        [3.05, 3.2, 3.3, 20.1, 20.15, 20.4, 40.1, 40.2, 40.25, 61.0],
+        [3.12, 20.05, 20.3, 20.31, 40.05, 40.15, 60.05, 60.2, 60.27, 60.33],
+    ]
+    srcs = [source(tr) for tr in trains]
+    shared = synapses.make_synapse("pyr2pyr", LEGACY_PN2PN, 0.5, sec_a, per_connection_weight=True)
+    objs, separate = [shared], []
+    for edge, src in enumerate(srcs):
+        w = synapses.connection_weight(LEGACY_PN2PN, sec_a, 3, "exc", edge, model="pyr2pyr")
+        nc = connect(src, shared, weight=w)
+        synapses.set_release_stream(nc, 3, "exc", edge)
+        one = synapses.make_synapse("pyr2pyr", LEGACY_PN2PN, 0.5, sec_b)
+        synapses.bind_edge(one, LEGACY_PN2PN, 3, "exc", edge)
+        separate.append(one)
+        objs.extend([nc, one, connect(src, one)])
+    r = {
+        "ga": rec(shared._ref_g_AMPA),
+        "gn": rec(shared._ref_g_NMDA),
+        "va": rec(sec_a(0.5)._ref_v),
+        "vb": rec(sec_b(0.5)._ref_v),
+    }
+    for i, one in enumerate(separate):
+        r[f"ga{i}"] = rec(one._ref_g_AMPA)
+        r[f"gn{i}"] = rec(one._ref_g_NMDA)
+    run(150, -70)
+    r = {k: arr(x) for k, x in r.items()}
+    n = len(separate)
+    res["kinetic_merged"] = {
+        "dg_ampa": float(np.abs(r["ga"] - sum(r[f"ga{i}"] for i in range(n))).max()),
+        "dg_nmda": float(np.abs(r["gn"] - sum(r[f"gn{i}"] for i in range(n))).max()),
+        "g_ampa_max": float(r["ga"].max()),
+        "g_nmda_max": float(r["gn"].max()),
+        "dv": float(np.abs(r["va"] - r["vb"]).max()),
+        "n_spike": shared.n_spike,
+        "n_release": shared.n_release,
+        "n_release_sep": sum(s.n_release for s in separate),
+        "weights": [one.initW for one in separate],
+    }
+    del sec_a, sec_b, srcs, shared, objs, separate, r, nc, one, src
 
     # --- shared point process vs one per connection ---------------------------------------
     sec_a, sec_b = cell(), cell()

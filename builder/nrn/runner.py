@@ -277,6 +277,7 @@ def run(
     from .. import mechanisms
     from ..components import provided_mod_files, select_mechanisms
     from ..errors import RunError
+    from ..synmodels import load_model_file
     from . import synapses
 
     t_setup = time.perf_counter()
@@ -297,7 +298,9 @@ def run(
         for note in chosen.notes:
             print(f"run-network: note: {note}", file=sys.stderr)
     for js in sorted((base / "components" / "synaptic_models").glob("*.json")):
-        synapses.check_model_file(js)
+        note = load_model_file(js)[1].warning(str(js))  # raises ParamsError naming the file
+        if note is not None and mpi.rank == 0:
+            log.warning(note)  # once per file; synapse creation itself is silent
     # rank 0 compiles; the others then find the cache (the cache is also lock-protected)
     if mpi.rank == 0:
         compiled = mechanisms.compiled_mechanisms(mods)

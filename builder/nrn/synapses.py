@@ -4,11 +4,12 @@ Two point processes, written for this project in NMODL
 (``biophys_components/mechanisms/modfiles/``; SPEC section 9):
 
 ``pyr2pyr``
-    excitatory input onto the pyramidal cell: dual-exponential AMPA + NMDA with Mg block, used
-    by ``PN2PN.json``;
+    excitatory input onto the pyramidal cell: AMPA + NMDA with Mg block, each either a dual
+    exponential (``tau_r_*`` / ``tau_d_*``, the default, used by ``PN2PN.json``) or the
+    two-state kinetic receptor of Destexhe, Mainen & Sejnowski (1994) driven by a transmitter
+    pulse (``AlphaTmax_*``, ``Beta_*``, ``Cdur_*``: legacy PN2PN files);
 ``int2pyr``
-    GABA_A (two-state kinetic receptor driven by a transmitter pulse), used by ``PV2PN.json``
-    and ``SOM2PN.json``.
+    GABA_A (the two-state kinetic receptor), used by ``PV2PN.json`` and ``SOM2PN.json``.
 
 Both have short-term depression/facilitation and stochastic release (probability ``P_0``,
 gating every conductance of the synapse) per connection, with the state in the NetCon's weight
@@ -17,34 +18,34 @@ conductance is exact).
 
 JSON keys
 ---------
-Every key of a synaptic-model JSON is either set on the point process (the tables
-:data:`PARAMETER_KEYS`; a key left out keeps the mechanism's default, which is the SPEC value)
-or handled here:
+The JSON is read by :mod:`builder.synmodels` (no NEURON): its key tables
+(:data:`PARAMETER_KEYS`, legacy names, unmodelled legacy keys), the legacy meanings and the
+validation live there; this module applies the resulting plan. Every parameter key is set on
+the point process (a key left out keeps the mechanism's default, which is the SPEC value).
+The weight keys:
 
-``level_of_detail``
-    must name the model the edge uses (``pyr2pyr`` / ``int2pyr``);
-``comment``
-    free text (a string);
 ``initW``
     the synapse's weight factor (scales all its conductances), used when neither of the two
     next keys decides it;
 ``initW_soma`` / ``initW_dend``
     the weight on somatic sections / on any other section (decided from the section's name:
     its last component, without index, is ``soma``) -- PV2PN: 0.06 on the soma, 0.1 on
-    dendrites;
+    dendrites (and every legacy-style int2pyr file without them);
 ``weight_distribution``
     ``{"type": "lognormal", "mean": m, "sd": s, "min": lo, "max": hi}``: each synapse's weight
     factor is drawn, replacing ``initW``, as ``clip(X, lo, hi)`` with X lognormal whose own
     mean and standard deviation are ``m`` and ``s`` (the legacy code's parametrisation:
     ``sigma**2 = log(1 + s**2/m**2)``, ``mu = log(m) - sigma**2/2``). The legacy code drew it
-    whenever ``initW`` was present (its ``initW`` of 5 acted only as that switch), so a file
-    with a distribution keeps ``initW`` as documentation of the legacy value, unused. The draw
-    for edge ``e`` of population ``p`` is a pure function of (seed, p, e) (:func:`edge_normals`),
-    so it does not depend on the number of MPI ranks or on the order of creation.
+    (0.45, 0.345, clipped to [0, 5]) whenever ``initW`` was present (its ``initW`` of 5 acted
+    only as that switch): a legacy-style pyr2pyr file with ``initW`` gets that draw, and our
+    PN2PN.json writes it out and keeps ``initW`` as documentation, unused. The draw for edge
+    ``e`` of population ``p`` is a pure function of (seed, p, e) (:func:`edge_normals`), so it
+    does not depend on the number of MPI ranks or on the order of creation.
 
-Any other key is an error (:class:`builder.errors.ParamsError`) naming the model and the key,
-raised when the first synapse of that JSON is created; :func:`check_model_file` does the same
-check up front with the file's name.
+A bad key or value is an error (:class:`builder.errors.ParamsError`) naming the model and the
+key, raised when the first synapse of that JSON is created; :func:`check_model_file` does the
+same check up front with the file's name (and warns once about legacy readings; creating
+synapses does not warn).
 
 Wiring in the runner
 --------------------
@@ -72,20 +73,23 @@ know the edge, so two things happen after BMTK has built the cell.
 from __future__ import annotations
 
 import copy
-import difflib
-import json
-import math
-import os
 import warnings
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import ParamsError
+from ..synmodels import (
+    MODELS,
+    PARAMETER_KEYS,
+    PENDING_WEIGHT,
+    SynapsePlan,
+    build_plan,
+    check_model_file,
+    check_model_params,
+)
 
 __all__ = [
     "MODELS",
@@ -104,209 +108,10 @@ __all__ = [
     "stream_ids",
 ]
 
-MODELS = ("pyr2pyr", "int2pyr")
-"""The synapse models (BMTK ``model_template`` names = NMODL point-process names)."""
-
 _UINT32 = 2**32
-_PENDING_WEIGHT = -1.0  # initW until bind_edge draws it; the mechanisms refuse to initialise
-
-# Value checks: name -> (test, what is valid)
-_CHECKS: dict[str, tuple[Callable[[float], bool], str]] = {
-    "positive": (lambda x: x > 0, "a number > 0"),
-    "nonneg": (lambda x: x >= 0, "a number >= 0"),
-    "fraction": (lambda x: 0 <= x <= 1, "a number in [0, 1]"),
-    "any": (lambda x: True, "a finite number"),
-}
-
-_STP_KEYS = {
-    "initW": ("initW", "nonneg"),
-    "tauD1": ("tauD1", "positive"),
-    "d1": ("d1", "fraction"),
-    "tauD2": ("tauD2", "positive"),
-    "d2": ("d2", "fraction"),
-    "tauF": ("tauF", "positive"),
-    "f": ("f", "nonneg"),
-    "P_0": ("P_0", "fraction"),
-}
-
-PARAMETER_KEYS: dict[str, dict[str, tuple[str, str]]] = {
-    "pyr2pyr": {
-        "tau_r_AMPA": ("tau_r_AMPA", "positive"),
-        "tau_d_AMPA": ("tau_d_AMPA", "positive"),
-        "tau_r_NMDA": ("tau_r_NMDA", "positive"),
-        "tau_d_NMDA": ("tau_d_NMDA", "positive"),
-        "gbar_AMPA": ("gbar_AMPA", "nonneg"),
-        "gbar_NMDA": ("gbar_NMDA", "nonneg"),
-        "e": ("e", "any"),
-        "mg": ("mg", "nonneg"),
-        **_STP_KEYS,
-    },
-    "int2pyr": {
-        "e_GABA": ("e_GABA", "any"),
-        "gbar_GABA": ("gbar_GABA", "nonneg"),
-        "AlphaTmax_GABA": ("AlphaTmax_GABA", "positive"),
-        "Beta_GABA": ("Beta_GABA", "positive"),
-        "Cdur_GABA": ("Cdur_GABA", "positive"),
-        **_STP_KEYS,
-    },
-}
-"""For each model: JSON key -> (NMODL parameter it sets, value check)."""
-
-_SPECIAL_KEYS = ("level_of_detail", "comment", "initW_soma", "initW_dend", "weight_distribution")
-_DIST_KEYS = ("type", "mean", "sd", "min", "max")
-_RISE_DECAY = (("tau_r_AMPA", "tau_d_AMPA"), ("tau_r_NMDA", "tau_d_NMDA"))
-
-
-@dataclass(frozen=True)
-class _Lognormal:
-    """Per-synapse weight factor: clip(lognormal with mean ``mean``, sd ``sd``, lo, hi)."""
-
-    mean: float
-    sd: float
-    lo: float
-    hi: float
-
-    def draw(self, rng: np.random.Generator, n: int | None = None) -> Any:
-        return self.from_normals(rng.standard_normal(n))
-
-    def from_normals(self, z: Any) -> Any:
-        """The weights for standard-normal deviates ``z`` (lognormal, then clipped)."""
-        sigma2 = math.log1p((self.sd / self.mean) ** 2)
-        mu = math.log(self.mean) - 0.5 * sigma2
-        return np.clip(np.exp(mu + math.sqrt(sigma2) * np.asarray(z)), self.lo, self.hi)
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """A validated JSON, ready to apply: parameter settings and the weight rules."""
-
-    model: str
-    settings: tuple[tuple[str, float], ...]
-    init_w: float | None
-    init_w_soma: float | None
-    init_w_dend: float | None
-    distribution: _Lognormal | None
-
-    def weight_for(self, section: Any) -> float | None:
-        """The weight factor on ``section`` without a draw (None: keep the mechanism's)."""
-        if self.distribution is not None:
-            return _PENDING_WEIGHT
-        if _is_soma(section):
-            if self.init_w_soma is not None:
-                return self.init_w_soma
-        elif self.init_w_dend is not None:
-            return self.init_w_dend
-        return self.init_w
-
 
 # (model, id(params)) -> (params object, snapshot, plan); BMTK passes one cached dict per JSON
-_PLANS: dict[tuple[str, int], tuple[Mapping, dict, _Plan]] = {}
-
-
-# ----------------------------------------------------------------------------- validation
-def _number_problem(key: str, value: Any, check: str) -> str | None:
-    test, valid = _CHECKS[check]
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok and test(float(value)):
-        return None
-    return f"{key}: {value!r} is not valid; use {valid}"
-
-
-def _unknown_key(key: str, model: str, known: list[str]) -> str:
-    lower = {k.lower(): k for k in known}
-    hint = difflib.get_close_matches(key.lower(), list(lower), n=1)
-    did_you_mean = f"; did you mean {lower[hint[0]]!r}?" if hint else ""
-    return (
-        f"{key}: unknown key for synapse model {model!r}{did_you_mean} "
-        f"(known keys: {', '.join(known)})"
-    )
-
-
-def _check_distribution(dist: Any, problems: list[str]) -> _Lognormal | None:
-    where = "weight_distribution"
-    if not isinstance(dist, Mapping):
-        problems.append(f"{where}: {dist!r} is not an object with keys {', '.join(_DIST_KEYS)}")
-        return None
-    n_before = len(problems)
-    for key in dist:
-        if key not in _DIST_KEYS:
-            problems.append(_unknown_key(f"{where}.{key}", "weight_distribution", list(_DIST_KEYS)))
-    if dist.get("type") != "lognormal":
-        problems.append(f"{where}.type: {dist.get('type')!r} is not valid; use 'lognormal'")
-    for key, check in (("mean", "positive"), ("sd", "nonneg")):
-        if key not in dist:
-            problems.append(f"{where}.{key}: missing; use {_CHECKS[check][1]}")
-        else:
-            p = _number_problem(f"{where}.{key}", dist[key], check)
-            if p:
-                problems.append(p)
-    lo, hi = dist.get("min", 0.0), dist.get("max", math.inf)
-    for key, value in (("min", lo), ("max", hi)):
-        if not (value == math.inf and key == "max"):
-            p = _number_problem(f"{where}.{key}", value, "nonneg")
-            if p:
-                problems.append(p)
-    if len(problems) == n_before and lo > hi:
-        problems.append(f"{where}.min: {lo} is greater than max {hi}")
-    if len(problems) > n_before:
-        return None
-    return _Lognormal(float(dist["mean"]), float(dist["sd"]), float(lo), float(hi))
-
-
-def _build_plan(params: Mapping, model: str, source: str | None) -> _Plan:
-    if model not in PARAMETER_KEYS:
-        raise ValueError(f"unknown synapse model {model!r}; known: {', '.join(MODELS)}")
-    name = source or f"synaptic model JSON for {model!r}"
-    if not isinstance(params, Mapping):
-        raise ParamsError(name, [f"dynamics_params is {type(params).__name__}, not a JSON object"])
-    table = PARAMETER_KEYS[model]
-    known = sorted(table) + list(_SPECIAL_KEYS)
-    problems: list[str] = []
-    settings: list[tuple[str, float]] = []
-    for key, value in params.items():
-        if key in table:
-            attr, check = table[key]
-            p = _number_problem(key, value, check)
-            if p:
-                problems.append(p)
-            elif key != "initW":
-                settings.append((attr, float(value)))
-        elif key not in _SPECIAL_KEYS:
-            problems.append(_unknown_key(key, model, known))
-    lod = params.get("level_of_detail", model)
-    if lod != model:
-        problems.append(
-            f"level_of_detail: {lod!r} does not match the edge's model_template {model!r}"
-        )
-    if "comment" in params and not isinstance(params["comment"], str):
-        problems.append(f"comment: {params['comment']!r} is not a string")
-    for key in ("initW_soma", "initW_dend"):
-        if key in params:
-            p = _number_problem(key, params[key], "nonneg")
-            if p:
-                problems.append(p)
-    for rise, decay in _RISE_DECAY:
-        r, d = params.get(rise), params.get(decay)
-        if isinstance(r, (int, float)) and isinstance(d, (int, float)) and r >= d:
-            problems.append(f"{rise}: {r} must be smaller than {decay} ({d})")
-    distribution = None
-    if "weight_distribution" in params:
-        distribution = _check_distribution(params["weight_distribution"], problems)
-        clash = [k for k in ("initW_soma", "initW_dend") if k in params]
-        if clash:
-            problems.append(
-                f"weight_distribution: cannot be combined with {', '.join(clash)}; "
-                "use one way of setting the weight"
-            )
-    if problems:
-        raise ParamsError(name, problems)
-
-    def opt(key: str) -> float | None:
-        return float(params[key]) if key in params else None
-
-    return _Plan(
-        model, tuple(settings), opt("initW"), opt("initW_soma"), opt("initW_dend"), distribution
-    )
+_PLANS: dict[tuple[str, int], tuple[Mapping, dict, SynapsePlan]] = {}
 
 
 def _model_of(params: Mapping, model: str | None) -> str:
@@ -321,77 +126,22 @@ def _model_of(params: Mapping, model: str | None) -> str:
     return model
 
 
-def _plan(params: Mapping, model: str) -> _Plan:
-    """The plan for ``params``, validated once per JSON object (BMTK reuses one dict)."""
+def _plan(params: Mapping, model: str) -> SynapsePlan:
+    """The plan for ``params``, validated once per JSON object (BMTK reuses one dict).
+
+    Silent: legacy readings are reported per file by the build and the runner
+    (:func:`builder.synmodels.check_model_file` / ``load_model_file``), not per synapse.
+    """
     key = (model, id(params))
     hit = _PLANS.get(key)
     if hit is not None and hit[0] is params and hit[1] == params:
         return hit[2]
-    plan = _build_plan(params, model, None)
+    plan = build_plan(params, model, None)
     _PLANS[key] = (params, copy.deepcopy(dict(params)), plan)
     return plan
 
 
-def check_model_params(syn_params: Mapping, model: str, source: str | None = None) -> None:
-    """Validate a synaptic-model JSON for ``model``; raise on any problem.
-
-    Parameters
-    ----------
-    syn_params : mapping
-        The parsed JSON.
-    model : {"pyr2pyr", "int2pyr"}
-        The model the edges using it name.
-    source : str, optional
-        What to call it in the error (e.g. the file's path).
-
-    Raises
-    ------
-    builder.errors.ParamsError
-        Listing every problem: unknown keys, bad values, a ``level_of_detail`` that names
-        another model, rise >= decay, a malformed ``weight_distribution``.
-    """
-    _build_plan(syn_params, model, source)
-
-
-def check_model_file(path: str | os.PathLike) -> str:
-    """Validate a synaptic-model JSON file of one of our models.
-
-    Parameters
-    ----------
-    path : path
-        The JSON file; its ``level_of_detail`` names the model.
-
-    Returns
-    -------
-    str
-        The model name.
-
-    Raises
-    ------
-    builder.errors.ParamsError
-        The file cannot be read, is not one of our models, or has problems (all listed).
-    """
-    path = Path(path)
-    try:
-        params = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ParamsError(str(path), [f"cannot read the synaptic model: {exc}"]) from None
-    model = params.get("level_of_detail") if isinstance(params, dict) else None
-    if model not in MODELS:
-        raise ParamsError(
-            str(path), [f"level_of_detail: {model!r} is not valid; use one of {', '.join(MODELS)}"]
-        )
-    _build_plan(params, model, str(path))
-    return model
-
-
 # ----------------------------------------------------------------------------- weights
-def _is_soma(section: Any) -> bool:
-    """True for a somatic section: the last name component without index is ``soma``."""
-    base = section.name().rsplit(".", 1)[-1].split("[", 1)[0]
-    return base == "soma"
-
-
 def draw_weights(
     syn_params: Mapping,
     seed: int,
@@ -400,7 +150,10 @@ def draw_weights(
     *,
     model: str | None = None,
 ) -> np.ndarray:
-    """Draw the per-synapse weight factors of a JSON with ``weight_distribution``.
+    """Draw the per-synapse weight factors of a JSON whose synapses draw their weights.
+
+    That is a JSON with ``weight_distribution``, or a legacy-style pyr2pyr file with
+    ``initW`` (the legacy lognormal, :data:`builder.synmodels.LEGACY_PYR2PYR_WEIGHT`).
 
     Parameters
     ----------
@@ -425,11 +178,11 @@ def draw_weights(
     Raises
     ------
     ValueError
-        The JSON has no ``weight_distribution``.
+        The JSON's synapses do not draw their weights.
     """
     plan = _plan(syn_params, _model_of(syn_params, model))
     if plan.distribution is None:
-        raise ValueError("this synaptic model has no weight_distribution to draw from")
+        raise ValueError("the synapses of this synaptic model do not draw their weights")
     ids = np.asarray(edge_ids, dtype=np.int64).ravel()
     return plan.distribution.from_normals(edge_normals(seed, population, ids))
 
@@ -466,7 +219,7 @@ def edge_normals(seed: int, population: str, edge_ids: np.ndarray) -> np.ndarray
 
 
 def has_weight_distribution(syn_params: Mapping, model: str | None = None) -> bool:
-    """Whether each synapse of this JSON draws its own weight factor."""
+    """Whether each synapse of this JSON draws its own weight factor (see :func:`draw_weights`)."""
     return _plan(syn_params, _model_of(syn_params, model)).distribution is not None
 
 
@@ -500,7 +253,7 @@ def connection_weight(
     """
     model = _model_of(syn_params, model)
     w = _plan(syn_params, model).weight_for(section)
-    if w == _PENDING_WEIGHT:
+    if w == PENDING_WEIGHT:
         return float(draw_weights(syn_params, seed, population, [edge_id], model=model)[0])
     if w is None:
         return 1.0  # the mechanisms' default initW
@@ -638,7 +391,7 @@ def make_synapse(
     """
     from neuron import h
 
-    plan = _plan(syn_params, model)
+    plan = _plan(syn_params, model)  # validates before anything is created
     syn = getattr(h, model)(section(sec_x))
     for attr, value in plan.settings:
         setattr(syn, attr, value)
