@@ -195,7 +195,8 @@ def _sweep_main(argv: list[str]) -> int:
     except BuildError as exc:
         print(f"build-network sweep: error: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:
+    except OSError as exc:  # not bad input, but a message still serves better than a traceback
+        log.debug("", exc_info=True)
         print(f"build-network sweep: error: {_os_error(exc)}", file=sys.stderr)
         return 2
     bad = [r for r in rows if r["status"] == "build-failed"]
@@ -280,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     except BuildError as exc:
         print(f"build-network: error: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:
+    except OSError as exc:  # not bad input, but a message still serves better than a traceback
+        log.debug("", exc_info=True)
         print(f"build-network: error: {_os_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
