@@ -10,41 +10,54 @@ import argparse
 import json
 import logging
 import sys
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
+from .data import project_data_dir
 from .errors import BuildError
+
+if TYPE_CHECKING:
+    from .build import SimulationBuilder
 
 __all__ = ["main", "default_params_path"]
 
 log = logging.getLogger("builder")
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_PARAMS = "L5NetParams.json"
 
 
 def default_params_path(cwd: Path | None = None) -> Path:
-    """``./params/L5NetParams.json``, else legacy ``./L5NetParams.json``, else the shipped one."""
+    """``./params/L5NetParams.json``, else legacy ``./L5NetParams.json``, else the shipped one.
+
+    The shipped one is the checkout's ``params/`` or, in an installed wheel, the package's copy
+    (:func:`builder.data.project_data_dir`).
+    """
     cwd = cwd or Path.cwd()
-    for candidate in (
-        cwd / "params" / DEFAULT_PARAMS,
-        cwd / DEFAULT_PARAMS,
-        PROJECT_DIR / "params" / DEFAULT_PARAMS,
-    ):
+    shipped = project_data_dir("params") / DEFAULT_PARAMS
+    for candidate in (cwd / "params" / DEFAULT_PARAMS, cwd / DEFAULT_PARAMS, shipped):
         if candidate.is_file():
             return candidate
     raise BuildError(
         f"no params file given and no default found (looked for params/{DEFAULT_PARAMS} and "
-        f"{DEFAULT_PARAMS} in {cwd}, and {PROJECT_DIR / 'params' / DEFAULT_PARAMS})"
+        f"{DEFAULT_PARAMS} in {cwd}, and {shipped})"
     )
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="build-network",
+        usage="%(prog)s [PARAMS.json] [SEED] [options]\n       %(prog)s sweep SWEEP.json -o DIR",
         description=(
             "Build the L5 input network: SONATA nodes/edges, input spike rasters and BMTK "
-            "BioNet configs, from a params JSON file."
+            "BioNet configs, from a params JSON file. "
+            "'build-network sweep SWEEP.json -o DIR' builds every run of a parameter sweep "
+            "(see 'build-network sweep --help')."
         ),
         epilog=(
             "Legacy usage still works: build_network.py [PARAMS.json] [SEED]. "
@@ -55,8 +68,8 @@ def _parser() -> argparse.ArgumentParser:
         "args",
         nargs="*",
         metavar="PARAMS.json | SEED",
-        help="params file (default params/L5NetParams.json) and/or integer seed "
-        "(default: the params' 'seed', else 123)",
+        help="params file (default params/L5NetParams.json, else the shipped one) and/or "
+        "integer seed (default: the params' 'seed', else 123)",
     )
     p.add_argument("-o", "--outdir", default=".", help="output directory (default: current)")
     p.add_argument(
@@ -78,11 +91,28 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="validate params and components and report counts; write nothing",
     )
+    _add_verbosity(p)
+    return p
+
+
+def _add_verbosity(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
-    g.add_argument("-v", "--verbose", action="store_true", help="more detail")
+    g.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also say what is done: resolved components, segment table, lengths, counts, timings",
+    )
     g.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    return p
+
+
+def _setup_logging(ns: argparse.Namespace) -> None:
+    logging.basicConfig(
+        level=logging.WARNING if ns.quiet else logging.INFO, format="%(message)s", stream=sys.stderr
+    )
+    if ns.verbose:  # our own detail only, not every library's debug output
+        log.setLevel(logging.DEBUG)
 
 
 def _split_positionals(
@@ -128,43 +158,92 @@ def _sweep_main(argv: list[str]) -> int:
         epilog="Then: run-network OUTDIR [-j N] (or mpiexec -n N python run_network.py OUTDIR).",
     )
     p.add_argument("sweep", metavar="SWEEP.json")
-    p.add_argument("-o", "--outdir", required=True, help="sweep directory")
+    p.add_argument("-o", "--outdir", help="sweep directory (required unless --check)")
     p.add_argument(
         "--force",
         action="store_true",
         help="build even if OUTDIR holds something else (foreign files are replaced)",
     )
     p.add_argument("--check", action="store_true", help="validate every combination; build nothing")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("-v", "--verbose", action="store_true")
-    g.add_argument("-q", "--quiet", action="store_true")
+    _add_verbosity(p)
     ns = p.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if ns.verbose else logging.WARNING if ns.quiet else logging.INFO,
-        format="%(message)s",
-        stream=sys.stderr,
-    )
+    if not ns.check and ns.outdir is None:
+        p.error("-o/--outdir is required (except with --check)")
+    _setup_logging(ns)
     from . import sweep as sw
     from .progress import progress
 
     try:
-        if ns.check:
+        if ns.check or ns.verbose:
+            t0 = time.perf_counter()
             s = sw.load_sweep(ns.sweep)
-            print(f"{ns.sweep}: OK, {len(s.runs)} runs ({', '.join(s.keys) or 'seeds only'})")
-            return 0
+            what = f"{_plural(len(s.runs), 'run')} ({', '.join(s.keys) or 'seeds only'})"
+            log.debug(
+                "sweep %s: base %s, %s, combine %s, validated in %.2f s",
+                ns.sweep,
+                s.base,
+                what,
+                s.combine,
+                time.perf_counter() - t0,
+            )
+            if ns.check:
+                print(f"{ns.sweep}: OK, {what}")
+                return 0
         rows = sw.build_sweep(
             ns.sweep, ns.outdir, force=ns.force, progress=None if ns.quiet else progress("build")
         )
     except BuildError as exc:
         print(f"build-network sweep: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # not bad input, but a message still serves better than a traceback
+        log.debug("", exc_info=True)
+        print(f"build-network sweep: error: {_os_error(exc)}", file=sys.stderr)
+        return 2
     bad = [r for r in rows if r["status"] == "build-failed"]
     if not ns.quiet:
         print(
-            f"{ns.outdir}: {len(rows)} runs, {len(rows) - len(bad)} built, "
+            f"{ns.outdir}: {_plural(len(rows), 'run')}, {len(rows) - len(bad)} built, "
             f"{len(bad)} failed (see {ns.outdir}/manifest.csv)"
         )
     return 1 if bad else 0
+
+
+def _os_error(exc: OSError) -> str:
+    """An unexpected OSError as one line: the path and the system's reason."""
+    where = exc.filename if exc.filename is not None else ""
+    return f"{where}: {exc.strerror or exc}" if where else str(exc.strerror or exc)
+
+
+def _describe(builder: SimulationBuilder) -> None:
+    """With -v: resolve the cell, its segment table and lengths, saying what and how long."""
+    t0 = time.perf_counter()
+    cell = builder.cell
+    log.debug("cell %s resolved in %.2f s:", cell.model_template, time.perf_counter() - t0)
+    log.debug("  components dir: %s", cell.components_dir)
+    log.debug("  template: %s", cell.template_file)
+    log.debug("  morphology: %s", cell.morphology or "(built by the template)")
+    log.debug("  dynamics params: %s", cell.dynamics_params or "(none)")
+    if cell.model_processing:
+        log.debug("  model processing: %s", cell.model_processing)
+    dirs = sorted({str(f.parent) for f in cell.mod_files})
+    log.debug("  NMODL: %s from %s", _plural(len(cell.mod_files), "file"), ", ".join(dirs))
+    t0 = time.perf_counter()
+    table = builder.segment_table
+    seg_file = builder.params["cell"].get("segments_file")
+    how = f"read from {seg_file}" if seg_file else f"derived with dL = {builder.params['dL']} um"
+    log.debug(
+        "segment table: %s (%s) in %.2f s",
+        _plural(len(table), "segment"),
+        how,
+        time.perf_counter() - t0,
+    )
+    lengths = builder.lengths_um()
+    origin = "params" if builder.params.get("lengths") is not None else "measured on the cell"
+    log.debug(
+        "lengths (%s): %s",
+        origin,
+        ", ".join(f"{k} {v:.0f} um" for k, v in lengths.items()),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,19 +253,24 @@ def main(argv: list[str] | None = None) -> int:
         return _sweep_main(argv[1:])
     parser = _parser()
     ns = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if ns.verbose else logging.WARNING if ns.quiet else logging.INFO,
-        format="%(message)s",
-        stream=sys.stderr,
-    )
+    _setup_logging(ns)
     params_arg, seed = _split_positionals(parser, ns.args)
     overrides = parse_overrides(parser, ns.overrides)
     try:
         from .build import SimulationBuilder
 
+        t0 = time.perf_counter()
         params_path = Path(params_arg) if params_arg else default_params_path()
-        log.debug("params: %s", params_path)
         builder = SimulationBuilder(params_path, seed, overrides=overrides)
+        log.debug(
+            "params %s%s valid (seed %d) in %.2f s",
+            params_path,
+            "".join(f" --set {k}={_show(v)}" for k, v in overrides.items()),
+            builder.seed,
+            time.perf_counter() - t0,
+        )
+        if ns.verbose:
+            _describe(builder)
         if ns.check:
             counts = builder.check()
             print(f"{params_path}: OK (seed {builder.seed})")
@@ -197,6 +281,10 @@ def main(argv: list[str] | None = None) -> int:
     except BuildError as exc:
         print(f"build-network: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # not bad input, but a message still serves better than a traceback
+        log.debug("", exc_info=True)
+        print(f"build-network: error: {_os_error(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(
             "build-network: interrupted; the output directory was left as it was", file=sys.stderr
@@ -204,7 +292,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     if not ns.quiet:
         print(result.summary())
+    log.debug("wrote %s into %s", _plural(len(result.files), "file"), result.outdir)
     return 0
+
+
+def _show(value: object) -> str:
+    """An override's value as the user would type it."""
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
+from .data import project_data_dir
 from .errors import ComponentError
 from .morphology import morphology_format
 
@@ -108,8 +109,8 @@ class CellSpec:
 
 # ---------------------------------------------------------------------------- locations
 def project_components_dir() -> Path:
-    """The project's own ``biophys_components`` directory (next to the ``builder`` package)."""
-    return Path(__file__).resolve().parent.parent / "biophys_components"
+    """The project's own ``biophys_components``: the checkout's, or the installed wheel's copy."""
+    return project_data_dir("biophys_components")
 
 
 def bmtk_components_dir() -> Path:

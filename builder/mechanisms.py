@@ -21,11 +21,11 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from .errors import ComponentError
+from .output import make_temp_dir
 
 __all__ = [
     "MIGRATION_GUIDE",
@@ -357,12 +357,12 @@ def compiled_mechanisms(
     with file_lock(parent / f"{key}.lock"):
         if _has_library(final):  # another process built it while we waited
             return final
-        build = Path(tempfile.mkdtemp(prefix=f".build-{key}-", dir=parent))
+        # the umask's permissions (not mkdtemp's 0700): the cache may be shared
+        build = make_temp_dir(parent, f".build-{key}-")
         try:
             _compile(sources, build, tool, quiet, {Path(m).name: Path(m) for m in mod_files})
-            os.chmod(build, 0o755)  # mkdtemp made it private; the cache may be shared
             if final.exists():  # a stale, incomplete directory from outside our protocol
-                stale = Path(tempfile.mkdtemp(prefix=f".stale-{key}-", dir=parent))
+                stale = make_temp_dir(parent, f".stale-{key}-")
                 os.replace(final, stale / key)
                 shutil.rmtree(stale, ignore_errors=True)
             os.replace(build, final)

@@ -11,18 +11,44 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import socket
-import tempfile
 from pathlib import Path
 
 from .errors import OutputError
 
-__all__ = ["MANIFEST_NAME", "Staging", "read_manifest"]
+__all__ = ["MANIFEST_NAME", "Staging", "make_temp_dir", "read_manifest"]
 
 MANIFEST_NAME = ".l5net-manifest.json"
 _STAGING_PREFIX = ".l5net-staging-"
 _MANIFEST_FORMAT = 1
+
+
+def make_temp_dir(parent: str | os.PathLike, prefix: str) -> Path:
+    """Create a new, uniquely named directory ``parent/<prefix><random>`` and return its path.
+
+    Unlike :func:`tempfile.mkdtemp` (always ``drwx------``), the directory gets the permissions
+    the umask gives any new directory, because a staging directory is renamed into place as the
+    user's output (colleagues on a shared cluster must be able to read it with umask 022).
+
+    Raises
+    ------
+    OutputError
+        If ``parent`` is not a directory we can create entries in.
+    """
+    for _ in range(100):
+        path = Path(parent) / f"{prefix}{secrets.token_hex(4)}"
+        try:
+            os.mkdir(path, 0o777)  # the umask takes away what the user does not grant
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise OutputError(
+                f"{parent}: cannot create a directory there ({exc.strerror or exc})"
+            ) from None
+        return path
+    raise OutputError(f"{parent}: cannot find a free name for a temporary directory")
 
 
 def read_manifest(outdir: Path) -> dict[str, dict[str, int]]:
@@ -74,9 +100,10 @@ class Staging:
         else:
             self.previous = read_manifest(self.outdir) if not force else _safe_manifest(self.outdir)
         _remove_abandoned_staging(anchor)
-        self.dir = Path(
-            tempfile.mkdtemp(prefix=f"{_STAGING_PREFIX}{_host()}-{os.getpid()}-", dir=anchor)
-        )
+        try:
+            self.dir = make_temp_dir(anchor, f"{_STAGING_PREFIX}{_host()}-{os.getpid()}-")
+        except OutputError as exc:
+            raise OutputError(f"{exc} (output {self.outdir})") from None
 
     def __enter__(self) -> Staging:
         return self

@@ -148,8 +148,12 @@ def load_params(
             name, [f"line {exc.lineno}, column {exc.colno}: invalid JSON: {exc.msg}"]
         ) from None
     if overrides:
-        data = apply_overrides(data, overrides, name)
-    return _validate(data, name, os.path.abspath(file), base)
+        try:
+            data = apply_overrides(data, overrides, name)
+        except ParamsError as exc:
+            given = " ".join(_given_as(k, v) for k, v in overrides.items())
+            raise ParamsError(f"{given} (on {name})", exc.problems) from None
+    return _validate(data, name, os.path.abspath(file), base, overrides)
 
 
 def apply_overrides(data: Any, overrides: Mapping[str, Any], source: str) -> Any:
@@ -254,7 +258,18 @@ def resolve_relative(
 
 
 # ----------------------------------------------------------------------------- validation
-def _validate(data: Any, name: str, abs_source: str, cwd: Path) -> dict[str, Any]:
+def _given_as(key: str, value: Any) -> str:
+    """How an override was given on the command line: ``--set time.stop=2``."""
+    return f"--set {key}={value if isinstance(value, str) else _show(value)}"
+
+
+def _validate(
+    data: Any,
+    name: str,
+    abs_source: str,
+    cwd: Path,
+    overrides: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     if isinstance(data, Mapping):
         data = {k: v for k, v in data.items() if k != "_source"}
     problems = _schema_problems(data)
@@ -263,11 +278,41 @@ def _validate(data: Any, name: str, abs_source: str, cwd: Path) -> dict[str, Any
     problems += _cross_field_problems(data, bad, Path(abs_source).parent, cwd)
     if problems:
         problems.sort(key=lambda pm: (_sort_key(pm[0]), pm[1]))
-        raise ParamsError(name, [f"{_dotted(p)}: {m}" for p, m in problems])
+        raise _params_error(name, problems, overrides or {})
     out = copy.deepcopy(dict(data))
     _normalise(_schema(), out)
     out["_source"] = abs_source
     return out
+
+
+def _params_error(name: str, problems: Problems, overrides: Mapping[str, Any]) -> ParamsError:
+    """The error for ``problems``, each blamed on the override that set its key, if any.
+
+    A problem whose key an override set (or lies inside, or contains) names that override
+    (``--set time.stop=-1``); when every problem comes from overrides, the error names them
+    instead of the params file, which is not at fault.
+    """
+    lines, blamed = [], []
+    for path, msg in problems:
+        culprits = [
+            _given_as(key, value)
+            for key, value in overrides.items()
+            if path and _overlaps(path, tuple(str(key).split(".")))
+        ]
+        line = f"{_dotted(path)}: {msg}"
+        if culprits:
+            line += f" (from {', '.join(culprits)})"
+            blamed += [c for c in culprits if c not in blamed]
+        lines.append(line)
+    if blamed and all("(from --set " in line for line in lines):
+        return ParamsError(f"{' '.join(blamed)} (on {name})", lines)
+    return ParamsError(name, lines)
+
+
+def _overlaps(path: KeyPath, key: tuple[str, ...]) -> bool:
+    """Whether an override of ``key`` is at, inside or around the problem's ``path``."""
+    n = min(len(path), len(key))
+    return tuple(str(p) for p in path[:n]) == key[:n]
 
 
 def _schema_problems(data: Any) -> list[tuple[KeyPath, str]]:
@@ -615,6 +660,30 @@ def _check_steps(v: _View, *_: Any) -> list[tuple[KeyPath, str]]:
     return out
 
 
+#: The smallest ``dL`` (µm) accepted. NEURON allows at most 32767 segments per section, so a
+#: section longer than 32767 * dL cannot be discretised; at 0.1 µm that is 3.3 mm, longer than
+#: any dendritic section. Finer segments are also far below a dendrite's length constant
+#: (hundreds of µm) and only multiply the work (the default cell has ~125,000 segments at 0.1).
+MIN_DL_UM = 0.1
+_NSEG_MAX = 32767
+
+
+def _check_dl(v: _View, *_: Any) -> list[tuple[KeyPath, str]]:
+    dl = v.get("dL")
+    if 0 < dl < MIN_DL_UM:
+        return [
+            (
+                ("dL",),
+                f"{_show(dl)} µm is below the smallest segment length accepted, "
+                f"{MIN_DL_UM:g} µm: NEURON allows at most {_NSEG_MAX} segments per section "
+                f"(sections longer than {_NSEG_MAX * dl:.4g} µm would fail) and segments this "
+                "short are far below any dendrite's length constant; use e.g. 5 (the legacy "
+                "value) or at least 0.1",
+            )
+        ]
+    return []
+
+
 def _check_cell_model(v: _View, *_: Any) -> list[tuple[KeyPath, str]]:
     out: Problems = []
     template = v.get("cell", "model_template")
@@ -686,6 +755,7 @@ _CHECKS = (
     _check_rhythmicity,
     _check_recording,
     _check_steps,
+    _check_dl,
     _check_cell_model,
     _check_files,
 )

@@ -10,7 +10,10 @@ A sweep file (JSON)::
 ``overrides`` maps dotted params keys to lists of values. ``combine`` is ``grid`` (every
 combination of the lists) or ``zip`` (the lists, all of one length, taken element-wise).
 ``seeds`` is a list of seeds or a count N (seeds 1..N); every combination runs with every
-seed. Relative paths are relative to the sweep file.
+seed. Alternatively ``overrides`` may hold ``"seed": [...]``: then the seed is swept like any
+other key (each run's seed is its ``seed`` value; with ``zip`` seeds pair with the other lists),
+and ``seeds`` must not be given. Two runs with the same overrides and seed are an error.
+Relative paths are relative to the sweep file.
 
 ``build-network sweep SWEEP.json -o DIR`` writes ``DIR/<run-id>/`` (a complete, self-contained
 build each), ``DIR/sweep.json`` (the expanded sweep, which makes the directory resumable) and
@@ -136,15 +139,30 @@ def load_sweep(path: str | os.PathLike, *, validate: bool = True) -> Sweep:
     for key, values in overrides.items():
         if not isinstance(values, list) or not values:
             problems.append(f"overrides.{key}: {values!r} is not a non-empty list of values")
+    seed_values = overrides.get("seed") if isinstance(overrides.get("seed"), list) else None
+    if "seed" in overrides and "seeds" in spec:
+        problems.append(
+            f"overrides.seed: {overrides['seed']!r} and seeds: {spec['seeds']!r} both give the "
+            "seeds; use one: 'seeds' (crossed with every combination) or 'overrides.seed' "
+            "(a list swept like the other keys, e.g. paired with them by combine 'zip')"
+        )
+    elif seed_values and not all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seed_values
+    ):
+        problems.append(f"overrides.seed: {seed_values!r} is not a list of integers >= 0")
     combine = spec.get("combine", "grid")
     if combine not in _COMBINE:
         problems.append(f"combine: {combine!r} is not one of {list(_COMBINE)}")
     seeds = spec.get("seeds", [1])
+    if "seed" in overrides:
+        seeds = [None]  # the seed is one of the swept keys
     if isinstance(seeds, bool):
         seeds = None
     if isinstance(seeds, int):
         seeds = list(range(1, seeds + 1)) if seeds >= 1 else None
-    if (
+    if seeds == [None]:
+        pass
+    elif (
         not isinstance(seeds, list)
         or not seeds
         or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
@@ -177,13 +195,39 @@ def load_sweep(path: str | os.PathLike, *, validate: bool = True) -> Sweep:
     width = max(3, len(str(len(combos) * len(seeds) - 1)))
     runs: list[RunSpec] = []
     for values in combos:
+        swept = dict(zip(keys, values, strict=True))
+        swept_seed = swept.pop("seed", None)  # 'overrides.seed' is the run's seed, not a param
         for seed in seeds:
             i = len(runs)
-            runs.append(RunSpec(f"r{i:0{width}d}", dict(zip(keys, values, strict=True)), seed))
-    sweep = Sweep(base_path, keys, runs, combine, source)
+            run_seed = swept_seed if seed is None else seed
+            runs.append(RunSpec(f"r{i:0{width}d}", dict(swept), run_seed))
+    twins = _identical_runs(runs)
+    if twins:
+        raise ParamsError(
+            source,
+            [
+                f"runs {a} and {b} would be identical (same overrides and seed "
+                f"{seed}); every run must differ"
+                for a, b, seed in twins[:10]
+            ],
+        )
+    sweep = Sweep(base_path, [k for k in keys if k != "seed"], runs, combine, source)
     if validate:
         validate_sweep(sweep)
     return sweep
+
+
+def _identical_runs(runs: list[RunSpec]) -> list[tuple[str, str, int]]:
+    """Pairs (first run id, later run id, seed) of runs with the same overrides and seed."""
+    first: dict[str, str] = {}
+    out = []
+    for run in runs:
+        key = json.dumps([run.overrides, run.seed], sort_keys=True)
+        if key in first:
+            out.append((first[key], run.run_id, run.seed))
+        else:
+            first[key] = run.run_id
+    return out
 
 
 def validate_sweep(sweep: Sweep) -> None:
@@ -316,6 +360,10 @@ def build_sweep(
                 f"{outdir}: holds a different sweep ({stored}); choose another directory or "
                 "pass --force to build this sweep there"
             )
+    elif outdir.exists() and not outdir.is_dir():
+        raise BuildError(
+            f"{outdir}: exists and is not a directory; choose a new or empty directory"
+        )
     elif outdir.exists() and any(outdir.iterdir()) and not force:
         raise BuildError(
             f"{outdir}: exists and is not a sweep directory; choose an empty or new directory "

@@ -124,7 +124,8 @@ def test_l23_file_uses_files_bmtk_ships_with_matching_processing() -> None:
     p = load_params(L23)
     cell = p["cell"]
     assert (cell["prefix"], cell["model_template"]) == ("L2-3", "ctdb:Biophys1.hoc")
-    assert p["lengths"] == {"basal_dist": 825, "basal_prox": 421, "apic": 914}
+    # the lengths of the Scnn1a morphology BMTK ships, as measured (dL = 5 µm)
+    assert p["lengths"] == {"basal_dist": 2452, "basal_prox": 653, "apic": 1485}
     assert p["groups"]["cluster_radius"] == 5 and p["time"]["stop"] == 5
     spec = importlib.util.find_spec("bmtk")
     if spec is None or spec.origin is None:
