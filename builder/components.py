@@ -461,24 +461,34 @@ def select_mechanisms(
     return MechanismSet(tuple(mods), tuple(notes))
 
 
-def provided_mod_files() -> list[Path]:
-    """Our own NMODL files (:data:`PROVIDED_MECHANISMS`): the project's plus BMTK's VecStim."""
+def _project_mod_files() -> list[Path]:
     project = project_components_dir()
-    mods = _mods_in(prefixed_folder(project, "mechanisms", None) if project.is_dir() else None)
+    return _mods_in(prefixed_folder(project, "mechanisms", None) if project.is_dir() else None)
+
+
+def _provides(mod: Path) -> bool:
+    return bool(set(mechanism_names(mod)) & set(PROVIDED_MECHANISMS))
+
+
+def provided_mod_files() -> list[Path]:
+    """The NMODL files of :data:`PROVIDED_MECHANISMS`: our synapse models and BMTK's VecStim."""
     bmtk = _bmtk_components_dir()
-    for mod in _mods_in(bmtk / "mechanisms" if bmtk else None):
-        if set(mechanism_names(mod)) & set(PROVIDED_MECHANISMS):
-            mods.append(mod)
-    return mods
+    shipped = _mods_in(bmtk / "mechanisms" if bmtk else None)
+    return [m for m in _project_mod_files() + shipped if _provides(m)]
 
 
 def _mod_files(ctx: _Context) -> MechanismSet:
-    """The user's mechanisms with ours, and BMTK's channels where the user has none."""
+    """The user's mechanisms, ours (always), then the project's and BMTK's channels as fallback.
+
+    Only the mechanisms we provide override a user's; the user's channels override the
+    project's and BMTK's files of the same mechanism or file name.
+    """
     own = ctx.folder("mechanisms")
     project = prefixed_folder(ctx.project, "mechanisms", None) if ctx.project else None
-    ours = provided_mod_files()
     user = [] if own is not None and own == project else _mods_in(own)
-    return select_mechanisms(user, ours, _mods_in(ctx.bmtk / "mechanisms" if ctx.bmtk else None))
+    channels = [m for m in _project_mod_files() if not _provides(m)]
+    channels += _mods_in(ctx.bmtk / "mechanisms" if ctx.bmtk else None)
+    return select_mechanisms(user, provided_mod_files(), channels)
 
 
 def check_unique_mechanisms(mod_files: Sequence[Path]) -> None:

@@ -27,6 +27,7 @@ from builder.components import (
     project_components_dir,
     provided_mod_files,
     resolve_cell,
+    select_mechanisms,
     synaptic_model_path,
 )
 from builder.errors import ComponentError
@@ -503,3 +504,19 @@ def test_core_and_celltable_import_without_neuron() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_only_our_synapses_override_a_user_file(tmp_path: Path) -> None:
+    """Our channels (fallback) never replace a user's: only PROVIDED_MECHANISMS do."""
+    user_ca = _write(tmp_path / "user" / "Ca_HVA.mod", _mod("Ca_HVA"))
+    user_syn = _write(tmp_path / "user" / "syn.mod", _mod("pyr2pyr", "POINT_PROCESS"))
+    our_syn = _write(tmp_path / "ours" / "pyr2pyr.mod", _mod("pyr2pyr", "POINT_PROCESS") + ":x\n")
+    our_ca = _write(tmp_path / "ours" / "ca.mod", _mod("Ca_HVA"))
+    bmtk_ca = _write(tmp_path / "bmtk" / "Ca_HVA.mod", _mod("Ca_HVA") + ": bmtk\n")
+    bmtk_k = _write(tmp_path / "bmtk" / "K_T.mod", _mod("K_T"))
+    chosen = select_mechanisms([user_ca, user_syn], [our_syn], [our_ca, bmtk_ca, bmtk_k])
+    assert set(chosen.mod_files) == {user_ca, our_syn, bmtk_k}
+    assert len(chosen.notes) == 1 and str(user_syn) in chosen.notes[0]
+    # without a user file, the first fallback layer (the project's channels) wins over BMTK's
+    chosen = select_mechanisms([], [our_syn], [our_ca, bmtk_ca, bmtk_k])
+    assert set(chosen.mod_files) == {our_syn, our_ca, bmtk_k} and not chosen.notes
