@@ -456,6 +456,7 @@ def select_mechanisms(
             continue
         chosen.append(mod)
         taken_files.add(mod.name)
+        taken_names.update(mechanism_names(mod))
     mods = sorted(dict.fromkeys(chosen))
     check_unique_mechanisms(mods)
     return MechanismSet(tuple(mods), tuple(notes))
