@@ -119,8 +119,9 @@ class Stop:
         self._previous.clear()
 
     def _handler(self, signum: int, frame: Any) -> None:
-        if not self.signum:
-            self.signum = signum
+        if self.signum:  # already stopping (e.g. Ctrl-C reaching us directly and forwarded)
+            return
+        self.signum = signum
         if not self._defer:
             raise Interrupted(signum, "before the simulation started")
 
@@ -711,6 +712,7 @@ def _sweep(ns: argparse.Namespace, ctx: MPIContext) -> int:
 
     outdir = Path(ns.config).resolve()
     show = not ns.quiet and not ns.no_progress and sys.stderr.isatty()
+    farm.INTERRUPTS.install()  # SIGINT/SIGTERM: stop handing out runs, stop the children
     try:
         # guard: a rank that raises aborts the job instead of leaving the others waiting
         with guard(ctx):
@@ -722,7 +724,7 @@ def _sweep(ns: argparse.Namespace, ctx: MPIContext) -> int:
                     progress=show and ctx.rank == 0,
                 )
                 if ctx.rank != 0:
-                    return 0
+                    return 128 + farm.INTERRUPTS.signum if farm.INTERRUPTS.signum else 0
             else:
                 todo = farm.pending(outdir, rerun_failed=not ns.no_rerun_failed)
                 if ns.slurm:
@@ -734,6 +736,18 @@ def _sweep(ns: argparse.Namespace, ctx: MPIContext) -> int:
     except BuildError as exc:
         print(f"run-network: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        farm.INTERRUPTS.restore()
+    if farm.INTERRUPTS.signum:
+        stopped = sorted(r for r, st in results.items() if st == "interrupted")
+        if ctx.rank == 0:
+            print(
+                f"\nrun-network: {signal.Signals(farm.INTERRUPTS.signum).name}: sweep stopped; "
+                f"{len(stopped)} run(s) interrupted ({', '.join(stopped) or 'none'}), left "
+                f"resumable: run 'run-network {outdir}' again to finish",
+                file=sys.stderr,
+            )
+        return 128 + farm.INTERRUPTS.signum
     failed = [r for r in rows if r["status"] in ("failed", "build-failed")]
     done = sum(r["status"] == "done" for r in rows)
     if not ns.quiet:
