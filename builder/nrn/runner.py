@@ -482,12 +482,17 @@ def _run(
         from ..sonata_read import sonata_report
 
         internal = [p.name for p in graph.get_node_populations() if not p.virtual_nodes_only]
-        n_spikes = _sonata_spikes(partial_spikes, internal)
-        for report in _report_files(conf, base / PARTIAL_OUTPUT):
-            sonata_report(report)
-        stop.check("after the simulation, before its output was put in place")
-        with stop.deferred():  # the two renames are not interrupted half-way
-            _replace_dir(base / PARTIAL_OUTPUT, base / OUTPUT_DIR)
+        try:
+            n_spikes = _sonata_spikes(partial_spikes, internal)
+            for report in _report_files(conf, base / PARTIAL_OUTPUT):
+                sonata_report(report)
+            stop.check("after the simulation, before its output was put in place")
+            with stop.deferred():  # the two renames are not interrupted half-way
+                _replace_dir(base / PARTIAL_OUTPUT, base / OUTPUT_DIR)
+        except OutputError as exc:
+            raise OutputError(f"{exc}; the previous output was left as it was") from None
+        except OSError as exc:
+            raise OutputError(_write_failure(exc, base / OUTPUT_DIR)) from None
     mpi.barrier()
     return RunSummary(
         config, n_cells, n_syn, n_pp, n_spikes, float(conf.tstop), setup_s, sim_s, spikes_file
@@ -618,7 +623,12 @@ def _replace_dir(new: Path, target: Path) -> None:
     if target.exists():
         old = target.with_name(f".{target.name}-old-{os.getpid()}")
         os.replace(target, old)
-    os.replace(new, target)
+    try:
+        os.replace(new, target)
+    except OSError:
+        if old is not None:
+            os.replace(old, target)  # put the previous output back
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
