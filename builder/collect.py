@@ -1,8 +1,10 @@
 """Collect a sweep's results: ``run-network collect DIR`` -> ``DIR/summary.csv`` + plots.
 
 One row per run: run id, every overridden value, seed, status, output spike count, mean rate
-(Hz), coefficient of variation of the inter-spike intervals, and the mean and standard
-deviation of the somatic membrane potential (mV, from the ``v`` soma report when recorded).
+(Hz), coefficient of variation of the inter-spike intervals, the mean and standard
+deviation of the somatic membrane potential (mV, from the ``v`` soma report when recorded) and
+the error of a failed or damaged run (status ``damaged``: finished, but its outputs cannot be
+read; it is reported and the other runs are collected; exit status 1).
 A PNG per swept parameter shows the output rate against it (mean and SD over the other
 parameters and seeds).
 """
@@ -19,11 +21,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
-from .errors import BuildError
+from .errors import BuildError, RunError
 from .progress import progress
+from .sonata_read import read_report, read_spikes
 from .sweep import is_sweep_dir, read_sweep_dir, write_manifest
 
 __all__ = ["run_metrics", "collect", "main"]
@@ -32,27 +34,24 @@ SUMMARY = "summary.csv"
 
 
 def _spike_times(path: Path) -> np.ndarray:
-    with h5py.File(path, "r") as f:
-        pops = [g for g in f["spikes"].values() if isinstance(g, h5py.Group) and "timestamps" in g]
-        if not pops:
-            return np.zeros(0)
-        return np.sort(np.concatenate([g["timestamps"][()] for g in pops]))
+    return np.sort(read_spikes(path)[1])
 
 
 def _soma_vm(outdir: Path) -> np.ndarray | None:
     for path in sorted(outdir.glob("v_soma*.h5")):
-        with h5py.File(path, "r") as f:
-            for pop in f.get("report", {}).values():
-                if "data" in pop:
-                    return np.asarray(pop["data"][()], dtype=float).ravel()
+        return read_report(path).data().ravel()
     return None
 
 
 def run_metrics(rundir: Path) -> dict[str, float]:
     """Spike count, rate (Hz), ISI CV and somatic Vm mean/SD of one finished run."""
-    cfg = json.loads((rundir / "simulation_config.json").read_text())
-    tstart = float(cfg["run"].get("tstart", 0.0))
-    duration_s = (float(cfg["run"]["tstop"]) - tstart) / 1000.0
+    config = rundir / "simulation_config.json"
+    try:
+        cfg = json.loads(config.read_text())
+        tstart = float(cfg["run"].get("tstart", 0.0))
+        duration_s = (float(cfg["run"]["tstop"]) - tstart) / 1000.0
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise RunError(f"{config}: cannot read run.tstop ({type(exc).__name__}: {exc})") from None
     t = _spike_times(rundir / "output" / "spikes.h5")
     isi = np.diff(t)
     cv = float(isi.std() / isi.mean()) if isi.size >= 2 and isi.mean() > 0 else math.nan
@@ -67,9 +66,17 @@ def run_metrics(rundir: Path) -> dict[str, float]:
 
 
 def collect(
-    outdir: str | os.PathLike, *, plots: bool = True, show_progress: bool = False
+    outdir: str | os.PathLike,
+    *,
+    plots: bool = True,
+    show_progress: bool = False,
+    damaged: list[str] | None = None,
 ) -> tuple[Path, list[Path]]:
-    """Write ``summary.csv`` (and plots) for a sweep directory; return their paths."""
+    """Write ``summary.csv`` (and plots) for a sweep directory; return their paths.
+
+    A finished run whose outputs cannot be read gets status ``damaged`` and its error (and a
+    line in ``damaged``, when given); the other runs are collected as usual.
+    """
     outdir = Path(outdir)
     if not is_sweep_dir(outdir):
         raise BuildError(f"{outdir}: not a sweep directory (no sweep.json)")
@@ -79,16 +86,28 @@ def collect(
     table: list[dict[str, Any]] = []
     runs = list(zip(sweep.runs, rows, strict=True))
     wrap = progress("collect") if show_progress else (lambda x: x)
+    damaged = [] if damaged is None else damaged
     for run, row in wrap(runs):
         out: dict[str, Any] = {"run_id": run.run_id}
         out.update({k: json.dumps(run.overrides[k]) for k in sweep.keys})
         out.update({"seed": run.seed, "status": row["status"]})
-        m = run_metrics(outdir / run.run_id) if row["status"] == "done" else {}
+        m: dict[str, float] = {}
+        error = row.get("error", "")
+        if row["status"] == "done":
+            try:
+                m = run_metrics(outdir / run.run_id)
+            except BuildError as exc:  # a damaged run is reported; the others are collected
+                out["status"] = "damaged"
+                error = str(exc)
+                damaged.append(f"{run.run_id}: {exc}")
         out.update({k: m.get(k, "") for k in metric_keys})
+        out["error"] = error
         table.append(out)
     buf = io.StringIO()
     w = csv.DictWriter(
-        buf, fieldnames=["run_id", *sweep.keys, "seed", "status", *metric_keys], lineterminator="\n"
+        buf,
+        fieldnames=["run_id", *sweep.keys, "seed", "status", *metric_keys, "error"],
+        lineterminator="\n",
     )
     w.writeheader()
     w.writerows(table)
@@ -155,9 +174,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-plot", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true")
     ns = p.parse_args(argv)
+    damaged: list[str] = []
     try:
         path, pngs = collect(
-            ns.outdir, plots=not ns.no_plot, show_progress=not ns.quiet and sys.stderr.isatty()
+            ns.outdir,
+            plots=not ns.no_plot,
+            show_progress=not ns.quiet and sys.stderr.isatty(),
+            damaged=damaged,
         )
     except BuildError as exc:
         print(f"run-network collect: error: {exc}", file=sys.stderr)
@@ -166,4 +189,6 @@ def main(argv: list[str] | None = None) -> int:
         print(path)
         for png in pngs:
             print(png)
-    return 0
+    for line in damaged:
+        print(f"run-network collect: damaged run {line}", file=sys.stderr)
+    return 1 if damaged else 0

@@ -17,23 +17,28 @@ run; restarting after a kill redoes only the runs without complete output.
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
+from .errors import BuildError
+from .locks import FD_ENV, LockedError, RunLock
 from .sweep import FAILED_FILE, read_sweep_dir, run_status, write_json_atomic, write_manifest
 
 __all__ = ["pending", "run_one", "farm_local", "farm_mpi", "slurm_script", "child_env"]
 
 _MPI_ENV_PREFIXES = ("PMI_", "PMIX_", "HYDI_", "HYDRA_", "OMPI_", "MPI_LOCAL", "MPIR_", "SLURM_PMI")
 _TAG = 77
-LOCK_FILE = ".run.lock"
+#: Exit statuses of a runner stopped by SIGINT / SIGTERM.
+INTERRUPTED_STATUS = (128 + signal.SIGINT, 128 + signal.SIGTERM)
 
 
 def child_env() -> dict[str, str]:
@@ -48,37 +53,94 @@ def pending(outdir: Path, *, rerun_failed: bool = True) -> list[str]:
     return [r.run_id for r in sweep.runs if run_status(outdir, r.run_id) in want]
 
 
+class _Interrupts:
+    """SIGINT/SIGTERM in a farm: stop handing out runs and pass the signal to every child.
+
+    Each child (a runner) then stops its simulation, removes its partial output and exits with
+    128 + the signal number; its run stays ``built`` (resumable), not ``failed``.
+    """
+
+    def __init__(self) -> None:
+        self.signum = 0
+        self.children: set[subprocess.Popen[str]] = set()
+        self.lock = threading.Lock()
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handler)
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if not self.signum:
+            self.signum = signum
+        with self.lock:
+            children = list(self.children)
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                child.send_signal(signum)
+
+
+#: The signal state of this process's farm (one farm per process).
+INTERRUPTS = _Interrupts()
+
+
 def run_one(outdir: Path, run_id: str, *, timeout_s: float | None = None) -> str:
     """Run one run in a child process; record a failure in ``RUN/failed.json``; return status.
 
-    The child holds ``RUN/.run.lock`` (an ``flock`` inherited from us) for as long as it lives,
-    so a run whose runner outlived a killed farm is not started a second time: ``running``.
+    We take the run's lock (:mod:`builder.locks`) and hand it to the child, which holds it for
+    as long as it lives, so a run whose runner outlived a killed farm is not started a second
+    time: ``running``. A child stopped by a signal leaves its run resumable: ``interrupted``.
     """
     rundir = Path(outdir) / run_id
-    lock = os.open(rundir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    if INTERRUPTS.signum:
+        return "not started"
     try:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return "running"
+        lock = RunLock(rundir).acquire()
+    except LockedError:
+        return "running"
+    except BuildError as exc:
+        write_json_atomic(rundir / FAILED_FILE, {"error": str(exc), "returncode": 2})
+        return "failed"
+    try:
+        assert lock.fd is not None
         t0 = time.perf_counter()
         cmd = [sys.executable, "-m", "builder.nrn.runner", str(rundir), "-q", "--no-progress"]
-        try:
-            proc = subprocess.run(
+        env = {**child_env(), FD_ENV: str(lock.fd)}
+        with INTERRUPTS.lock:
+            if INTERRUPTS.signum:
+                return "not started"
+            proc = subprocess.Popen(
                 cmd,
-                env=child_env(),
-                capture_output=True,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 text=True,
-                timeout=timeout_s,
                 cwd=rundir,
-                pass_fds=(lock,),
+                pass_fds=(lock.fd,),
             )
-            rc, err = proc.returncode, proc.stderr
+            INTERRUPTS.children.add(proc)
+        try:
+            _, err = proc.communicate(timeout=timeout_s)
+            rc = proc.returncode
         except subprocess.TimeoutExpired as exc:
+            proc.kill()
+            proc.communicate()
             rc, err = -1, f"timed out after {exc.timeout} s"
+        finally:
+            with INTERRUPTS.lock:
+                INTERRUPTS.children.discard(proc)
         if rc == 0 and run_status(Path(outdir), run_id) == "done":
             (rundir / FAILED_FILE).unlink(missing_ok=True)
             return "done"
+        if rc in INTERRUPTED_STATUS or rc in (-signal.SIGINT, -signal.SIGTERM):
+            return "interrupted"
         tail = "\n".join((err or "").strip().splitlines()[-12:])
         write_json_atomic(
             rundir / FAILED_FILE,
@@ -90,7 +152,7 @@ def run_one(outdir: Path, run_id: str, *, timeout_s: float | None = None) -> str
         )
         return "failed"
     finally:
-        os.close(lock)
+        lock.release()
 
 
 def _report(progress_stream, done: int, total: int, t0: float, run_id: str, status: str) -> None:
@@ -141,7 +203,7 @@ def farm_mpi(
                 time.sleep(0.02)
             if msg[0] == "stop":
                 return {}
-            status = run_one(outdir, msg[1])
+            status = run_one(outdir, msg[1])  # "not started" once interrupted
             comm.send(("result", msg[1], status), dest=0, tag=_TAG)
 
     from mpi4py import MPI
@@ -163,6 +225,8 @@ def farm_mpi(
 
     pool = ThreadPoolExecutor(max_workers=1)
     while True:
+        if INTERRUPTS.signum:
+            queue.clear()  # hand out nothing more; the running children were signalled
         if local is None and queue:
             rid = queue.popleft()
             local = (pool.submit(run_one, outdir, rid), rid)
@@ -219,9 +283,15 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m builder.farm run-one SWEEP_DIR RUN_ID", file=sys.stderr)
         return 2
     outdir = Path(argv[1])
-    status = run_one(outdir, argv[2])
+    INTERRUPTS.install()
+    try:
+        status = run_one(outdir, argv[2])
+    finally:
+        INTERRUPTS.restore()
     write_manifest(outdir)
     print(f"{argv[2]}: {status}")
+    if INTERRUPTS.signum:
+        return 128 + INTERRUPTS.signum
     return 0 if status == "done" else 1
 
 

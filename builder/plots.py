@@ -42,6 +42,7 @@ import numpy as np
 from .errors import BuildError, OutputError, RunError
 from .rng import stream
 from .segments import SegmentTable
+from .sonata_read import read_report, read_spikes
 
 __all__ = [
     "INPUT_POPULATIONS",
@@ -201,24 +202,7 @@ def _soma_report(out: _Output) -> Path | None:
 
 def _read_spikes(path: Path, population: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Node ids and times (ms) of one population of a SONATA spikes file (all if None)."""
-    try:
-        with h5py.File(path, "r") as f:
-            grp = f.get("spikes")
-            if grp is None:
-                raise RunError(f"{path}: not a SONATA spikes file (no /spikes group)")
-            names = [population] if population is not None else list(grp)
-            ids, ts = [], []
-            for name in names:
-                g = grp.get(name)
-                if g is None or "timestamps" not in g:
-                    raise RunError(f"{path}: no spikes population {name!r}")
-                ids.append(np.asarray(g["node_ids"][()], dtype=np.int64))
-                ts.append(np.asarray(g["timestamps"][()], dtype=np.float64))
-    except OSError as exc:
-        raise RunError(f"{path}: cannot read spikes ({exc})") from None
-    if not ids:
-        return np.zeros(0, np.int64), np.zeros(0)
-    return np.concatenate(ids), np.concatenate(ts)
+    return read_spikes(path, population)
 
 
 def _n_nodes(path: Path, population: str) -> int:
@@ -271,33 +255,10 @@ def _read_groups(path: Path) -> np.ndarray:
 
 
 def _read_vm(path: Path) -> tuple[np.ndarray, np.ndarray, str, int]:
-    """Time (ms), somatic trace, its units and node id of the first cell of a BMTK report.
-
-    BMTK's membrane report holds ``/report/<population>/data`` (time steps x recorded
-    elements) and ``/report/<population>/mapping`` with ``node_ids``, ``index_pointer``
-    (first element column of each node), ``element_ids`` and ``time`` = [tstart, tstop, dt].
-    """
-    try:
-        with h5py.File(path, "r") as f:
-            pops = list(f.get("report", {}))
-            if not pops:
-                raise RunError(f"{path}: not a membrane report (no /report/<population>)")
-            grp = f["report"][pops[0]]
-            mapping = grp["mapping"]
-            node_ids = np.asarray(mapping["node_ids"][()], dtype=np.int64)
-            first = int(np.asarray(mapping["index_pointer"][()])[0])
-            data = grp["data"]
-            trace = np.asarray(data[:, first], dtype=np.float64)
-            units = data.attrs.get("units", "mV")
-            units = units.decode() if isinstance(units, bytes) else str(units)
-            time = np.asarray(mapping["time"][()], dtype=np.float64)
-    except (OSError, KeyError, IndexError) as exc:
-        raise RunError(f"{path}: cannot read the membrane report ({exc})") from None
-    if time.size == trace.size and trace.size != 3:
-        t_ms = time
-    else:
-        t_ms = time[0] + np.arange(trace.size) * time[2]
-    return t_ms, trace, units, int(node_ids[0]) if node_ids.size else 0
+    """Time (ms), somatic trace, its units and node id of the first cell of a membrane report."""
+    report = read_report(path)
+    node = int(report.node_ids[0]) if report.node_ids.size else 0
+    return report.times_ms, report.trace(), report.units, node
 
 
 # ---------------------------------------------------------------------------------------------

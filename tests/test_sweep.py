@@ -502,10 +502,20 @@ def _fake_sweep_dir(
             (d / "output").mkdir()
             write_spikes(d / "output" / "spikes.h5", "biophysical", np.zeros(t.size, int), t)
             if "vm_mV" in result:
-                with h5py.File(d / "output" / "v_soma.h5", "w") as f:
-                    data = np.asarray(result["vm_mV"], dtype=np.float32)[:, None]
-                    f.create_dataset("report/biophysical/data", data=data)
+                _write_report(d / "output" / "v_soma.h5", result["vm_mV"])
     return sweep
+
+
+def _write_report(path: Path, vm_mV: list[float], dt_ms: float = 0.1) -> None:
+    """A one-cell, one-element membrane report in the SONATA layout."""
+    with h5py.File(path, "w") as f:
+        g = f.create_group("report/biophysical")
+        g.create_dataset("data", data=np.asarray(vm_mV, dtype=np.float32)[:, None])
+        m = g.create_group("mapping")
+        m["node_ids"] = np.array([0], dtype=np.uint64)
+        m["index_pointers"] = np.array([0, 1], dtype=np.uint64)
+        m["element_ids"] = np.array([0], dtype=np.uint32)
+        m["time"] = np.array([0.0, len(vm_mV) * dt_ms, dt_ms])
 
 
 def test_collect_computes_count_rate_cv_and_vm_from_the_output_files(tmp_path: Path) -> None:
@@ -530,7 +540,7 @@ def test_collect_computes_count_rate_cv_and_vm_from_the_output_files(tmp_path: P
     assert path == out / "summary.csv"
     assert _header(path) == [
         "run_id", "inh_frs.distal.m", "seed", "status",
-        "n_spikes", "rate_hz", "cv_isi", "vm_mean_mV", "vm_sd_mV",
+        "n_spikes", "rate_hz", "cv_isi", "vm_mean_mV", "vm_sd_mV", "error",
     ]  # fmt: skip
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
@@ -922,7 +932,7 @@ def test_restart_does_not_start_a_run_whose_orphaned_runner_still_runs(
         start_new_session=True,
     )
     _wait_for(lambda: (out / "r000" / ".output-partial").is_dir(), proc, "r000 started")
-    proc.terminate()  # `kill PID`: the farm dies, its running child does not
+    os.kill(proc.pid, signal.SIGKILL)  # `kill -9 PID`: the farm dies, its running child does not
     proc.wait()
     orphans = [pid for rid, pid, _ in _runs_started(runlog) if rid == "r000"]
     try:

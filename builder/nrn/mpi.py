@@ -9,7 +9,10 @@ Two traps this module closes for the user:
   serial run needs no MPI at all.
 
 A rank that raises would leave the others waiting forever in a collective call; :func:`guard`
-turns any exception into a message and ``MPI_Abort`` so the whole job ends at once.
+turns any exception into a message and ``MPI_Abort`` so the whole job ends at once (a signal
+on one rank aborts with 128 + the signal number). An exception that every rank raises together
+(its ``collective`` attribute is true, e.g. a run interrupted at the same step on all ranks)
+passes through, so the ranks end cleanly.
 """
 
 from __future__ import annotations
@@ -83,7 +86,11 @@ def guard(ctx: MPIContext, prog: str = "run-network") -> Iterator[None]:
     except SystemExit:
         raise
     except BaseException as exc:
-        if ctx.size > 1:
+        if ctx.size > 1 and not getattr(exc, "collective", False):
+            status = getattr(exc, "exit_status", None)
+            if status is not None:  # a signal on this rank while the others may be waiting
+                print(f"{prog}: rank {ctx.rank} of {ctx.size}: {exc}", file=sys.stderr, flush=True)
+                ctx.comm.Abort(status)
             detail = "" if _is_user_error(exc) else "\n" + traceback.format_exc()
             print(
                 f"{prog}: error on rank {ctx.rank} of {ctx.size}: {exc}{detail}",

@@ -27,9 +27,11 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +39,7 @@ from typing import Any
 from .inputs import build_inputs, plan_inputs
 from .mpi import MPIContext, guard, setup_mpi
 
-__all__ = ["main", "run", "RunSummary", "find_config"]
+__all__ = ["main", "run", "RunSummary", "find_config", "Interrupted", "Stop"]
 
 log = logging.getLogger("builder.run")
 
@@ -76,6 +78,65 @@ class RunSummary:
             f"  setup {self.setup_s:.1f} s, simulation {self.sim_s:.1f} s "
             f"(real-time factor {self.realtime_factor:.1f})"
         )
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM stopped the run (raised outside the simulation loop, or after it)."""
+
+    def __init__(self, signum: int, where: str = "", collective: bool = False):
+        self.signum = signum
+        self.where = where
+        self.collective = collective  # raised on every rank together: no MPI abort needed
+        super().__init__(f"interrupted{(' ' + where) if where else ''}")
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum
+
+
+class Stop:
+    """SIGINT / SIGTERM handling of a run.
+
+    Outside the simulation loop a signal raises :class:`Interrupted` at once. Inside it (see
+    :meth:`deferred`), a Python exception raised in NEURON's step callback would be printed and
+    swallowed by NEURON, and the run would go on: there the handler only records the signal,
+    and the loop stops itself at its next check (``h.stoprun``), on every rank together.
+    """
+
+    def __init__(self) -> None:
+        self.signum = 0
+        self._defer = 0
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> Stop:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.signum:  # already stopping (e.g. Ctrl-C reaching us directly and forwarded)
+            return
+        self.signum = signum
+        if not self._defer:
+            raise Interrupted(signum, "before the simulation started")
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Only record signals inside this block (the caller checks :attr:`signum`)."""
+        self._defer += 1
+        try:
+            yield
+        finally:
+            self._defer -= 1
+
+    def check(self, where: str = "") -> None:
+        if self.signum:
+            raise Interrupted(self.signum, where)
 
 
 def find_config(arg: str | os.PathLike | None) -> Path:
@@ -272,17 +333,48 @@ def run(
     quiet: bool = False,
     settle: bool = True,
     bmtk_inputs: bool = False,
+    stop: Stop | None = None,
+    check: bool = True,
 ) -> RunSummary:
-    """Run the simulation described by ``config`` (see the module docstring)."""
+    """Run the simulation described by ``config`` (see the module docstring).
+
+    With ``check`` (the default), every input is checked first (:mod:`builder.checks`).
+    ``stop`` (installed signal handling) lets SIGINT/SIGTERM end the run cleanly: the partial
+    output is removed, the previous output is left as it was, and :class:`Interrupted` is
+    raised. Any other failure also removes the partial output.
+    """
+    from ..checks import check_run_inputs
+
+    mpi = mpi or MPIContext(None, 0, 1)
+    config = find_config(config)
+    if check:
+        check_run_inputs(config)
+    base = config.parent
+    try:
+        return _run(config, merge, mpi, progress, quiet, settle, bmtk_inputs, stop or Stop())
+    except BaseException:
+        # every rank: one that fails may be the last one left alive by MPI_Abort
+        shutil.rmtree(base / PARTIAL_OUTPUT, ignore_errors=True)
+        raise
+
+
+def _run(
+    config: Path,
+    merge: bool,
+    mpi: MPIContext,
+    progress: bool | None,
+    quiet: bool,
+    settle: bool,
+    bmtk_inputs: bool,
+    stop: Stop,
+) -> RunSummary:
     from .. import mechanisms
     from ..components import provided_mod_files, select_mechanisms
-    from ..errors import RunError
+    from ..errors import OutputError, RunError
     from ..synmodels import load_model_file
     from . import synapses
 
     t_setup = time.perf_counter()
-    mpi = mpi or MPIContext(None, 0, 1)
-    config = find_config(config)
     base = config.parent
     os.chdir(base)  # BMTK resolves the manifest's "." against the working directory
     raw = json.loads(config.read_text())
@@ -381,8 +473,14 @@ def run(
         h.CVode().cache_efficient(1)  # contiguous memory layout: same numbers, faster steps
     if settle:
         _steady_state_init(h)
+    loop = _LoopGuard(sim, h, pc, stop, mpi.size)
     t_sim = time.perf_counter()
-    sim.run()
+    with stop.deferred():
+        try:
+            sim.run()
+        except OSError as exc:  # BMTK writing its outputs at the end of the run
+            raise OutputError(_write_failure(exc, base / PARTIAL_OUTPUT)) from None
+        loop.outcome()
     sim_s = time.perf_counter() - t_sim
     del factory, keep_inputs
 
@@ -390,13 +488,104 @@ def run(
     spikes_file = base / OUTPUT_DIR / partial_spikes.relative_to(base / PARTIAL_OUTPUT)
     n_spikes = 0
     if mpi.rank == 0:
+        from ..sonata_read import sonata_report
+
         internal = [p.name for p in graph.get_node_populations() if not p.virtual_nodes_only]
-        n_spikes = _sonata_spikes(partial_spikes, internal)
-        _replace_dir(base / PARTIAL_OUTPUT, base / OUTPUT_DIR)
+        try:
+            n_spikes = _sonata_spikes(partial_spikes, internal)
+            for report in _report_files(conf, base / PARTIAL_OUTPUT):
+                sonata_report(report)
+            stop.check("after the simulation, before its output was put in place")
+            with stop.deferred():  # the two renames are not interrupted half-way
+                _replace_dir(base / PARTIAL_OUTPUT, base / OUTPUT_DIR)
+        except OutputError as exc:
+            raise OutputError(f"{exc}; the previous output was left as it was") from None
+        except OSError as exc:
+            raise OutputError(_write_failure(exc, base / OUTPUT_DIR)) from None
     mpi.barrier()
     return RunSummary(
         config, n_cells, n_syn, n_pp, n_spikes, float(conf.tstop), setup_s, sim_s, spikes_file
     )
+
+
+class _LoopGuard:
+    """Watches BMTK's per-step callback: stops the loop on a signal or an exception.
+
+    NEURON calls ``sim.post_fadvance`` after every time step and prints (then ignores) any
+    exception raised in it. We wrap it: an exception is recorded and ends the loop
+    (``h.stoprun``), and so does a recorded signal. Under MPI the ranks agree every
+    :data:`CHECK_MS` of simulated time (an ``allreduce``), so they all stop at the same step.
+    """
+
+    CHECK_MS = 1.0
+
+    def __init__(self, sim: Any, h: Any, pc: Any, stop: Stop, n_ranks: int):
+        self.h, self.pc, self.stop, self.n_ranks = h, pc, stop, n_ranks
+        self.error: BaseException | None = None
+        self.error_t = 0.0
+        self.tstop = float(sim.tstop)
+        self.every = 1 if n_ranks == 1 else max(1, round(self.CHECK_MS / float(h.dt)))
+        self.steps = 0
+        original = sim.post_fadvance
+
+        def post_fadvance() -> None:
+            if self.error is None:
+                try:
+                    original()
+                except BaseException as exc:  # noqa: BLE001 -- NEURON would swallow it
+                    self.error, self.error_t = exc, float(h.t)
+            self.steps += 1
+            if self.steps % self.every == 0:
+                flag = 1.0 if (self.stop.signum or self.error is not None) else 0.0
+                if self.n_ranks > 1:
+                    flag = self.pc.allreduce(flag, 2)
+                if flag:
+                    h.stoprun = 1
+
+        sim.post_fadvance = post_fadvance  # hoc calls pysim.post_fadvance() each step
+
+    def outcome(self) -> None:
+        """Raise if the loop stopped early, failed, or was interrupted (on every rank)."""
+        from ..errors import RunError
+
+        t = float(self.h.t)
+        failed, signum = float(self.error is not None), float(self.stop.signum)
+        if self.n_ranks > 1:
+            failed = self.pc.allreduce(failed, 2)
+            signum = self.pc.allreduce(signum, 2)
+        if self.error is not None:
+            if isinstance(self.error, OSError):
+                raise RunError(
+                    f"writing the output failed at t = {self.error_t:.1f} ms: {self.error}"
+                )
+            raise RunError(
+                f"the simulation failed at t = {self.error_t:.1f} ms: "
+                f"{type(self.error).__name__}: {self.error}"
+            )
+        if failed:
+            raise RunError(f"stopped at t = {t:.1f} ms: another rank failed")
+        if signum:
+            raise Interrupted(int(signum), f"at t = {t:.1f} ms of {self.tstop:g} ms", True)
+        if t < self.tstop - 0.5 * float(self.h.dt):
+            raise RunError(f"the simulation stopped early, at t = {t:.1f} ms of {self.tstop:g} ms")
+
+
+def _write_failure(exc: OSError, where: Path) -> str:
+    name = exc.filename or where
+    return f"{name}: cannot write the run's output ({exc.strerror or exc}); previous output kept"
+
+
+def _report_files(conf: Any, partial: Path) -> list[Path]:
+    """The membrane report files BMTK wrote into the partial output directory."""
+    out = []
+    for name, rep in (conf.reports or {}).items():
+        if rep.get("module") != "membrane_report" or not rep.get("enabled", True):
+            continue
+        p = Path(str(rep.get("file_name", f"{name}.h5")))
+        p = p if p.is_absolute() else partial / p
+        if p.is_file():
+            out.append(p)
+    return out
 
 
 def _steady_state_init(h: Any) -> None:
@@ -443,7 +632,12 @@ def _replace_dir(new: Path, target: Path) -> None:
     if target.exists():
         old = target.with_name(f".{target.name}-old-{os.getpid()}")
         os.replace(target, old)
-    os.replace(new, target)
+    try:
+        os.replace(new, target)
+    except OSError:
+        if old is not None:
+            os.replace(old, target)  # put the previous output back
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -537,6 +731,7 @@ def _sweep(ns: argparse.Namespace, ctx: MPIContext) -> int:
 
     outdir = Path(ns.config).resolve()
     show = not ns.quiet and not ns.no_progress and sys.stderr.isatty()
+    farm.INTERRUPTS.install()  # SIGINT/SIGTERM: stop handing out runs, stop the children
     try:
         # guard: a rank that raises aborts the job instead of leaving the others waiting
         with guard(ctx):
@@ -548,7 +743,7 @@ def _sweep(ns: argparse.Namespace, ctx: MPIContext) -> int:
                     progress=show and ctx.rank == 0,
                 )
                 if ctx.rank != 0:
-                    return 0
+                    return 128 + farm.INTERRUPTS.signum if farm.INTERRUPTS.signum else 0
             else:
                 todo = farm.pending(outdir, rerun_failed=not ns.no_rerun_failed)
                 if ns.slurm:
@@ -560,6 +755,18 @@ def _sweep(ns: argparse.Namespace, ctx: MPIContext) -> int:
     except BuildError as exc:
         print(f"run-network: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        farm.INTERRUPTS.restore()
+    if farm.INTERRUPTS.signum:
+        stopped = sorted(r for r, st in results.items() if st == "interrupted")
+        if ctx.rank == 0:
+            print(
+                f"\nrun-network: {signal.Signals(farm.INTERRUPTS.signum).name}: sweep stopped; "
+                f"{len(stopped)} run(s) interrupted ({', '.join(stopped) or 'none'}), left "
+                f"resumable: run 'run-network {outdir}' again to finish",
+                file=sys.stderr,
+            )
+        return 128 + farm.INTERRUPTS.signum
     failed = [r for r in rows if r["status"] in ("failed", "build-failed")]
     done = sum(r["status"] == "done" for r in rows)
     if not ns.quiet:
@@ -583,7 +790,9 @@ def main(argv: list[str] | None = None) -> int:
         return collect_main(argv[1:])
     ns = _parser().parse_args(argv)
     ctx = setup_mpi()
+    from ..checks import check_run_inputs
     from ..errors import BuildError
+    from ..locks import RunLock
     from ..sweep import is_sweep_dir
 
     if ns.config and is_sweep_dir(ns.config):
@@ -592,7 +801,24 @@ def main(argv: list[str] | None = None) -> int:
         print("run-network: error: -j/--slurm apply to a sweep directory", file=sys.stderr)
         return 2
 
+    stop = Stop().install()
+    lock = None
     try:
+        # checks and the directory lock on rank 0, the verdict shared: every rank exits 2 cleanly
+        problem = None
+        if ctx.rank == 0:
+            try:
+                config = find_config(ns.config)
+                check_run_inputs(config)
+                lock = RunLock(config.parent).acquire()
+            except BuildError as exc:
+                problem = str(exc)
+        if ctx.size > 1:
+            problem = ctx.comm.bcast(problem, root=0)
+        if problem is not None:
+            if ctx.rank == 0:
+                print(f"run-network: error: {problem}", file=sys.stderr)
+            return 2
         with guard(ctx):
             summary = run(
                 ns.config,
@@ -602,10 +828,25 @@ def main(argv: list[str] | None = None) -> int:
                 quiet=ns.quiet,
                 settle=not ns.no_settle,
                 bmtk_inputs=ns.bmtk_inputs,
+                stop=stop,
+                check=False,
             )
     except BuildError as exc:
         print(f"run-network: error: {exc}", file=sys.stderr)
         return 2
+    except Interrupted as exc:
+        if ctx.rank == 0:
+            name = signal.Signals(exc.signum).name
+            print(
+                f"\nrun-network: {name}: {exc}; nothing was written "
+                "(the previous output, if any, is as it was)",
+                file=sys.stderr,
+            )
+        return exc.exit_status
+    finally:
+        if lock is not None:
+            lock.release()
+        stop.restore()
     if ctx.rank == 0 and not ns.quiet:
         print(summary.text())
     if ctx.rank == 0 and ns.plot:
