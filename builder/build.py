@@ -42,6 +42,8 @@ SYNAPSE_FILES = (EXC_SYN, PERI_SYN, DIST_SYN)
 NETWORK_DIR = "network"
 COMPONENTS_DIR = "components"
 SEGMENTS_FILE = "segments.csv"
+#: BMTK's standard flow for this output (see :mod:`builder.nrn.bionet_ext`).
+RUN_BIONET = "run_bionet.py"
 
 
 @dataclass
@@ -220,13 +222,52 @@ class SimulationBuilder:
 
         counts = l5_counts(self.params, self.lengths_um()).as_dict()
         self.synapse_models()
+        self.check_recording()
         return counts
+
+    def check_recording(self) -> None:
+        """Check ``record_cellvars`` against the cell: every group exists, every variable too.
+
+        The groups and the range variables of each come from the cell itself
+        (:func:`builder.nrn.celltable.cell_variables`, derived with the segment table and
+        cached with it). ``v`` at the soma needs no look-up.
+
+        Raises
+        ------
+        ParamsError
+            Naming ``record_cellvars.vars[i]`` / ``locs[i]``, the value and the valid ones.
+        """
+        rc = self.params["record_cellvars"]
+        pairs = list(zip(rc["vars"], rc["locs"], strict=True))
+        if all(pair == ("v", "soma") for pair in pairs):
+            return
+        from .nrn.celltable import cell_variables
+
+        groups = cell_variables(self.cell, float(self.params["dL"]), cwd=self.cwd)
+        problems = []
+        for i, (var, loc) in enumerate(pairs):
+            if loc not in groups:
+                problems.append(
+                    f"record_cellvars.locs[{i}]: {loc!r} is not a section group of the cell "
+                    f"{self.params['cell']['model_template']} (it has: {', '.join(groups)})"
+                )
+                continue
+            valid = groups[loc]["variables"]
+            if var not in valid:
+                problems.append(
+                    f"record_cellvars.vars[{i}]: {var!r} is not a range variable of every "
+                    f"section of {loc!r} ({groups[loc]['n_sections']} sections); valid: "
+                    f"{', '.join(valid)}"
+                )
+        if problems:
+            raise ParamsError(self.params["_source"], problems)
 
     # ---------------------------------------------------------------- building
     def build(self, outdir: str | os.PathLike = ".", *, force: bool = False) -> BuildResult:
         """Build and write everything into ``outdir`` (see :mod:`builder.output`)."""
         t0 = time.perf_counter()
         self.synapse_models()  # a bad synaptic-model file fails before anything is staged
+        self.check_recording()
         staging = Staging(outdir, force=force)
         with staging:
             built = self.network()
@@ -314,6 +355,8 @@ class SimulationBuilder:
             random_seed=self.seed,
             celsius=float(p["conditions"]["celsius"]),
             v_init_mV=float(p["conditions"]["v_init"]),
+            input_start_ms=float(p["time"]["start"]) * 1000.0,
+            warmup_ms=float(p["run"].get("warmup_ms", 0.0)),
         )
         reports = [
             simconfig.Report(var, loc, "biophysical_nodes")
@@ -330,6 +373,7 @@ class SimulationBuilder:
         }
         for name, obj in configs.items():
             staging.path(name).write_text(json.dumps(obj, indent=2) + "\n")
+        staging.path(RUN_BIONET).write_text(simconfig.RUN_BIONET_SCRIPT)
         return staging.staged_files()
 
     def _copy_components(self, staging: Staging) -> dict[str, str]:

@@ -8,6 +8,8 @@
   name, integer ids and numeric times within range; edges name existing source and target
   nodes;
 * input spike times lie within the run (0 ms to ``tstop``) and are finite;
+* a current-clamp waveform file has finite ``amplitudes`` and positive ``dts`` of agreeing
+  lengths (:mod:`builder.clamp`);
 * the node sets that inputs and reports use resolve to at least one node;
 * node and edge type tables name dynamics and morphology files that exist; every JSON in the
   synaptic-models and dynamics directories parses, and our synapse models' JSONs validate.
@@ -445,14 +447,17 @@ class _Checker:
                 self.problems.append(f"{self.config}: {key}: needs input_file")
                 return
             self._spikes(res(str(file_value)), key, list(selected))
-        elif inp.get("module") == "FileIClamp" and file_value is not None:
+        elif inp.get("module") == "FileIClamp":
+            from .clamp import clamp_problems
+
+            if file_value is None:
+                self.problems.append(f"{self.config}: {key}: needs input_file")
+                return
             path = res(str(file_value))
-            f = _h5(path, self.problems, key)
-            if f is not None:
-                with f:
-                    for ds in ("amplitudes", "dts"):
-                        if not isinstance(f.get(ds), h5py.Dataset):
-                            self.problems.append(f"{path}: no dataset {ds!r} (needed by {key})")
+            if not path.is_file():
+                self.problems.append(f"{path}: missing (named by {key}.input_file)")
+                return
+            self.problems += [f"{p} (named by {key}.input_file)" for p in clamp_problems(path)]
 
     def _spikes(self, path: Path, key: str, populations: list[str]) -> None:
         f = _h5(path, self.problems, f"{key}.input_file")

@@ -5,8 +5,14 @@ One row per run: run id, every overridden value, seed, status, output spike coun
 deviation of the somatic membrane potential (mV, from the ``v`` soma report when recorded) and
 the error of a failed or damaged run (status ``damaged``: finished, but its outputs cannot be
 read; it is reported and the other runs are collected; exit status 1).
+
+Every statistic is computed over the run's analysis window
+(:func:`builder.simconfig.rate_window_ms`: from the input onset plus ``run.warmup_ms`` to
+``tstop``), so the start-up transient is not counted; ``n_spikes`` counts the window too, and
+``window_ms`` says which it was.
+
 A PNG per swept parameter shows the output rate against it (mean and SD over the other
-parameters and seeds).
+parameters and seeds; runs that did not finish are marked at the bottom).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import numpy as np
 
 from .errors import BuildError, RunError
 from .progress import progress
+from .simconfig import rate_window_ms
 from .sonata_read import read_report, read_spikes
 from .sweep import is_sweep_dir, read_sweep_dir, write_manifest
 
@@ -37,26 +44,35 @@ def _spike_times(path: Path) -> np.ndarray:
     return np.sort(read_spikes(path)[1])
 
 
-def _soma_vm(outdir: Path) -> np.ndarray | None:
+def _soma_vm(outdir: Path, window: tuple[float, float]) -> np.ndarray | None:
     for path in sorted(outdir.glob("v_soma*.h5")):
-        return read_report(path).data().ravel()
+        report = read_report(path)
+        data = report.data()[:, 0] if report.index_pointers[-1] > 0 else np.zeros(0)
+        keep = (report.times_ms >= window[0]) & (report.times_ms <= window[1])
+        return data[keep[: data.size]]
     return None
 
 
-def run_metrics(rundir: Path) -> dict[str, float]:
-    """Spike count, rate (Hz), ISI CV and somatic Vm mean/SD of one finished run."""
+def run_metrics(rundir: Path) -> dict[str, Any]:
+    """Spike count, rate (Hz), ISI CV and somatic Vm mean/SD of one finished run.
+
+    All over the analysis window (:func:`builder.simconfig.rate_window_ms`); ``rate_hz`` and
+    the others are NaN when the window is empty (a run shorter than its warm-up).
+    """
     config = rundir / "simulation_config.json"
     try:
         cfg = json.loads(config.read_text())
-        tstart = float(cfg["run"].get("tstart", 0.0))
-        duration_s = (float(cfg["run"]["tstop"]) - tstart) / 1000.0
+        window = rate_window_ms(cfg)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise RunError(f"{config}: cannot read run.tstop ({type(exc).__name__}: {exc})") from None
+    duration_s = (window[1] - window[0]) / 1000.0
     t = _spike_times(rundir / "output" / "spikes.h5")
+    t = t[(t >= window[0]) & (t <= window[1])]
     isi = np.diff(t)
     cv = float(isi.std() / isi.mean()) if isi.size >= 2 and isi.mean() > 0 else math.nan
-    vm = _soma_vm(rundir / "output")
+    vm = _soma_vm(rundir / "output", window)
     return {
+        "window_ms": f"{window[0]:g}-{window[1]:g}",
         "n_spikes": int(t.size),
         "rate_hz": t.size / duration_s if duration_s > 0 else math.nan,
         "cv_isi": cv,
@@ -71,18 +87,20 @@ def collect(
     plots: bool = True,
     show_progress: bool = False,
     damaged: list[str] | None = None,
+    notes: list[str] | None = None,
 ) -> tuple[Path, list[Path]]:
     """Write ``summary.csv`` (and plots) for a sweep directory; return their paths.
 
     A finished run whose outputs cannot be read gets status ``damaged`` and its error (and a
-    line in ``damaged``, when given); the other runs are collected as usual.
+    line in ``damaged``, when given); the other runs are collected as usual. ``notes``
+    receives why a figure was not written (no finished run, no run with a rate).
     """
     outdir = Path(outdir)
     if not is_sweep_dir(outdir):
         raise BuildError(f"{outdir}: not a sweep directory (no sweep.json)")
     sweep = read_sweep_dir(outdir)
     rows = write_manifest(outdir, sweep)
-    metric_keys = ["n_spikes", "rate_hz", "cv_isi", "vm_mean_mV", "vm_sd_mV"]
+    metric_keys = ["window_ms", "n_spikes", "rate_hz", "cv_isi", "vm_mean_mV", "vm_sd_mV"]
     table: list[dict[str, Any]] = []
     runs = list(zip(sweep.runs, rows, strict=True))
     wrap = progress("collect") if show_progress else (lambda x: x)
@@ -115,46 +133,98 @@ def collect(
     tmp = outdir / f".{SUMMARY}.{os.getpid()}.tmp"
     tmp.write_text(buf.getvalue())
     os.replace(tmp, path)
-    pngs = _plots(outdir, sweep.keys, table) if plots else []
+    notes = [] if notes is None else notes
+    pngs = _plots(outdir, sweep.keys, table, notes) if plots else []
     return path, pngs
 
 
-def _plots(outdir: Path, keys: list[str], table: list[dict[str, Any]]) -> list[Path]:
+def _unit(key: str) -> str:
+    from .params import key_unit
+
+    unit = key_unit(key)
+    return f" ({unit})" if unit else ""
+
+
+def _plots(
+    outdir: Path, keys: list[str], table: list[dict[str, Any]], notes: list[str]
+) -> list[Path]:
+    done = [r for r in table if r["status"] == "done"]
+    rated = [r for r in done if not math.isnan(float(r["rate_hz"]))]
+    swept = [k for k in keys if len({r[k] for r in table}) > 1] or ["seed"]
+    if not done:
+        statuses = sorted({r["status"] for r in table})
+        notes.append(
+            f"summary_rate.png not written: none of the {len(table)} runs has finished "
+            f"(statuses: {', '.join(statuses) or 'none'}); run 'run-network {outdir}' first"
+        )
+        return []
+    if not rated:
+        notes.append(
+            "summary_rate.png not written: every finished run ends within its warm-up "
+            "(run.warmup_ms), so none has a rate"
+        )
+        return []
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    done = [r for r in table if r["status"] == "done"]
-    swept = [k for k in keys if len({r[k] for r in table}) > 1] or ["seed"]
-    if not done:
-        return []
+    others = [r for r in table if r not in rated]
     fig, axes = plt.subplots(1, len(swept), figsize=(4.2 * len(swept), 3.6), squeeze=False)
     for ax, key in zip(axes[0], swept, strict=True):
         # group by the JSON text (hashable whatever the value: numbers, strings, lists, objects)
         groups: dict[str, list[float]] = {}
-        for r in done:
+        for r in rated:
             groups.setdefault(str(r[key]), []).append(float(r["rate_hz"]))
+        for r in others:
+            groups.setdefault(str(r[key]), [])
         value = {t: json.loads(t) for t in groups}
         numeric = all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()
         )
         xs = sorted(groups, key=lambda t: value[t]) if numeric else list(groups)
         pos = [value[t] for t in xs] if numeric else list(range(len(xs)))
-        means = [np.mean(groups[x]) for x in xs]
-        sds = [np.std(groups[x]) for x in xs]
-        for p, x in zip(pos, xs, strict=True):
+        with_rate = [(p, x) for p, x in zip(pos, xs, strict=True) if groups[x]]
+        means = [np.mean(groups[x]) for _, x in with_rate]
+        sds = [np.std(groups[x]) for _, x in with_rate]
+        for p, x in with_rate:
             ax.plot([p] * len(groups[x]), groups[x], "o", color="0.7", ms=4, zorder=1)
         ax.errorbar(
-            pos, means, yerr=sds, fmt="-o", color="C0", capsize=3, zorder=2, label="mean ± SD"
+            [p for p, _ in with_rate],
+            means,
+            yerr=sds,
+            fmt="-o",
+            color="C0",
+            capsize=3,
+            zorder=2,
+            label="mean ± SD",
         )
+        if others:  # runs without a rate: a red cross at the bottom, one per run
+            where = {x: p for p, x in zip(pos, xs, strict=True)}
+            px = [where[str(r[key])] for r in others]
+            ax.plot(
+                px,
+                [0.0] * len(px),
+                "x",
+                color="tab:red",
+                ms=7,
+                zorder=3,
+                clip_on=False,
+                label=f"no rate ({len(others)}: not finished or failed)",
+            )
         if not numeric:
             ax.set_xticks(pos, [str(x) for x in xs], rotation=30)
-        ax.set_xlabel(key)
-        ax.set_ylabel("output rate (Hz)")
+        ax.set_xlabel(f"{key}{_unit(key) if key != 'seed' else ''}")
+        ax.set_ylabel("output rate (Hz per cell)")
+        ax.set_ylim(bottom=0)
         ax.set_title(f"rate vs {key}")
     axes[0][0].legend(fontsize=8)
-    fig.suptitle(f"{outdir.name}: {len(done)} finished runs")
+    windows = sorted({r["window_ms"] for r in rated})
+    fig.suptitle(
+        f"{outdir.name}: {len(rated)} of {len(table)} runs with a rate; spikes counted over "
+        f"{', '.join(windows)} ms (after the warm-up)",
+        fontsize=9,
+    )
     fig.tight_layout()
     png = outdir / "summary_rate.png"
     tmp = outdir / f".summary_rate.{os.getpid()}.png"
@@ -175,12 +245,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-q", "--quiet", action="store_true")
     ns = p.parse_args(argv)
     damaged: list[str] = []
+    notes: list[str] = []
     try:
         path, pngs = collect(
             ns.outdir,
             plots=not ns.no_plot,
             show_progress=not ns.quiet and sys.stderr.isatty(),
             damaged=damaged,
+            notes=notes,
         )
     except BuildError as exc:
         print(f"run-network collect: error: {exc}", file=sys.stderr)
@@ -189,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         print(path)
         for png in pngs:
             print(png)
+    for note in notes:
+        print(f"run-network collect: note: {note}", file=sys.stderr)
     for line in damaged:
         print(f"run-network collect: damaged run {line}", file=sys.stderr)
     return 1 if damaged else 0

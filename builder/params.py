@@ -20,6 +20,7 @@ import functools
 import json
 import math
 import os
+import re
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -94,6 +95,26 @@ def _resolve_ref(node: Mapping[str, Any]) -> Mapping[str, Any]:
     for part in ref.removeprefix("#/").split("/"):
         target = target[part]
     return {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+
+
+_UNIT = re.compile(r"\((Hz|ms|s|µm|um|mV|nA|uS|mM|degC|°C|count)\b[^)]*\)")
+
+
+def key_unit(key: str) -> str:
+    """The unit of a dotted params key, from its schema description (``"Hz"``), or ``""``.
+
+    The first parenthesised unit of the description counts (``"Mean rate (Hz)..."``);
+    keys the schema does not know, and keys without a unit, give ``""``.
+    """
+    node: Any = _schema()
+    try:
+        for part in key.split("."):
+            node = _resolve_ref(node)["properties"][part]
+        node = _resolve_ref(node)
+    except (KeyError, TypeError):
+        return ""
+    m = _UNIT.search(str(node.get("description", "")))
+    return m.group(1) if m else ""
 
 
 # ----------------------------------------------------------------------------- public API
@@ -725,8 +746,13 @@ def _check_files(v: _View, base_dir: Path, cwd: Path) -> list[tuple[KeyPath, str
         if _is_null(value):
             continue
         places = _candidates(value, base_dir, cwd)
-        if not any(p.is_file() for p in places):
+        found = [p for p in places if p.is_file()]
+        if not found:
             out.append((path, f"{_show(value)} not found; looked for {_looked(value, places)}"))
+        elif path[0] == "file_current_clamp":
+            from .clamp import clamp_problems
+
+            out += [(path, problem) for problem in clamp_problems(found[0])]
     try:
         comp = v.get("cell", "components_dir", default=None)
     except _Skip:

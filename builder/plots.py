@@ -42,6 +42,7 @@ import numpy as np
 from .errors import BuildError, OutputError, RunError
 from .rng import stream
 from .segments import SegmentTable
+from .simconfig import rate_window_ms
 from .sonata_read import read_report, read_spikes
 
 __all__ = [
@@ -406,8 +407,13 @@ def _plot_vm(out: _Output, report: Path, path: Path) -> Path | None:
         else (np.zeros(0, np.int64), np.zeros(0))
     )
     ts = np.sort(ts[ids == node])
-    run_s = (t_ms[-1] - t_ms[0]) * t_ms.size / (t_ms.size - 1) / 1000.0 if t_ms.size > 1 else 0.0
-    rate = f", {ts.size / run_s:.2f} Hz" if run_s > 0 else ""
+    w0, w1 = rate_window_ms(out.config)
+    in_window = int(((ts >= w0) & (ts <= w1)).sum())
+    rate = (
+        f", {in_window / ((w1 - w0) / 1000.0):.2f} Hz over {w0:g}-{w1:g} ms (after the warm-up)"
+        if w1 > w0
+        else f", no rate (the run ends within the warm-up, {w0:g} ms)"
+    )
     long_run = t_ms.size > 1 and t_ms[-1] - t_ms[0] > RASTER_WINDOW_MS
     fig = _figure(11.0, 7.0 if long_run else 4.5)
     axes = fig.subplots(2 if long_run else 1, 1, squeeze=False)[:, 0]
@@ -442,6 +448,9 @@ def _plot_vm(out: _Output, report: Path, path: Path) -> Path | None:
     else:
         te, ve = t_ms, v
     draw(axes[0], te, ve, ts, scale)
+    if w0 > t_ms[0]:  # the start-up transient, not counted in the rate
+        for ax, sc in ((axes[0], scale), *(((axes[1], 1.0),) if long_run else ())):
+            ax.axvspan(t_ms[0] / sc, w0 / sc, color="0.9", zorder=0, label="warm-up (not counted)")
     axes[0].set_xlabel(xlabel)
     axes[0].set_xlim(t_ms[0] / scale, t_ms[-1] / scale)
     envelope = " (min/max per pixel)" if v.size > 2 * VM_MAX_POINTS else ""

@@ -20,9 +20,37 @@ __all__ = [
     "simulation_config",
     "circuit_config",
     "node_sets",
+    "rate_window_ms",
+    "RUN_BIONET_SCRIPT",
+    "SPIKES_MODULE",
+    "CLAMP_MODULE",
 ]
 
-SECTION_GROUPS = {"soma": "soma", "dend": "dend", "apic": "apic", "axon": "axon", "all": "all"}
+#: Spike-input module written into the config: libsonata's name (BMTK 1.2 calls it "sonata";
+#: :mod:`builder.nrn.bionet_ext` translates).
+SPIKES_MODULE = "synapse_replay"
+#: Our current clamp from a waveform file (neither BMTK nor libsonata has one).
+CLAMP_MODULE = "FileIClamp"
+
+#: ``run_bionet.py`` written into every output directory: BMTK's standard flow.
+RUN_BIONET_SCRIPT = """\
+\"\"\"Run this network with BMTK BioNet's standard flow (one point process per synapse).
+
+    python run_bionet.py [simulation_config.json]
+
+BMTK alone cannot run it: the synapse models pyr2pyr / int2pyr, the spike-input module name
+'synapse_replay' (libsonata's), the file current clamp and reports away from the soma are
+ours. builder.nrn.bionet_ext adds them around BMTK's Config -> BioNetwork.from_config ->
+BioSimulator.from_config -> run. 'run-network .' runs the same network faster.
+\"\"\"
+
+import sys
+
+from builder.nrn.bionet_ext import run_bionet
+
+if __name__ == "__main__":
+    run_bionet(sys.argv[1] if len(sys.argv) > 1 else "simulation_config.json")
+"""
 
 
 @dataclass(frozen=True)
@@ -36,6 +64,9 @@ class RunSettings:
     celsius: float
     v_init_mV: float
     tstart_ms: float = 0.0
+    #: When the inputs begin (``time.start``) and the start-up transient excluded from rates.
+    input_start_ms: float = 0.0
+    warmup_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -82,18 +113,16 @@ def simulation_config(
     for s in spike_inputs:
         inputs[f"{s.population}_spikes"] = {
             "input_type": "spikes",
-            "module": "sonata",
-            "input_file": _base(s.file),
-            "node_set": s.population,
-            # libsonata's synapse_replay fields (BMTK ignores them)
+            "module": SPIKES_MODULE,
             "spike_file": _base(s.file),
+            "node_set": s.population,
             "delay": 0.0,
             "duration": run.tstop_ms - run.tstart_ms,
         }
     if clamp is not None:
         inputs["file_current_clamp"] = {
             "input_type": "current_clamp",
-            "module": "FileIClamp",
+            "module": CLAMP_MODULE,
             "input_file": _base(clamp.file),
             "node_set": clamp.node_set,
             "delay": 0.0,
@@ -106,7 +135,7 @@ def simulation_config(
             "cells": r.cells,
             "variable_name": r.variable,
             "module": "membrane_report",
-            "sections": SECTION_GROUPS[r.sections],
+            "sections": r.sections,
             "file_name": f"{r.variable}_{r.sections}.h5",
             "start_time": run.tstart_ms,
             "end_time": run.tstop_ms,
@@ -124,6 +153,8 @@ def simulation_config(
             "spike_threshold": run.spike_threshold_mV,
             "nsteps_block": run.nsteps_block,
             "random_seed": run.random_seed,
+            "input_start_ms": run.input_start_ms,
+            "warmup_ms": run.warmup_ms,
         },
         "conditions": {"celsius": run.celsius, "v_init": run.v_init_mV},
         "inputs": inputs,
@@ -189,3 +220,22 @@ def node_sets(populations: list[str], biophysical: str) -> dict[str, Any]:
     sets: dict[str, Any] = {p: {"population": p} for p in populations}
     sets["biophysical_nodes"] = {"population": biophysical}
     return sets
+
+
+def rate_window_ms(config: dict[str, Any]) -> tuple[float, float]:
+    """The span over which output rates are computed: [input start + warm-up, tstop] (ms).
+
+    ``config`` is a simulation config as written by :func:`simulation_config`; configs written
+    before the warm-up existed count from ``run.tstart``. The span is empty (start == stop)
+    when the warm-up covers the whole run.
+
+    Raises
+    ------
+    KeyError, TypeError, ValueError
+        ``run.tstop`` missing or not a number.
+    """
+    run = config["run"]
+    tstop = float(run["tstop"])
+    start = float(run.get("input_start_ms", run.get("tstart", 0.0)))
+    start += float(run.get("warmup_ms", 0.0))
+    return min(start, tstop), tstop

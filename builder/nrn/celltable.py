@@ -45,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,10 +54,18 @@ from ..errors import ComponentError
 from ..mechanisms import cache_root, compiled_mechanisms, file_lock, neuron_version, sources_digest
 from ..segments import SECTION_TYPES, SegmentTable
 
-__all__ = ["segment_table", "cached_segment_table_path", "segment_cache_key", "FORMAT_VERSION"]
+__all__ = [
+    "segment_table",
+    "cell_variables",
+    "cached_segment_table_path",
+    "segment_cache_key",
+    "FORMAT_VERSION",
+]
 
 #: Bump when the derivation changes in a way that changes the table.
 FORMAT_VERSION = 2
+#: Suffix of the file cached next to a table: the cell's section groups and their variables.
+VARIABLES_SUFFIX = ".vars.json"
 
 _TAIL_LINES = 30
 #: Prefix of the child's stderr line that carries a complete error message.
@@ -218,12 +227,57 @@ def segment_table(
     path = cached_segment_table_path(spec, dL_um, cache_dir=cache_dir, cwd=cwd)
     if path.is_file():
         return SegmentTable.from_csv(path)
+    return _derive(spec, dL_um, path, cache_dir=cache_dir, cwd=cwd)
+
+
+def cell_variables(
+    spec: CellSpec,
+    dL_um: float | None,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    cwd: str | os.PathLike | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The cell's section groups and the range variables every section of each group has.
+
+    Derived with the segment table, in the same NEURON child process, and cached next to it
+    (:data:`VARIABLES_SUFFIX`); see :func:`builder.nrn.sections.group_variables`.
+
+    Returns
+    -------
+    dict
+        Group name (``soma``, ``dend``, ``apic``, ``axon``, ``all`` and the template's other
+        section lists) -> ``{"n_sections": int, "variables": [str, ...]}``.
+    """
+    if spec.template_file is None:
+        raise ComponentError(f"{spec.model_template}: no template file to instantiate")
+    cwd = Path.cwd() if cwd is None else Path(cwd).resolve()
+    path = cached_segment_table_path(spec, dL_um, cache_dir=cache_dir, cwd=cwd)
+    side = path.with_name(path.stem + VARIABLES_SUFFIX)
+    if not (path.is_file() and side.is_file()):
+        _derive(spec, dL_um, path, cache_dir=cache_dir, cwd=cwd, force=True)
+    try:
+        return json.loads(side.read_text())
+    except (OSError, ValueError) as exc:
+        raise ComponentError(f"{side}: cannot read the cell's variables ({exc})") from None
+
+
+def _derive(
+    spec: CellSpec,
+    dL_um: float | None,
+    path: Path,
+    *,
+    cache_dir: str | os.PathLike | None,
+    cwd: Path,
+    force: bool = False,
+) -> SegmentTable:
+    """Derive the table (and the variables beside it) in a NEURON child; cache both."""
+    side = path.with_name(path.stem + VARIABLES_SUFFIX)
     mechanisms = (
         compiled_mechanisms(spec.mod_files, cache_dir=cache_dir) if spec.mod_files else None
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(path.with_suffix(".lock")):
-        if path.is_file():
+        if path.is_file() and (side.is_file() or not force):
             return SegmentTable.from_csv(path)
         with tempfile.TemporaryDirectory(prefix=".derive-", dir=path.parent) as tmp:
             request = {
@@ -272,6 +326,9 @@ def segment_table(
                     f"(exit status {proc.returncode}):\n{tail}"
                 )
             table = SegmentTable.from_csv(out_path)
+            out_vars = out_path.with_name(out_path.stem + VARIABLES_SUFFIX)
+            if out_vars.is_file():
+                os.replace(out_vars, side)
             os.replace(out_path, path)
     return table
 
@@ -411,10 +468,12 @@ def _hoc_error_message(req: dict, output: str) -> str:
     return f"deriving the segment table of {what}: NEURON could not build the cell: {detail}"
 
 
-def derive(req: dict) -> SegmentTable:
+def derive(req: dict, variables: dict | None = None) -> SegmentTable:
     """Instantiate the cell described by ``req`` in this process and tabulate its segments.
 
     Imports NEURON (and BMTK when ``model_processing`` is set); meant for the child process.
+    ``variables``, when given, receives the cell's section groups and their range variables
+    (:func:`builder.nrn.sections.group_variables`).
     """
     import neuron
     from neuron import h
@@ -446,6 +505,10 @@ def derive(req: dict) -> SegmentTable:
     if any(sec.n3d() == 0 for sec in sections):
         h.define_shape()  # sections built without 3-D points get them as NEURON draws them
 
+    if variables is not None:
+        from .sections import group_variables
+
+        variables.update(group_variables(hobj))
     h.distance(0, 0.0, sec=_soma0(hobj))  # origin soma[0](0), as BMTK's seg_props
     ids, xs, types, type_idx, dist, length, xyz = [], [], [], [], [], [], []
     for sec_id, sec in enumerate(sections):
@@ -484,7 +547,9 @@ def main(argv: list[str] | None = None) -> int:
     request, out = Path(args[0]).resolve(), Path(args[1]).resolve()
     try:
         req = json.loads(request.read_text())
-        table = derive(req)
+        variables: dict = {}
+        table = derive(req, variables)
+        out.with_name(out.stem + VARIABLES_SUFFIX).write_text(json.dumps(variables, indent=1))
         table.to_csv(out)
     except _HocError as exc:
         print(f"{_REPORTED}{exc}", file=sys.stderr)

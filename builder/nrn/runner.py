@@ -59,22 +59,37 @@ class RunSummary:
     setup_s: float
     sim_s: float
     spikes_file: Path
+    #: Span the rate is computed over (ms): [input start + warm-up, tstop].
+    window_ms: tuple[float, float] = (0.0, 0.0)
+    #: Output spikes within ``window_ms``.
+    n_spikes_window: int = 0
 
     @property
     def rate_hz(self) -> float:
-        return self.n_spikes / max(self.n_cells, 1) / (self.tstop_ms / 1000.0)
+        """Output rate per cell over :attr:`window_ms` (NaN when the window is empty)."""
+        span_s = (self.window_ms[1] - self.window_ms[0]) / 1000.0
+        if span_s <= 0:
+            return float("nan")
+        return self.n_spikes_window / max(self.n_cells, 1) / span_s
 
     @property
     def realtime_factor(self) -> float:
         return self.sim_s / (self.tstop_ms / 1000.0)
 
     def text(self) -> str:
+        t0, t1 = self.window_ms
+        if t1 > t0:
+            rate = (
+                f"{self.rate_hz:.2f} Hz per cell over {t0:g}-{t1:g} ms: "
+                f"{self.n_spikes_window} spikes after the warm-up"
+            )
+        else:
+            rate = f"no rate: the run ends within the warm-up ({t0:g} ms)"
         return (
             f"simulated {self.tstop_ms / 1000:g} s of {self.config.parent}\n"
             f"  cells {self.n_cells}, synapses {self.n_synapses} on {self.n_point_processes} "
             f"point processes\n"
-            f"  output spikes {self.n_spikes} ({self.rate_hz:.2f} Hz per cell)"
-            f" -> {self.spikes_file}\n"
+            f"  output spikes {self.n_spikes} ({rate}) -> {self.spikes_file}\n"
             f"  setup {self.setup_s:.1f} s, simulation {self.sim_s:.1f} s "
             f"(real-time factor {self.realtime_factor:.1f})"
         )
@@ -282,44 +297,9 @@ def _modules():
             if self.enabled:
                 sys.stderr.write("\n")
 
-    class FileCurrentClamp(SimulatorMod):
-        """Somatic current clamp playing an HDF5 waveform (``amplitudes`` nA, ``dts`` ms)."""
+    from .bionet_ext import module_classes
 
-        def __init__(self, input_file: str, node_set: str):
-            self.input_file = input_file
-            self.node_set = node_set
-            self._keep: list[Any] = []
-
-        def initialize(self, sim):
-            import h5py
-            import numpy as np
-
-            from ..errors import RunError
-
-            try:
-                with h5py.File(self.input_file, "r") as f:
-                    amps = np.asarray(f["amplitudes"][()], dtype=float).ravel()
-                    dts = np.asarray(f["dts"][()], dtype=float).ravel()
-            except (OSError, KeyError) as exc:
-                raise RunError(
-                    f"{self.input_file}: file current clamp needs datasets 'amplitudes' (nA) "
-                    f"and 'dts' (ms): {exc}"
-                ) from None
-            if dts.size == 1:
-                times = np.arange(amps.size) * dts[0]
-            elif dts.size == amps.size:
-                times = np.concatenate([[0.0], np.cumsum(dts[:-1])])
-            else:
-                raise RunError(f"{self.input_file}: 'dts' must hold 1 or {amps.size} values")
-            gids = set(sim.net.get_node_set(self.node_set).gids()) & set(sim.local_gids)
-            for gid in sorted(gids):
-                cell = sim.net.get_cell_gid(gid)
-                clamp = h.IClamp(cell.hobj.soma[0](0.5))
-                clamp.delay, clamp.dur = 0.0, 1e9
-                va, vt = h.Vector(amps), h.Vector(times)
-                va.play(clamp._ref_amp, vt, 1)
-                self._keep += [clamp, va, vt]
-
+    FileCurrentClamp = module_classes()[0]
     return Progress, FileCurrentClamp
 
 
@@ -371,8 +351,9 @@ def _run(
     from .. import mechanisms
     from ..components import provided_mod_files, select_mechanisms
     from ..errors import OutputError, RunError
+    from ..simconfig import rate_window_ms
     from ..synmodels import load_model_file
-    from . import synapses
+    from . import bionet_ext, synapses
 
     t_setup = time.perf_counter()
     base = config.parent
@@ -402,6 +383,8 @@ def _run(
 
     os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")  # no "no DISPLAY" warning
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"bmtk\.")
+    bionet_ext.quiet_known_warnings()
+    view = bionet_ext.bmtk_view(raw)  # BMTK's spelling; clamps and section reports are ours
     # BMTK's console handler binds sys.stdout when it is created (at import): in quiet mode it
     # gets a sink instead; output/log.txt still receives the full log.
     sink = contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext()
@@ -410,11 +393,11 @@ def _run(
         from neuron import h
 
         # Outputs go to a partial directory that replaces output/ only once the run is complete.
-        staged = copy.deepcopy(raw)
+        staged = copy.deepcopy(view.config)
         # spike inputs onto our synapse models are built in bulk (builder.nrn.inputs)
-        plans = [] if bmtk_inputs else plan_inputs(raw, base, synapses.MODELS)
+        plans = [] if bmtk_inputs else plan_inputs(view.config, base, synapses.MODELS)
         handled = {p.name for p in plans}
-        staged["inputs"] = {k: v for k, v in (raw.get("inputs") or {}).items() if k not in handled}
+        staged["inputs"] = {k: v for k, v in staged["inputs"].items() if k not in handled}
         staged.setdefault("manifest", {})["$OUTPUT_DIR"] = f"$BASE_DIR/{PARTIAL_OUTPUT}"
         staged["config_path"] = str(config)
         staged["config_dir"] = str(base)
@@ -454,14 +437,16 @@ def _run(
         pp_names |= in_pps
     n_pp = len(pp_names)
     Progress, FileCurrentClamp = _modules()
-    for inp in (raw.get("inputs") or {}).values():
-        if inp.get("module") == "FileIClamp":
-            sim.add_mod(
-                FileCurrentClamp(
-                    str(base / inp["input_file"].replace("$BASE_DIR/", "")),
-                    inp.get("node_set", "biophysical_nodes"),
-                )
+    for inp in view.clamps:
+        sim.add_mod(
+            FileCurrentClamp(
+                str(_config_path(str(inp["input_file"]), base)),
+                inp.get("node_set", "biophysical_nodes"),
             )
+        )
+    bionet_ext.add_modules(
+        sim, bionet_ext.BionetView(view.config, [], view.reports), base, base / PARTIAL_OUTPUT
+    )
     sim.add_mod(Progress(bool(progress) and mpi.rank == 0))
     pc = h.ParallelContext()
     n_syn = int(pc.allreduce(n_syn, 1))
@@ -486,7 +471,8 @@ def _run(
 
     partial_spikes = (base / conf.output["spikes_file"]).resolve()
     spikes_file = base / OUTPUT_DIR / partial_spikes.relative_to(base / PARTIAL_OUTPUT)
-    n_spikes = 0
+    n_spikes = n_window = 0
+    window = rate_window_ms(raw)
     if mpi.rank == 0:
         from ..sonata_read import sonata_report
 
@@ -494,7 +480,8 @@ def _run(
         try:
             n_spikes = _sonata_spikes(partial_spikes, internal)
             for report in _report_files(conf, base / PARTIAL_OUTPUT):
-                sonata_report(report)
+                sonata_report(report)  # ours (view.reports) are written in the layout already
+            n_window = _spikes_in(partial_spikes, window)
             stop.check("after the simulation, before its output was put in place")
             with stop.deferred():  # the two renames are not interrupted half-way
                 _replace_dir(base / PARTIAL_OUTPUT, base / OUTPUT_DIR)
@@ -504,7 +491,17 @@ def _run(
             raise OutputError(_write_failure(exc, base / OUTPUT_DIR)) from None
     mpi.barrier()
     return RunSummary(
-        config, n_cells, n_syn, n_pp, n_spikes, float(conf.tstop), setup_s, sim_s, spikes_file
+        config,
+        n_cells,
+        n_syn,
+        n_pp,
+        n_spikes,
+        float(conf.tstop),
+        setup_s,
+        sim_s,
+        spikes_file,
+        window,
+        n_window,
     )
 
 
@@ -642,6 +639,21 @@ def _replace_dir(new: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _config_path(value: str, base: Path) -> Path:
+    """A ``$BASE_DIR/...`` (or relative) path of the config, made absolute."""
+    value = value.replace("${BASE_DIR}", ".").replace("$BASE_DIR", ".")
+    p = Path(value)
+    return p if p.is_absolute() else base / p
+
+
+def _spikes_in(path: Path, window: tuple[float, float]) -> int:
+    """Spikes of every population of a SONATA spikes file within [start, stop] (ms)."""
+    from ..sonata_read import read_spikes
+
+    _, t = read_spikes(path)
+    return int(((t >= window[0]) & (t <= window[1])).sum())
+
+
 def _sonata_spikes(path: Path, populations: list[str]) -> int:
     """Rewrite BMTK's spikes file in the layout libsonata reads; returns the spike count.
 
@@ -667,11 +679,23 @@ def _sonata_spikes(path: Path, populations: list[str]) -> int:
 
 # ------------------------------------------------------------------ command line
 def _parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
     p = argparse.ArgumentParser(
         prog="run-network",
-        description="Run a built network in NEURON (BMTK BioNet); serial or under mpiexec.",
-        epilog="Example: mpiexec -n 2 python run_network.py runs/7",
+        description="Run a built network in NEURON (BMTK BioNet); serial or under mpiexec. "
+        "A sweep directory (build-network sweep) runs all its pending runs.",
+        epilog="Other commands:\n"
+        "  run-network plot DIR [-o PLOTDIR]   figures of a built (and run) network\n"
+        "  run-network collect SWEEPDIR        summary.csv + summary_rate.png of a sweep\n"
+        "Examples:\n"
+        "  run-network runs/7 --plot\n"
+        "  mpiexec -n 2 python run_network.py runs/7\n"
+        "  run-network sweeps/s1 -j 2 --plot && run-network collect sweeps/s1\n"
+        "Output rates exclude the first run.warmup_ms of input (the start-up transient).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument(
         "config",
         nargs="?",
@@ -698,7 +722,7 @@ def _parser() -> argparse.ArgumentParser:
         "--plot",
         action="store_true",
         help="write the PNG figures into OUTDIR/output/plots after the run "
-        "(same as 'run-network plot DIR')",
+        "(same as 'run-network plot DIR'); for a sweep, of every finished run",
     )
     s = p.add_argument_group("sweep directories (built by 'build-network sweep')")
     s.add_argument(
@@ -769,12 +793,45 @@ def _sweep(ns: argparse.Namespace, ctx: MPIContext) -> int:
         return 128 + farm.INTERRUPTS.signum
     failed = [r for r in rows if r["status"] in ("failed", "build-failed")]
     done = sum(r["status"] == "done" for r in rows)
+    if ctx.rank != 0:
+        return 1 if failed else 0
     if not ns.quiet:
         print(
             f"{outdir}: ran {len(results)}; {done}/{len(rows)} done, {len(failed)} failed "
             f"(see {outdir / 'manifest.csv'})"
         )
+    if ns.plot and not ns.slurm:
+        if not _plot_sweep(outdir, rows, ns.quiet):
+            return 2
     return 1 if failed else 0
+
+
+def _plot_sweep(outdir: Path, rows: list[dict[str, str]], quiet: bool) -> bool:
+    """``--plot`` on a sweep: the figures of every finished run; False if one failed."""
+    from ..errors import BuildError
+    from ..plots import plot_run
+
+    done = [r["run_id"] for r in rows if r["status"] == "done"]
+    if not done:
+        print(
+            f"run-network: no plots: none of the {len(rows)} runs of {outdir} has finished",
+            file=sys.stderr,
+        )
+        return True
+    ok = True
+    for rid in done:
+        notes: list[str] = []
+        try:
+            pngs = plot_run(outdir / rid, notes=notes)
+        except BuildError as exc:
+            print(f"run-network: plotting {rid} failed: {exc}", file=sys.stderr)
+            ok = False
+            continue
+        if not quiet:
+            print(f"  {rid}: {len(pngs)} plots in {pngs[0].parent}")
+        for note in notes:
+            print(f"  {rid}: note: {note}", file=sys.stderr)
+    return ok
 
 
 def main(argv: list[str] | None = None) -> int:
