@@ -7,20 +7,17 @@ Usage::
 
 This is the reference side of ``bench_run.py``: BMTK BioNet's default flow on the files our
 builder wrote, with one point process per synapse and BMTK's own output modules (spikes file,
-membrane report, log). In order:
+membrane report, log). It is the flow of the ``run_bionet.py`` every output directory carries,
+through the same shared implementation (:mod:`builder.nrn.bionet_ext`), with clocks around it:
 
-1. compile ``OUTDIR/components/mechanisms/modfiles`` with
-   :func:`builder.mechanisms.compiled_mechanisms` (a cache hit once warmed; what a stock user
-   does once by hand with ``nrnivmodl``) and set it as ``conf.mechanisms_dir``;
-2. ``chdir`` into OUTDIR, ``bionet.Config.from_json("simulation_config.json", validate=True)``,
-   ``conf.build_env()``;
-3. register our synapse functions the plain way (:func:`builder.nrn.synapses.register`, one
-   point process per edge) and ``bionet.BioNetwork.from_config`` /
-   ``bionet.BioSimulator.from_config``;
-4. bind every connection to its edge (release stream and weight keyed by (seed, edge
-   population, ``syn_id``), as the runner does, so both sides draw the same releases): our
-   NMODL refuses to initialise an unbound stochastic synapse;
-5. ``sim.run()``.
+1. :func:`builder.nrn.bionet_ext.load_config`: compile the output's NMODL into the cache (a
+   hit once warmed; what a stock user does once by hand with ``nrnivmodl``), ``chdir`` into
+   OUTDIR, BMTK's ``Config`` (validated) with our config translated for BMTK, ``build_env()``;
+2. :func:`builder.nrn.bionet_ext.build_simulation`: register our synapse functions (one point
+   process per edge), ``BioNetwork.from_config`` / ``BioSimulator.from_config``, bind every
+   connection to its edge (release stream and weight keyed by (seed, edge population,
+   ``syn_id``), as the runner does, so both sides draw the same releases);
+3. ``sim.run()``.
 
 The last line of standard output is ``bench-result: {json}`` with ``setup_s`` and ``sim_s``
 (wall seconds; setup counts from before BMTK and NEURON are imported to just before
@@ -46,38 +43,11 @@ C_START = time.process_time()
 
 import argparse  # noqa: E402  (the clocks start before anything is imported)
 import json  # noqa: E402
-import os  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 RESULT_PREFIX = "bench-result: "
-
-
-def bind_all(graph: Any, models: Any) -> tuple[int, int]:
-    """Bind every connection of the local cells to its edge; return (#synapses, #point procs).
-
-    Parameters
-    ----------
-    graph : bmtk.simulator.bionet.BioNetwork
-        The built network.
-    models : builder.nrn.synapses.SynapseModels
-        What :func:`builder.nrn.synapses.register` returned.
-    """
-    from builder.nrn import synapses
-
-    n_syn = 0
-    pps: set[str] = set()
-    for cell in graph.get_local_cells().values():
-        for c in getattr(cell, "_connections", []):
-            edge = c._edge_prop
-            if edge["model_template"] not in synapses.MODELS:
-                continue
-            pop = f"{edge.source_population}_to_{edge.target_population}"
-            models.bind(c._syn, edge["dynamics_params"], pop, int(edge["syn_id"]))
-            n_syn += 1
-            pps.add(c._syn.hname())
-    return n_syn, len(pps)
 
 
 def run_psolve(sim: Any) -> None:
@@ -145,29 +115,14 @@ def main(argv: list[str] | None = None) -> int:
     if not config.is_file():
         print(f"stock_bionet_run: {config} not found", file=sys.stderr)
         return 2
-    seed = int(json.loads(config.read_text()).get("run", {}).get("random_seed", 0))
+    compiled = Path(ns.mechanisms).resolve() if ns.mechanisms else None
 
-    from builder import mechanisms
+    from builder.nrn import bionet_ext
 
-    if ns.mechanisms:
-        compiled = Path(ns.mechanisms).resolve()
-    else:
-        mods = sorted((base / "components" / "mechanisms" / "modfiles").glob("*.mod"))
-        compiled = mechanisms.compiled_mechanisms(mods)
-
-    os.chdir(base)  # as run_bionet.py is run: from the directory holding the config
-    from bmtk.simulator import bionet
+    conf, view = bionet_ext.load_config(config, compiled)  # chdir into OUTDIR, as run_bionet.py
     from neuron import h
 
-    from builder.nrn import synapses
-
-    conf = bionet.Config.from_json("simulation_config.json", validate=True)
-    conf.mechanisms_dir = str(compiled)
-    conf.build_env()
-    models = synapses.register(seed, overwrite=True)
-    graph = bionet.BioNetwork.from_config(conf)
-    sim = bionet.BioSimulator.from_config(conf, network=graph)
-    n_syn, n_pp = bind_all(graph, models)
+    graph, sim, n_syn, n_pp = bionet_ext.build_simulation(conf, view)
     if ns.coreneuron:
         from neuron import coreneuron
 

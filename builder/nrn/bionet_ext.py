@@ -43,6 +43,8 @@ __all__ = [
     "quiet_known_warnings",
     "add_modules",
     "module_classes",
+    "load_config",
+    "build_simulation",
     "run_bionet",
 ]
 
@@ -339,32 +341,31 @@ def add_modules(sim: Any, view: BionetView, base: Path, output_dir: Path) -> lis
 
 
 # ------------------------------------------------------------------ BMTK's standard flow
-def run_bionet(config_file: str | os.PathLike = "simulation_config.json") -> Any:
-    """Run an output directory with BMTK BioNet's standard flow; returns the simulator.
+def load_config(
+    config_file: str | os.PathLike = "simulation_config.json",
+    mechanisms_dir: str | os.PathLike | None = None,
+) -> tuple[Any, BionetView]:
+    """BMTK's ``Config`` of an output directory (validated), its environment built.
 
-    ``Config`` -> ``build_env`` -> ``BioNetwork.from_config`` -> ``BioSimulator.from_config``
-    -> ``run``, with our synapse models registered, the config translated by :func:`bmtk_view`,
-    the mechanisms compiled (cached), every connection bound to its edge, and our modules
-    added. One point process per synapse and BMTK's own input construction (the reference
-    that ``run-network --no-merge --bmtk-inputs`` reproduces). Outputs go where the config
-    says (``output/``), written by BMTK as it writes them.
+    Changes into the config's directory (BMTK resolves "." against the working directory),
+    compiles the output's NMODL into the cache unless ``mechanisms_dir`` names compiled ones,
+    and translates the config (:func:`bmtk_view`).
     """
     from .. import mechanisms
     from ..components import provided_mod_files, select_mechanisms
 
     config = Path(config_file).resolve()
     base = config.parent
-    os.chdir(base)  # BMTK resolves the manifest's "." against the working directory
+    os.chdir(base)
     raw = json.loads(config.read_text())
-    seed = int(raw.get("run", {}).get("random_seed", 0))
-    mods = sorted((base / "components" / "mechanisms" / "modfiles").glob("*.mod"))
-    compiled = mechanisms.compiled_mechanisms(
-        list(select_mechanisms(mods, provided_mod_files()).mod_files)
-    )
+    if mechanisms_dir is None:
+        mods = sorted((base / "components" / "mechanisms" / "modfiles").glob("*.mod"))
+        chosen = select_mechanisms(mods, provided_mod_files())
+        compiled = mechanisms.compiled_mechanisms(list(chosen.mod_files))
+    else:
+        compiled = Path(mechanisms_dir).resolve()
     quiet_known_warnings()
     from bmtk.simulator import bionet
-
-    from .synapses import MODELS, register
 
     view = bmtk_view(raw)
     view.config["config_path"] = str(config)
@@ -373,15 +374,49 @@ def run_bionet(config_file: str | os.PathLike = "simulation_config.json") -> Any
     conf.mechanisms_dir = str(compiled)
     conf.components["mechanisms_dir"] = str(compiled)
     conf.build_env()
+    return conf, view
+
+
+def build_simulation(conf: Any, view: BionetView) -> tuple[Any, Any, int, int]:
+    """BMTK's network and simulator for ``conf``, with our synapses bound and modules added.
+
+    Returns
+    -------
+    (BioNetwork, BioSimulator, number of synapses, number of point processes)
+    """
+    from bmtk.simulator import bionet
+
+    from .synapses import MODELS, register
+
+    seed = int(conf.run.get("random_seed", 0))
     models = register(seed, overwrite=True)
     net = bionet.BioNetwork.from_config(conf)
     sim = bionet.BioSimulator.from_config(conf, network=net)
+    n_syn, pps = 0, set()
     for cell in net.get_local_cells().values():
         for c in getattr(cell, "_connections", []):
             edge = c._edge_prop
             if edge["model_template"] in MODELS:
                 pop = f"{edge.source_population}_to_{edge.target_population}"
                 models.bind(c._syn, edge["dynamics_params"], pop, int(edge["syn_id"]))
+                n_syn += 1
+                pps.add(c._syn.hname())
+    base = Path(view.config["config_dir"])
     add_modules(sim, view, base, Path(conf.output["output_dir"]))
+    return net, sim, n_syn, len(pps)
+
+
+def run_bionet(config_file: str | os.PathLike = "simulation_config.json") -> Any:
+    """Run an output directory with BMTK BioNet's standard flow; returns the simulator.
+
+    ``Config`` -> ``build_env`` -> ``BioNetwork.from_config`` -> ``BioSimulator.from_config``
+    -> ``run``, with the additions of this module (:func:`load_config`,
+    :func:`build_simulation`). One point process per synapse, BMTK's own input construction
+    and BMTK's initialisation (``finitialize(v_init)``, no settling): the reference that
+    ``run-network --no-merge --bmtk-inputs --no-settle`` reproduces spike for spike. Outputs
+    go where the config says (``output/``), as BMTK writes them.
+    """
+    conf, view = load_config(config_file)
+    _, sim, _, _ = build_simulation(conf, view)
     sim.run()
     return sim

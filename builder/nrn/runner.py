@@ -84,7 +84,7 @@ class RunSummary:
                 f"{self.n_spikes_window} spikes after the warm-up"
             )
         else:
-            rate = f"no rate: the run ends within the warm-up ({t0:g} ms)"
+            rate = f"no rate: the run ends within its warm-up (rates count from {t0:g} ms)"
         return (
             f"simulated {self.tstop_ms / 1000:g} s of {self.config.parent}\n"
             f"  cells {self.n_cells}, synapses {self.n_synapses} on {self.n_point_processes} "
