@@ -69,8 +69,11 @@ SMALL = {
     ("lengths",): {"basal_dist": 600, "basal_prox": 50, "apic": 1000},
     ("n_soma_syns",): 30,
     ("time", "stop"): 0.2,
+    ("run", "warmup_ms"): 10.0,
 }
 SMALL_DURATION_S = 0.2
+#: Rates and the other statistics of ``collect`` count from the end of the warm-up.
+SMALL_WARMUP_MS = 10.0
 INPUT_POPS = ("exc_stim", "prox_inh_stim", "dist_inh_stim")
 CMD_TIMEOUT_S = 300.0
 
@@ -219,7 +222,7 @@ def base_params(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for path, value in SMALL.items():
         node = data
         for key in path[:-1]:
-            node = node[key]
+            node = node.setdefault(key, {})
         node[path[-1]] = copy.deepcopy(value)
     return _write_json(tmp_path_factory.mktemp("sweep_base") / "params" / "small.json", data)
 
@@ -540,7 +543,7 @@ def test_collect_computes_count_rate_cv_and_vm_from_the_output_files(tmp_path: P
     assert path == out / "summary.csv"
     assert _header(path) == [
         "run_id", "inh_frs.distal.m", "seed", "status",
-        "n_spikes", "rate_hz", "cv_isi", "vm_mean_mV", "vm_sd_mV", "error",
+        "window_ms", "n_spikes", "rate_hz", "cv_isi", "vm_mean_mV", "vm_sd_mV", "error",
     ]  # fmt: skip
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
@@ -870,8 +873,12 @@ def test_collect_matches_each_runs_spike_and_voltage_files(
         with h5py.File(out / row["run_id"] / "output" / "v_soma.h5", "r") as f:
             vm = f["report/biophysical/data"][()].astype(float).ravel()
         assert vm.size == round(SMALL_DURATION_S * 1000 / 0.1)
+        # statistics over the window after the warm-up (samples at k * 0.1 ms)
+        t = t[t >= SMALL_WARMUP_MS]
+        vm = vm[round(SMALL_WARMUP_MS / 0.1) :]
+        assert row["window_ms"] == f"{SMALL_WARMUP_MS:g}-{SMALL_DURATION_S * 1000:g}"
         assert int(row["n_spikes"]) == t.size
-        assert _same(float(row["rate_hz"]), t.size / SMALL_DURATION_S)
+        assert _same(float(row["rate_hz"]), t.size / (SMALL_DURATION_S - SMALL_WARMUP_MS / 1000))
         assert _same(float(row["cv_isi"]), _cv(t))
         assert _same(float(row["vm_mean_mV"]), statistics.fmean(vm.tolist()))
         assert float(row["vm_sd_mV"]) == pytest.approx(statistics.pstdev(vm.tolist()), rel=1e-9)
