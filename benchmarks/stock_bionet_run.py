@@ -62,7 +62,9 @@ def run_psolve(sim: Any) -> None:
 
     pc = h.ParallelContext()
     spike_mods = [m for m in sim._sim_mods if isinstance(m, SpikesMod)]
-    for mod in spike_mods:
+    # our file current clamp sets up its waveform once and needs no per-step callback
+    clamps = [m for m in sim._sim_mods if type(m).__name__ == "FileCurrentClamp"]
+    for mod in spike_mods + clamps:
         mod.initialize(sim)
     pc.set_maxstep(10)
     h.stdinit()

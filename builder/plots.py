@@ -12,7 +12,9 @@ folder):
 ``soma_vm.png``
     The somatic membrane potential with the output spike times marked; long traces are drawn as
     a per-pixel min/max envelope (peaks are kept) plus a full-resolution zoom on the raster
-    window. Needs the run: skipped, with a note, when the run or its soma ``v`` report is absent.
+    window; the warm-up (``run.warmup_ms`` after the input onset) is shaded and the rate in the
+    title counts the spikes after it. Needs the run: skipped, with a note, when the run or its
+    soma ``v`` report is absent.
 ``morphology_synapses.png``
     The cell's segments projected on the x-y plane with every synapse as a dot, coloured by
     input population (left) and, for excitatory synapses, by functional group (right).

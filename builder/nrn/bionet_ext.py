@@ -277,7 +277,7 @@ def module_classes() -> tuple[type, type]:
             )
             t.attrs["units"] = "ms"
             self.data = grp.create_dataset("data", shape=(self.n_rows, int(ptrs[-1])), dtype="f4")
-            self.data.attrs["units"] = "mV" if self.variable == "v" else ""
+            self.data.attrs["units"] = _units(self.variable)
             self.data.attrs["variable"] = self.variable
 
         def step(self, sim: Any, tstep: int) -> None:
@@ -308,6 +308,19 @@ def module_classes() -> tuple[type, type]:
                 self.file.close()
 
     return FileCurrentClamp, SectionReport
+
+
+def _units(variable: str) -> str:
+    """NEURON's units of the usual range variables ('' when we cannot tell)."""
+    if variable in ("v", "vext") or variable.startswith("e"):
+        return "mV"
+    if variable.startswith("i") or variable == "i_membrane":
+        return "mA/cm2"
+    if variable.endswith(("i", "o")) and len(variable) <= 4:  # cai, nao, ki
+        return "mM"
+    if variable.startswith("g"):
+        return "S/cm2"
+    return {"cm": "uF/cm2", "diam": "um"}.get(variable, "")
 
 
 def _population(sim: Any, order: list[Any]) -> str:

@@ -5,11 +5,14 @@
 1. MPI set-up before NEURON is imported (:mod:`builder.nrn.mpi`);
 2. compile the output's NMODL (``components/mechanisms/modfiles``) into the content-keyed
    cache (:mod:`builder.mechanisms`) and point BMTK at the compiled library;
-3. register our synapse models and build the network with BMTK;
+3. register our synapse models and build the network with BMTK, from the config as BMTK
+   spells it (:mod:`builder.nrn.bionet_ext`: spike inputs, the file current clamp and
+   membrane reports away from the soma, which BMTK 1.2 lacks, are ours);
 4. bind every synapse to its edge: Random123 release stream and weight keyed by (seed, edge
    population, ``syn_id``) -- so results do not depend on the number of ranks;
 5. run, then rewrite ``output/spikes.h5`` in the SONATA layout libsonata reads, and print a
-   one-screen summary.
+   one-screen summary; its rate counts the spikes after the warm-up
+   (:func:`builder.simconfig.rate_window_ms`).
 
 Synapses of the same model and parameters on the same segment share one point process by
 default (``--no-merge`` keeps BMTK's one point process per synapse): their conductances are
