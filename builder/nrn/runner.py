@@ -87,7 +87,10 @@ class RunSummary:
                 f"{self.n_spikes_window} spikes after the warm-up"
             )
         else:
-            rate = f"no rate: the run ends within its warm-up (rates count from {t0:g} ms)"
+            rate = (
+                f"no rate: the run ({self.tstop_ms:g} ms) ends within its warm-up "
+                "(run.warmup_ms after the input onset)"
+            )
         return (
             f"simulated {self.tstop_ms / 1000:g} s of {self.config.parent}\n"
             f"  cells {self.n_cells}, synapses {self.n_synapses} on {self.n_point_processes} "
