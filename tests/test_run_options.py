@@ -454,3 +454,20 @@ def test_run_network_version_and_help(sim_env: dict[str, str], tmp_path: Path) -
     assert proc.returncode == 0
     assert "run-network plot DIR" in proc.stdout and "run-network collect SWEEPDIR" in proc.stdout
     assert "warmup_ms" in proc.stdout
+
+
+def test_only_bmtks_ptr_update_warning_is_silenced(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from builder.nrn.bionet_ext import _neuron_major, quiet_known_warnings
+
+    if _neuron_major() < 9:
+        pytest.skip("the warning is silenced for NEURON >= 9 only")
+    quiet_known_warnings()
+    quiet_known_warnings()  # idempotent: one filter
+    logger = logging.getLogger("NEURONIOUtils")
+    assert len(logger.filters) == 1
+    with caplog.at_level(logging.WARNING, logger="NEURONIOUtils"):
+        logger.warning('NEURON 9.0.2 is missing "ptr_update_callback" that may sometimes ...')
+        logger.warning("Unrecognized module foo, skipping.")
+    assert [r.getMessage() for r in caplog.records] == ["Unrecognized module foo, skipping."]
