@@ -23,6 +23,7 @@ import csv
 import numbers
 import os
 import secrets
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +35,8 @@ import numpy as np
 from .errors import OutputError
 
 __all__ = [
+    "EdgeStreamWriter",
+    "SpikeStreamWriter",
     "SONATA_MAGIC",
     "SONATA_VERSION",
     "SPIKE_SORTING",
@@ -557,3 +560,367 @@ def _count(value: int, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
         raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
     return int(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Streaming writers: edges and spikes appended in chunks, memory bounded by the chunk size
+# ---------------------------------------------------------------------------------------------
+
+
+def _dataset_empty(group: h5py.Group, name: str, n: int, dtype: Any, shape2: int = 0) -> h5py.Dataset:
+    """A contiguous dataset of ``n`` rows, allocated at creation, never filled (we write it all).
+
+    Early allocation in creation order makes the file layout independent of how the data is
+    later written (in one call or in chunks of any size).
+    """
+    shape = (n, shape2) if shape2 else (n,)
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_obj_track_times(False)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+    space = h5py.h5s.create_simple(shape, shape)
+    tid = h5py.h5t.py_create(np.dtype(dtype), logical=True)
+    dsid = h5py.h5d.create(group.id, name.encode("utf-8"), tid, space, dcpl=dcpl)
+    return h5py.Dataset(dsid)
+
+
+class EdgeStreamWriter:
+    """Write one edge population of a known number of edges, appended in target order.
+
+    The edges must come sorted by target node id, then source node id (as
+    :func:`write_edges` with ``sort=True`` writes them); :meth:`append` checks that. Columns go
+    straight to preallocated contiguous datasets in slices of at most ``chunk_edges`` rows;
+    :meth:`close` then builds both SONATA indices by streaming over the written ids (the
+    source index in buckets of sources whose ranges fit ``index_budget`` rows), so memory is
+    bounded by the chunk size and the node counts, never by the number of edges. The file is
+    byte-identical to the one :func:`write_edges` writes for the same edges, whatever the chunk
+    size. The type table CSV is written by :meth:`close` too.
+
+    Parameters
+    ----------
+    h5_path, csv_path : path-like
+        Target files, each replaced atomically on a successful :meth:`close`.
+    population, source_population, target_population : str
+        Edge and node population names.
+    n_edges : int
+        Number of edges that will be appended (exactly).
+    n_source_nodes, n_target_nodes : int
+        Sizes of the node populations.
+    edge_types : list of dict
+        The edge type table (``edge_type_id`` + scalar properties).
+    columns : dict of str to dtype
+        Per-edge columns of group ``0`` and their dtypes (e.g. ``{"syn_weight": "f8"}``).
+    chunk_edges : int
+        Largest slice written in one HDF5 call (and read when building the indices).
+    index_budget : int
+        Largest number of source-index ranges held in memory at once.
+    """
+
+    def __init__(
+        self,
+        h5_path: PathLike,
+        csv_path: PathLike,
+        population: str,
+        source_population: str,
+        target_population: str,
+        *,
+        n_edges: int,
+        n_source_nodes: int,
+        n_target_nodes: int,
+        edge_types: list[dict],
+        columns: Mapping[str, Any] | None = None,
+        chunk_edges: int = 1 << 22,
+        index_budget: int = 1 << 23,
+    ):
+        for name in (population, source_population, target_population):
+            _check_name(name)
+        self.n_edges = _count(n_edges, "n_edges")
+        self.n_src = _count(n_source_nodes, "n_source_nodes")
+        self.n_trg = _count(n_target_nodes, "n_target_nodes")
+        self.chunk = max(1, int(chunk_edges))
+        self.index_budget = max(1, int(index_budget))
+        self.csv_path = csv_path
+        self.table = _types_table("edge_type_id", edge_types)
+        self.declared = {int(t["edge_type_id"]) for t in edge_types}
+        self.columns = {k: np.dtype(v) for k, v in (columns or {}).items()}
+        for k in self.columns:
+            _column(k, np.zeros(0, self.columns[k]), 0)
+        self._cm = _h5_create(h5_path)
+        self.h5 = self._cm.__enter__()
+        try:
+            self.pop = _group(_group(self.h5, "edges"), population)
+            n = self.n_edges
+            self.ds_src = _dataset_empty(self.pop, "source_node_id", n, np.uint64)
+            self.ds_src.attrs["node_population"] = source_population
+            self.ds_trg = _dataset_empty(self.pop, "target_node_id", n, np.uint64)
+            self.ds_trg.attrs["node_population"] = target_population
+            self.ds_type = _dataset_empty(self.pop, "edge_type_id", n, np.uint32)
+            self.ds_gid = _dataset_empty(self.pop, "edge_group_id", n, np.uint32)
+            self.ds_gidx = _dataset_empty(self.pop, "edge_group_index", n, np.uint64)
+            grp = _group(self.pop, "0")
+            self.ds_cols = {k: _dataset_empty(grp, k, n, dt) for k, dt in self.columns.items()}
+        except BaseException:
+            self._cm.__exit__(*sys.exc_info())
+            raise
+        self.pos = 0
+        self.trg_counts = np.zeros(self.n_trg, dtype=np.int64)
+        self.src_runs = np.zeros(self.n_src, dtype=np.int64)
+        self._last: tuple[int, int] | None = None
+        self._closed = False
+
+    def __enter__(self) -> EdgeStreamWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort(exc_type, exc, tb)
+
+    def abort(self, exc_type: Any = None, exc: Any = None, tb: Any = None) -> None:
+        """Drop the partial file."""
+        if not self._closed:
+            self._closed = True
+            err = exc if exc is not None else RuntimeError("edge writer aborted")
+            try:
+                self._cm.__exit__(type(err), err, tb)
+            except BaseException as e:  # the context manager re-raises what it was given
+                if e is not err:
+                    raise
+
+    def append(
+        self,
+        source_ids: np.ndarray,
+        target_ids: np.ndarray,
+        edge_type_id: int | np.ndarray,
+        columns: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
+        """Append edges sorted by (target, source), continuing the previous appends' order."""
+        src = np.asarray(source_ids)
+        trg = np.asarray(target_ids)
+        k = len(src)
+        if len(trg) != k:
+            raise ValueError("source_ids and target_ids differ in length")
+        if self.pos + k > self.n_edges:
+            raise ValueError(f"more than the declared {self.n_edges} edges appended")
+        if k == 0:
+            return
+        if src.min() < 0 or src.max() >= self.n_src or trg.min() < 0 or trg.max() >= self.n_trg:
+            raise ValueError("node id out of range")
+        t64, s64 = trg.astype(np.int64, copy=False), src.astype(np.int64, copy=False)
+        dt, ds = np.diff(t64), np.diff(s64)
+        if np.any(dt < 0) or np.any((dt == 0) & (ds < 0)):
+            raise ValueError("edges must be appended sorted by target, then source")
+        new_run = np.empty(k, dtype=bool)
+        new_run[1:] = (dt != 0) | (ds != 0)
+        if self._last is None:
+            new_run[0] = True
+        else:
+            lt, ls = self._last
+            if (int(t64[0]), int(s64[0])) < (lt, ls):
+                raise ValueError("edges must be appended sorted by target, then source")
+            new_run[0] = (int(t64[0]), int(s64[0])) != (lt, ls)
+        self._last = (int(t64[-1]), int(s64[-1]))
+        self.src_runs += np.bincount(s64[new_run], minlength=self.n_src)
+        self.trg_counts += np.bincount(t64, minlength=self.n_trg)
+        if np.isscalar(edge_type_id) or np.ndim(edge_type_id) == 0:
+            tid = int(edge_type_id)
+            if tid not in self.declared:
+                raise ValueError(f"edge_type_id {tid} has no row in the edge types table")
+            types = None
+        else:
+            types = np.asarray(edge_type_id, dtype=np.uint32)
+            if len(types) != k:
+                raise ValueError("edge_type_id differs in length")
+            bad = set(np.unique(types).tolist()) - self.declared
+            if bad:
+                raise ValueError(f"edge_type_id values {sorted(bad)} have no row in the table")
+        cols = dict(columns or {})
+        if set(cols) != set(self.columns):
+            raise ValueError(f"columns {sorted(cols)} differ from the declared {sorted(self.columns)}")
+        for a in range(0, k, self.chunk):
+            b = min(k, a + self.chunk)
+            lo, hi = self.pos + a, self.pos + b
+            self.ds_src[lo:hi] = s64[a:b].astype(np.uint64)
+            self.ds_trg[lo:hi] = t64[a:b].astype(np.uint64)
+            self.ds_type[lo:hi] = (
+                np.full(b - a, tid, dtype=np.uint32) if types is None else types[a:b]
+            )
+            self.ds_gid[lo:hi] = np.zeros(b - a, dtype=np.uint32)
+            self.ds_gidx[lo:hi] = np.arange(lo, hi, dtype=np.uint64)
+            for name, ds in self.ds_cols.items():
+                arr = np.asarray(cols[name])
+                if len(arr) != k:
+                    raise ValueError(f"column {name!r} differs in length")
+                ds[lo:hi] = arr[a:b].astype(self.columns[name], copy=False)
+        self.pos += k
+
+    def close(self) -> None:
+        """Check the count, build both indices, close and rename the files into place."""
+        if self._closed:
+            return
+        try:
+            if self.pos != self.n_edges:
+                raise ValueError(f"{self.pos} edges appended, {self.n_edges} declared")
+            indices = _group(self.pop, "indices")
+            self._source_index(_group(indices, "source_to_target"))
+            self._target_index(_group(indices, "target_to_source"))
+        except BaseException:
+            self.abort(*sys.exc_info())
+            raise
+        self._closed = True
+        self._cm.__exit__(None, None, None)
+        _write_types_csv(self.csv_path, self.table)
+
+    def _target_index(self, grp: h5py.Group) -> None:
+        counts = self.trg_counts
+        has = counts > 0
+        n_ranges = int(has.sum())
+        stop = np.cumsum(counts)
+        r2e = np.column_stack((stop - counts, stop))[has].astype(np.uint64)
+        rank = np.cumsum(has) - 1
+        n2r = np.column_stack((rank, rank + 1)).astype(np.uint64)
+        n2r[~has] = 0
+        ds = _dataset_empty(grp, "node_id_to_ranges", self.n_trg, np.uint64, 2)
+        if self.n_trg:
+            ds[...] = n2r
+        grp["node_id_to_range"] = ds
+        ds = _dataset_empty(grp, "range_to_edge_id", n_ranges, np.uint64, 2)
+        if n_ranges:
+            ds[...] = r2e
+
+    def _runs(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(start, end, source) of every run of one (target, source) pair, in edge order."""
+        n = self.n_edges
+        pend_start, pend_src = None, None
+        prev: tuple[int, int] | None = None
+        for a in range(0, n, self.chunk):
+            b = min(n, a + self.chunk)
+            s = self.ds_src[a:b].astype(np.int64)
+            t = self.ds_trg[a:b].astype(np.int64)
+            new = np.empty(b - a, dtype=bool)
+            new[1:] = (np.diff(t) != 0) | (np.diff(s) != 0)
+            new[0] = prev is None or (int(t[0]), int(s[0])) != prev
+            prev = (int(t[-1]), int(s[-1]))
+            starts = np.flatnonzero(new) + a
+            srcs = s[new]
+            if pend_start is not None:
+                starts = np.r_[pend_start, starts]
+                srcs = np.r_[pend_src, srcs]
+            if len(starts) == 0:
+                continue
+            yield starts[:-1], starts[1:], srcs[:-1]
+            pend_start, pend_src = starts[-1:], srcs[-1:]
+        if pend_start is not None:
+            yield pend_start, np.array([n], dtype=np.int64), pend_src
+
+    def _source_index(self, grp: h5py.Group) -> None:
+        counts = self.src_runs
+        n_ranges = int(counts.sum())
+        stop = np.cumsum(counts)
+        n2r = np.column_stack((stop - counts, stop)).astype(np.uint64)
+        n2r[counts == 0] = 0
+        ds = _dataset_empty(grp, "node_id_to_ranges", self.n_src, np.uint64, 2)
+        if self.n_src:
+            ds[...] = n2r
+        grp["node_id_to_range"] = ds
+        r2e = _dataset_empty(grp, "range_to_edge_id", n_ranges, np.uint64, 2)
+        if n_ranges == 0:
+            return
+        # buckets of consecutive sources whose ranges fit the budget
+        bounds = [0]
+        acc = 0
+        for sid, c in enumerate(counts.tolist()):
+            if acc and acc + c > self.index_budget:
+                bounds.append(sid)
+                acc = 0
+            acc += c
+        bounds.append(self.n_src)
+        for s0, s1 in zip(bounds[:-1], bounds[1:], strict=True):
+            lo, hi = int(stop[s0] - counts[s0]), int(stop[s1 - 1])
+            if hi == lo:
+                continue
+            parts_start, parts_end, parts_src = [], [], []
+            for st, en, sr in self._runs():
+                sel = (sr >= s0) & (sr < s1)
+                if sel.any():
+                    parts_start.append(st[sel])
+                    parts_end.append(en[sel])
+                    parts_src.append(sr[sel])
+            st = np.concatenate(parts_start)
+            en = np.concatenate(parts_end)
+            sr = np.concatenate(parts_src)
+            order = np.argsort(_narrow((sr - s0).astype(np.uint64)), kind="stable")
+            r2e[lo:hi] = np.column_stack((st[order], en[order])).astype(np.uint64)
+
+
+class SpikeStreamWriter:
+    """Write one spikes population of a known number of spikes, appended sorted by node id.
+
+    Appends must continue the order ``by_id`` (node id, then time). Layout and attributes are
+    those of :func:`write_spikes_multi` with ``sorting="by_id"``.
+    """
+
+    def __init__(self, path: PathLike, population: str, n_spikes: int, chunk: int = 1 << 22):
+        _check_name(population)
+        self.n = _count(n_spikes, "n_spikes")
+        self.chunk = max(1, int(chunk))
+        self._cm = _h5_create(path)
+        h5 = self._cm.__enter__()
+        grp = _group(_group(h5, "spikes"), population)
+        grp.attrs.create("sorting", SPIKE_SORTING["by_id"], dtype=_SORTING_DTYPE)
+        self.ts = _dataset_empty(grp, "timestamps", self.n, np.float64)
+        self.ts.attrs["units"] = "ms"
+        self.ids = _dataset_empty(grp, "node_ids", self.n, np.uint64)
+        self.pos = 0
+        self._last: tuple[int, float] | None = None
+        self._closed = False
+
+    def __enter__(self) -> SpikeStreamWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+        elif not self._closed:
+            self._closed = True
+            try:
+                self._cm.__exit__(exc_type, exc, tb)
+            except BaseException as e:
+                if e is not exc:
+                    raise
+
+    def append(self, node_ids: np.ndarray, timestamps_ms: np.ndarray) -> None:
+        ids = np.asarray(node_ids, dtype=np.int64)
+        ts = np.asarray(timestamps_ms, dtype=np.float64)
+        k = len(ids)
+        if len(ts) != k:
+            raise ValueError("node_ids and timestamps differ in length")
+        if self.pos + k > self.n:
+            raise ValueError(f"more than the declared {self.n} spikes appended")
+        if k == 0:
+            return
+        if not np.all(np.isfinite(ts)) or ids.min() < 0:
+            raise ValueError("timestamps must be finite and node ids >= 0")
+        di, dts = np.diff(ids), np.diff(ts)
+        first = (int(ids[0]), float(ts[0]))
+        if np.any(di < 0) or np.any((di == 0) & (dts < 0)) or (
+            self._last is not None and first < self._last
+        ):
+            raise ValueError("spikes must be appended sorted by node id, then time")
+        self._last = (int(ids[-1]), float(ts[-1]))
+        for a in range(0, k, self.chunk):
+            b = min(k, a + self.chunk)
+            self.ts[self.pos + a : self.pos + b] = ts[a:b]
+            self.ids[self.pos + a : self.pos + b] = ids[a:b].astype(np.uint64)
+        self.pos += k
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        if self.pos != self.n:
+            err = ValueError(f"{self.pos} spikes appended, {self.n} declared")
+            self.__exit__(ValueError, err, None)
+            raise err
+        self._closed = True
+        self._cm.__exit__(None, None, None)
