@@ -567,17 +567,25 @@ def _count(value: int, name: str) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-def _dataset_empty(group: h5py.Group, name: str, n: int, dtype: Any, shape2: int = 0) -> h5py.Dataset:
+def _dataset_empty(
+    group: h5py.Group, name: str, n: int, dtype: Any, shape2: int = 0, fill: Any = None
+) -> h5py.Dataset:
     """A contiguous dataset of ``n`` rows, allocated at creation, never filled (we write it all).
 
     Early allocation in creation order makes the file layout independent of how the data is
-    later written (in one call or in chunks of any size).
+    later written (in one call or in chunks of any size). With ``fill``, the dataset is a
+    constant instead: never allocated nor written, every read returns ``fill`` (no disk space).
     """
     shape = (n, shape2) if shape2 else (n,)
     dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
     dcpl.set_obj_track_times(False)
-    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
-    dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+    if fill is not None:
+        dcpl.set_fill_value(np.array(fill, dtype=dtype))
+        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_LATE)
+        dcpl.set_fill_time(h5py.h5d.FILL_TIME_IFSET)
+    else:
+        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+        dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
     space = h5py.h5s.create_simple(shape, shape)
     tid = h5py.h5t.py_create(np.dtype(dtype), logical=True)
     dsid = h5py.h5d.create(group.id, name.encode("utf-8"), tid, space, dcpl=dcpl)
@@ -592,9 +600,11 @@ class EdgeStreamWriter:
     straight to preallocated contiguous datasets in slices of at most ``chunk_edges`` rows;
     :meth:`close` then builds both SONATA indices by streaming over the written ids (the
     source index in buckets of sources whose ranges fit ``index_budget`` rows), so memory is
-    bounded by the chunk size and the node counts, never by the number of edges. The file is
-    byte-identical to the one :func:`write_edges` writes for the same edges, whatever the chunk
-    size. The type table CSV is written by :meth:`close` too.
+    bounded by the chunk size and the node counts, never by the number of edges. The data and
+    indices equal those :func:`write_edges` writes for the same edges, and the file's bytes do
+    not depend on the chunk size. With a single edge type, ``edge_type_id`` and
+    ``edge_group_id`` are constant datasets (an HDF5 fill value: no space on disk, every reader
+    sees the values). The type table CSV is written by :meth:`close` too.
 
     Parameters
     ----------
@@ -654,8 +664,12 @@ class EdgeStreamWriter:
             self.ds_src.attrs["node_population"] = source_population
             self.ds_trg = _dataset_empty(self.pop, "target_node_id", n, np.uint64)
             self.ds_trg.attrs["node_population"] = target_population
-            self.ds_type = _dataset_empty(self.pop, "edge_type_id", n, np.uint32)
-            self.ds_gid = _dataset_empty(self.pop, "edge_group_id", n, np.uint32)
+            # one edge type, one group: constant datasets that take no space on disk
+            self.const_type = int(edge_types[0]["edge_type_id"]) if len(edge_types) == 1 else None
+            self.ds_type = _dataset_empty(
+                self.pop, "edge_type_id", n, np.uint32, fill=self.const_type
+            )
+            self.ds_gid = _dataset_empty(self.pop, "edge_group_id", n, np.uint32, fill=0)
             self.ds_gidx = _dataset_empty(self.pop, "edge_group_index", n, np.uint64)
             grp = _group(self.pop, "0")
             self.ds_cols = {k: _dataset_empty(grp, k, n, dt) for k, dt in self.columns.items()}
@@ -696,33 +710,34 @@ class EdgeStreamWriter:
         columns: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         """Append edges sorted by (target, source), continuing the previous appends' order."""
-        src = np.asarray(source_ids)
-        trg = np.asarray(target_ids)
-        k = len(src)
-        if len(trg) != k:
+        s64 = np.asarray(source_ids)
+        t64 = np.asarray(target_ids)
+        k = len(s64)
+        if len(t64) != k:
             raise ValueError("source_ids and target_ids differ in length")
         if self.pos + k > self.n_edges:
             raise ValueError(f"more than the declared {self.n_edges} edges appended")
         if k == 0:
             return
-        if src.min() < 0 or src.max() >= self.n_src or trg.min() < 0 or trg.max() >= self.n_trg:
+        if s64.dtype.kind not in "iu" or t64.dtype.kind not in "iu":
+            raise ValueError("node ids must be integers")
+        s64 = s64.astype(np.int64, copy=False)
+        t64 = t64.astype(np.int64, copy=False)
+        if s64.min() < 0 or s64.max() >= self.n_src or t64[0] < 0 or t64[-1] >= self.n_trg:
             raise ValueError("node id out of range")
-        t64, s64 = trg.astype(np.int64, copy=False), src.astype(np.int64, copy=False)
-        dt, ds = np.diff(t64), np.diff(s64)
-        if np.any(dt < 0) or np.any((dt == 0) & (ds < 0)):
+        same_t = t64[1:] == t64[:-1]
+        if np.any(t64[1:] < t64[:-1]) or np.any(same_t & (s64[1:] < s64[:-1])):
             raise ValueError("edges must be appended sorted by target, then source")
         new_run = np.empty(k, dtype=bool)
-        new_run[1:] = (dt != 0) | (ds != 0)
-        if self._last is None:
-            new_run[0] = True
-        else:
-            lt, ls = self._last
-            if (int(t64[0]), int(s64[0])) < (lt, ls):
-                raise ValueError("edges must be appended sorted by target, then source")
-            new_run[0] = (int(t64[0]), int(s64[0])) != (lt, ls)
+        np.logical_or(~same_t, s64[1:] != s64[:-1], out=new_run[1:])
+        first = (int(t64[0]), int(s64[0]))
+        if self._last is not None and first < self._last:
+            raise ValueError("edges must be appended sorted by target, then source")
+        new_run[0] = first != self._last
         self._last = (int(t64[-1]), int(s64[-1]))
         self.src_runs += np.bincount(s64[new_run], minlength=self.n_src)
-        self.trg_counts += np.bincount(t64, minlength=self.n_trg)
+        lo_t, hi_t = int(t64[0]), int(t64[-1]) + 1
+        self.trg_counts[lo_t:hi_t] += np.bincount(t64 - lo_t, minlength=hi_t - lo_t)
         if np.isscalar(edge_type_id) or np.ndim(edge_type_id) == 0:
             tid = int(edge_type_id)
             if tid not in self.declared:
@@ -737,22 +752,26 @@ class EdgeStreamWriter:
                 raise ValueError(f"edge_type_id values {sorted(bad)} have no row in the table")
         cols = dict(columns or {})
         if set(cols) != set(self.columns):
-            raise ValueError(f"columns {sorted(cols)} differ from the declared {sorted(self.columns)}")
+            raise ValueError(
+                f"columns {sorted(cols)} differ from the declared {sorted(self.columns)}"
+            )
+        for name in cols:
+            cols[name] = np.asarray(cols[name])
+            if len(cols[name]) != k:
+                raise ValueError(f"column {name!r} differs in length")
+        s_u, t_u = s64.view(np.uint64), t64.view(np.uint64)  # non-negative: same bits
         for a in range(0, k, self.chunk):
             b = min(k, a + self.chunk)
             lo, hi = self.pos + a, self.pos + b
-            self.ds_src[lo:hi] = s64[a:b].astype(np.uint64)
-            self.ds_trg[lo:hi] = t64[a:b].astype(np.uint64)
-            self.ds_type[lo:hi] = (
-                np.full(b - a, tid, dtype=np.uint32) if types is None else types[a:b]
-            )
-            self.ds_gid[lo:hi] = np.zeros(b - a, dtype=np.uint32)
+            self.ds_src[lo:hi] = s_u[a:b]
+            self.ds_trg[lo:hi] = t_u[a:b]
+            if self.const_type is None:
+                self.ds_type[lo:hi] = (
+                    np.full(b - a, tid, dtype=np.uint32) if types is None else types[a:b]
+                )
             self.ds_gidx[lo:hi] = np.arange(lo, hi, dtype=np.uint64)
             for name, ds in self.ds_cols.items():
-                arr = np.asarray(cols[name])
-                if len(arr) != k:
-                    raise ValueError(f"column {name!r} differs in length")
-                ds[lo:hi] = arr[a:b].astype(self.columns[name], copy=False)
+                ds[lo:hi] = cols[name][a:b].astype(self.columns[name], copy=False)
         self.pos += k
 
     def close(self) -> None:
@@ -777,10 +796,13 @@ class EdgeStreamWriter:
         has = counts > 0
         n_ranges = int(has.sum())
         stop = np.cumsum(counts)
-        r2e = np.column_stack((stop - counts, stop))[has].astype(np.uint64)
+        r2e = np.empty((n_ranges, 2), dtype=np.uint64)
+        r2e[:, 0] = (stop - counts)[has]
+        r2e[:, 1] = stop[has]
         rank = np.cumsum(has) - 1
-        n2r = np.column_stack((rank, rank + 1)).astype(np.uint64)
-        n2r[~has] = 0
+        n2r = np.zeros((self.n_trg, 2), dtype=np.uint64)
+        n2r[has, 0] = rank[has]
+        n2r[has, 1] = rank[has] + 1
         ds = _dataset_empty(grp, "node_id_to_ranges", self.n_trg, np.uint64, 2)
         if self.n_trg:
             ds[...] = n2r
@@ -790,36 +812,50 @@ class EdgeStreamWriter:
             ds[...] = r2e
 
     def _runs(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """(start, end, source) of every run of one (target, source) pair, in edge order."""
+        """(start, length, source) of every run of one (target, source) pair, in edge order."""
         n = self.n_edges
-        pend_start, pend_src = None, None
+        pend: tuple[int, int] | None = None  # (start, source) of the run open at a chunk end
         prev: tuple[int, int] | None = None
+        s = np.empty(min(n, self.chunk), dtype=np.int64)
+        t = np.empty(min(n, self.chunk), dtype=np.int64)
         for a in range(0, n, self.chunk):
             b = min(n, a + self.chunk)
-            s = self.ds_src[a:b].astype(np.int64)
-            t = self.ds_trg[a:b].astype(np.int64)
-            new = np.empty(b - a, dtype=bool)
-            new[1:] = (np.diff(t) != 0) | (np.diff(s) != 0)
-            new[0] = prev is None or (int(t[0]), int(s[0])) != prev
-            prev = (int(t[-1]), int(s[-1]))
-            starts = np.flatnonzero(new) + a
-            srcs = s[new]
-            if pend_start is not None:
-                starts = np.r_[pend_start, starts]
-                srcs = np.r_[pend_src, srcs]
+            m = b - a
+            self.ds_src.read_direct(s, np.s_[a:b], np.s_[0:m])
+            self.ds_trg.read_direct(t, np.s_[a:b], np.s_[0:m])
+            sc, tc = s[:m], t[:m]
+            new = np.empty(m, dtype=bool)
+            np.logical_or(tc[1:] != tc[:-1], sc[1:] != sc[:-1], out=new[1:])
+            new[0] = prev is None or (int(tc[0]), int(sc[0])) != prev
+            prev = (int(tc[-1]), int(sc[-1]))
+            starts = np.flatnonzero(new)
             if len(starts) == 0:
                 continue
-            yield starts[:-1], starts[1:], srcs[:-1]
-            pend_start, pend_src = starts[-1:], srcs[-1:]
-        if pend_start is not None:
-            yield pend_start, np.array([n], dtype=np.int64), pend_src
+            srcs = sc[starts]
+            starts += a
+            if pend is not None:
+                yield (
+                    np.array([pend[0]], dtype=np.int64),
+                    np.array([starts[0] - pend[0]], dtype=np.int64),
+                    np.array([pend[1]], dtype=np.int64),
+                )
+            yield starts[:-1], np.diff(starts), srcs[:-1]
+            pend = (int(starts[-1]), int(srcs[-1]))
+        if pend is not None:
+            yield (
+                np.array([pend[0]], dtype=np.int64),
+                np.array([n - pend[0]], dtype=np.int64),
+                np.array([pend[1]], dtype=np.int64),
+            )
 
     def _source_index(self, grp: h5py.Group) -> None:
         counts = self.src_runs
         n_ranges = int(counts.sum())
         stop = np.cumsum(counts)
-        n2r = np.column_stack((stop - counts, stop)).astype(np.uint64)
-        n2r[counts == 0] = 0
+        n2r = np.zeros((self.n_src, 2), dtype=np.uint64)
+        has = counts > 0
+        n2r[has, 0] = (stop - counts)[has]
+        n2r[has, 1] = stop[has]
         ds = _dataset_empty(grp, "node_id_to_ranges", self.n_src, np.uint64, 2)
         if self.n_src:
             ds[...] = n2r
@@ -827,7 +863,7 @@ class EdgeStreamWriter:
         r2e = _dataset_empty(grp, "range_to_edge_id", n_ranges, np.uint64, 2)
         if n_ranges == 0:
             return
-        # buckets of consecutive sources whose ranges fit the budget
+        # buckets of consecutive sources whose ranges fit the budget; one pass over the ids each
         bounds = [0]
         acc = 0
         for sid, c in enumerate(counts.tolist()):
@@ -836,22 +872,31 @@ class EdgeStreamWriter:
                 acc = 0
             acc += c
         bounds.append(self.n_src)
+        key_dtype = np.min_scalar_type(max(1, self.n_src))
         for s0, s1 in zip(bounds[:-1], bounds[1:], strict=True):
             lo, hi = int(stop[s0] - counts[s0]), int(stop[s1 - 1])
             if hi == lo:
                 continue
-            parts_start, parts_end, parts_src = [], [], []
-            for st, en, sr in self._runs():
-                sel = (sr >= s0) & (sr < s1)
-                if sel.any():
-                    parts_start.append(st[sel])
-                    parts_end.append(en[sel])
-                    parts_src.append(sr[sel])
-            st = np.concatenate(parts_start)
-            en = np.concatenate(parts_end)
-            sr = np.concatenate(parts_src)
-            order = np.argsort(_narrow((sr - s0).astype(np.uint64)), kind="stable")
-            r2e[lo:hi] = np.column_stack((st[order], en[order])).astype(np.uint64)
+            whole = s0 == 0 and s1 == self.n_src
+            st_parts, len_parts, src_parts = [], [], []
+            for st, ln, sr in self._runs():
+                if not whole:
+                    sel = (sr >= s0) & (sr < s1)
+                    st, ln, sr = st[sel], ln[sel], sr[sel]
+                st_parts.append(st)
+                len_parts.append(ln.astype(np.uint32))
+                src_parts.append(sr.astype(key_dtype))
+            st = np.concatenate(st_parts)
+            del st_parts
+            ln = np.concatenate(len_parts)
+            del len_parts
+            order = np.argsort(np.concatenate(src_parts), kind="stable")
+            del src_parts
+            out = np.empty((hi - lo, 2), dtype=np.uint64)
+            out[:, 0] = st[order]
+            out[:, 1] = out[:, 0] + ln[order]
+            del st, ln, order
+            r2e[lo:hi] = out
 
 
 class SpikeStreamWriter:
@@ -904,8 +949,10 @@ class SpikeStreamWriter:
             raise ValueError("timestamps must be finite and node ids >= 0")
         di, dts = np.diff(ids), np.diff(ts)
         first = (int(ids[0]), float(ts[0]))
-        if np.any(di < 0) or np.any((di == 0) & (dts < 0)) or (
-            self._last is not None and first < self._last
+        if (
+            np.any(di < 0)
+            or np.any((di == 0) & (dts < 0))
+            or (self._last is not None and first < self._last)
         ):
             raise ValueError("spikes must be appended sorted by node id, then time")
         self._last = (int(ids[-1]), float(ts[-1]))

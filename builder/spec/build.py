@@ -126,8 +126,10 @@ class NetworkBuilder:
                 r = stream(self.seed, "nodes", name, "property", key)
                 cols[key] = draw(value, r, n, what=f"populations.{name}.properties.{key}")
             else:
-                cols[key] = np.full(n, value) if not isinstance(value, str) else np.array(
-                    [value] * n, dtype=object
+                cols[key] = (
+                    np.full(n, value)
+                    if not isinstance(value, str)
+                    else np.array([value] * n, dtype=object)
                 )
         return _Nodes(n, cols, pop["model"]["type"])
 
@@ -150,8 +152,9 @@ class NetworkBuilder:
                     )
                 col = nodes.columns[key]
                 if isinstance(cond, list):
-                    keep &= np.isin(col, np.asarray(cond, dtype=col.dtype if col.dtype != object
-                                                    else object))
+                    keep &= np.isin(
+                        col, np.asarray(cond, dtype=col.dtype if col.dtype != object else object)
+                    )
                 elif isinstance(cond, Mapping):
                     if "min" in cond:
                         keep &= col >= cond["min"]
@@ -175,7 +178,12 @@ class NetworkBuilder:
             hit = (len(src) > 0) & (src[pos_c] == trg) if len(src) else np.zeros(len(trg), bool)
             self_src = np.where(hit, pos_c, -1).astype(np.int64)
         proj = Projection(
-            cname, src, trg, rule, self_src, self._positions(sname, src),
+            cname,
+            src,
+            trg,
+            rule,
+            self_src,
+            self._positions(sname, src),
             self._positions(tname, trg),
         ).seeded(self.seed)
         self._check_projection(proj, con, key, len(src), len(trg), sname == tname)
@@ -190,15 +198,23 @@ class NetworkBuilder:
         where = f"{self.spec.source}: {key}.rule"
         elig = ns - (1 if proj.self_src is not None else 0)
         if name == "one_to_one" and ns != nt:
-            raise BuildError(f"{where}.name: one_to_one needs equal sizes; {ns} sources, {nt} targets")
+            raise BuildError(
+                f"{where}.name: one_to_one needs equal sizes; {ns} sources, {nt} targets"
+            )
         if name == "fixed_indegree" and not multi and rule["indegree"] > elig:
-            raise BuildError(f"{where}.indegree: {rule['indegree']} is larger than the {elig} "
-                             "eligible sources and multapses are off")
-        if name == "fixed_outdegree" and not multi and rule["outdegree"] > nt - (
-            1 if proj.self_src is not None else 0
+            raise BuildError(
+                f"{where}.indegree: {rule['indegree']} is larger than the {elig} "
+                "eligible sources and multapses are off"
+            )
+        if (
+            name == "fixed_outdegree"
+            and not multi
+            and rule["outdegree"] > nt - (1 if proj.self_src is not None else 0)
         ):
-            raise BuildError(f"{where}.outdegree: {rule['outdegree']} is larger than the "
-                             f"{nt} targets and multapses are off")
+            raise BuildError(
+                f"{where}.outdegree: {rule['outdegree']} is larger than the "
+                f"{nt} targets and multapses are off"
+            )
         if name in ("fixed_indegree", "fixed_total_number") and ns == 0 and proj.exact_total():
             raise BuildError(f"{where}: the source selection is empty")
         if name == "fixed_outdegree" and nt == 0 and proj.exact_total():
@@ -206,8 +222,10 @@ class NetworkBuilder:
         if name == "fixed_total_number" and not multi:
             pairs = int(proj._eligible(0, nt).sum())
             if rule["n"] > pairs:
-                raise BuildError(f"{where}.n: {rule['n']} is larger than the {pairs} possible "
-                                 "pairs and multapses are off")
+                raise BuildError(
+                    f"{where}.n: {rule['n']} is larger than the {pairs} possible "
+                    "pairs and multapses are off"
+                )
 
     def _edge_types(self, cname: str, type_id: int) -> dict[str, Any]:
         con = self.spec.connections[cname]
@@ -247,7 +265,9 @@ class NetworkBuilder:
         with EdgeStreamWriter(
             outdir / "network" / f"{cname}_edges.h5",
             outdir / "network" / f"{cname}_edge_types.csv",
-            cname, sname, tname,
+            cname,
+            sname,
+            tname,
             n_edges=total,
             n_source_nodes=self.nodes[sname].n,
             n_target_nodes=self.nodes[tname].n,
@@ -259,8 +279,12 @@ class NetworkBuilder:
                 s, t, rng = proj.generate(b)
                 k = len(s)
                 where = f"connections.{cname}"
-                nsyns = draw(con.get("synapses_per_connection", 1), rng, k,
-                             what=f"{where}.synapses_per_connection")
+                nsyns = draw(
+                    con.get("synapses_per_connection", 1),
+                    rng,
+                    k,
+                    what=f"{where}.synapses_per_connection",
+                )
                 nsyns = np.maximum(1, np.rint(nsyns)).astype(np.int64)
                 weight = draw(con.get("weight", 1.0), rng, k, what=f"{where}.weight")
                 if isinstance(dly, Mapping) and "velocity_um_per_ms" in dly:
@@ -308,11 +332,13 @@ class NetworkBuilder:
                 if progress:
                     progress(cname)
                 t1 = time.perf_counter()
-                counts[f"edges.{cname}"] = self._write_projection(
-                    cname, _EDGE_TYPE_BASE + i, root
+                counts[f"edges.{cname}"] = self._write_projection(cname, _EDGE_TYPE_BASE + i, root)
+                log.debug(
+                    "%s: %d edges in %.2f s",
+                    cname,
+                    counts[f"edges.{cname}"],
+                    time.perf_counter() - t1,
                 )
-                log.debug("%s: %d edges in %.2f s", cname, counts[f"edges.{cname}"],
-                          time.perf_counter() - t1)
             spike_files = self._write_inputs(root, counts)
             write_configs(self, root, spike_files, comp)
             (root / "spec.json").write_text(
@@ -328,8 +354,9 @@ class NetworkBuilder:
             if inp["type"] != "spikes":
                 continue
             pop = inp["population"]
-            trains = SpikeTrains(iname, inp, self.nodes[pop].n, duration, self.seed,
-                                 self.spec.base_dir)
+            trains = SpikeTrains(
+                iname, inp, self.nodes[pop].n, duration, self.seed, self.spec.base_dir
+            )
             rel = f"inputs/{iname}_spikes.h5"
             (root / "inputs").mkdir(exist_ok=True)
             total = trains.total()
@@ -354,23 +381,31 @@ class NetworkBuilder:
                 )
                 dirs["point_neuron_models_dir"] = "point_neuron_models"
             elif m["type"] == "biophysical":
-                for key, sub in (("morphology", "morphologies"),
-                                 ("dynamics_params", "biophysical_neuron_models")):
+                for key, sub in (
+                    ("morphology", "morphologies"),
+                    ("dynamics_params", "biophysical_neuron_models"),
+                ):
                     if key in m:
                         self._copy(m[key], COMPONENT_SUBDIRS[key], comp / sub)
                         dirs[f"{sub}_dir"] = sub
                 dirs.setdefault("morphologies_dir", "morphologies")
                 dirs.setdefault("biophysical_neuron_models_dir", "biophysical_neuron_models")
                 if m["template"].startswith("hoc:"):
-                    self._copy(m["template"][4:] + ".hoc", COMPONENT_SUBDIRS["template"],
-                               comp / "templates")
+                    self._copy(
+                        m["template"][4:] + ".hoc",
+                        COMPONENT_SUBDIRS["template"],
+                        comp / "templates",
+                    )
                     dirs["templates_dir"] = "templates"
         for con in self.spec.connections.values():
             if "dynamics_params" in con:
                 tname = _sel_pop(con["target"])
                 if self.spec.populations[tname]["model"]["type"] == "biophysical":
-                    self._copy(con["dynamics_params"], COMPONENT_SUBDIRS["synapse"],
-                               comp / "synaptic_models")
+                    self._copy(
+                        con["dynamics_params"],
+                        COMPONENT_SUBDIRS["synapse"],
+                        comp / "synaptic_models",
+                    )
                     dirs["synaptic_models_dir"] = "synaptic_models"
         return dirs
 
@@ -385,8 +420,11 @@ class NetworkBuilder:
         m = self.spec.populations[name]["model"]
         row: dict[str, Any] = {"node_type_id": type_id, "pop_name": name}
         if m["type"] == "point":
-            row.update(model_type="point_neuron", model_template=f"nest:{m['nest_model']}",
-                       dynamics_params=f"{name}.json")
+            row.update(
+                model_type="point_neuron",
+                model_template=f"nest:{m['nest_model']}",
+                dynamics_params=f"{name}.json",
+            )
         elif m["type"] == "biophysical":
             row.update(model_type="biophysical", model_template=m["template"])
             for key in ("morphology", "dynamics_params", "model_processing"):
@@ -404,8 +442,13 @@ class NetworkBuilder:
         return estimate(self)
 
 
-_BMTK_SECTIONS = {"dend": "basal", "basal": "basal", "apic": "apical", "soma": "somatic",
-                  "axon": "axonal"}
+_BMTK_SECTIONS = {
+    "dend": "basal",
+    "basal": "basal",
+    "apic": "apical",
+    "soma": "somatic",
+    "axon": "axonal",
+}
 
 
 def _node_columns(cols: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -45,8 +45,9 @@ def estimate(builder: NetworkBuilder) -> dict[str, Any]:
     duration = float(spec.data["run"]["duration_ms"])
     for iname, inp in spec.inputs.items():
         if inp["type"] == "spikes":
-            tr = SpikeTrains(iname, inp, nodes[inp["population"]], duration, spec.seed,
-                             spec.base_dir)
+            tr = SpikeTrains(
+                iname, inp, nodes[inp["population"]], duration, spec.seed, spec.base_dir
+            )
             spikes[iname] = tr.expected_total()
     n_nodes = sum(nodes.values())
     disk = sum(
@@ -54,8 +55,10 @@ def estimate(builder: NetworkBuilder) -> dict[str, Any]:
         for c, e in edges.items()
     )
     disk += n_nodes * (8 * 4 + 8 * 3 + 8 * 3) + sum(spikes.values()) * 16
-    disk += sum(16 * (nodes[_sel_pop(c["source"])] + nodes[_sel_pop(c["target"])])
-                for c in spec.connections.values())
+    disk += sum(
+        16 * (nodes[_sel_pop(c["source"])] + nodes[_sel_pop(c["target"])])
+        for c in spec.connections.values()
+    )
     total_edges = sum(edges.values())
     index_bucket = min(_INDEX_BUCKET_BYTES, max(edges.values(), default=0) * 40)
     memory = (

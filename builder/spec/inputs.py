@@ -41,7 +41,12 @@ class SpikeTrains:
     """The trains of one ``spikes`` input for a population of ``n`` cells."""
 
     def __init__(
-        self, name: str, spec: Mapping[str, Any], n: int, duration_ms: float, seed: int,
+        self,
+        name: str,
+        spec: Mapping[str, Any],
+        n: int,
+        duration_ms: float,
+        seed: int,
         base_dir: Path,
     ):
         self.name, self.n, self.seed = name, int(n), int(seed)
@@ -77,7 +82,9 @@ class SpikeTrains:
             if self.kind in ("poisson", "inhomogeneous_poisson"):
                 edges, r = self._profile()
                 mass_s = float(np.sum(np.diff(edges) * r)) / 1000.0
-                lam = self.rates_hz() * mass_s if self.kind == "poisson" else np.full(self.n, mass_s)
+                lam = (
+                    self.rates_hz() * mass_s if self.kind == "poisson" else np.full(self.n, mass_s)
+                )
                 if np.any(lam < 0):
                     raise BuildError(f"inputs.{self.name}.train.rate_hz: negative rate drawn")
                 rng = stream(self.seed, "spikes", self.name, "counts")

@@ -274,12 +274,15 @@ def _from_error(err: jsonschema.ValidationError, seen: set[tuple[str, KeyPath]])
         inst = err.instance
         for i, sub in enumerate(err.validator_value):
             sub = _resolve_ref(sub)
-            if isinstance(inst, dict) and sub.get("type") == "object" or (
-                isinstance(inst, dict) and "$ref" in err.validator_value[i]
+            if (
+                isinstance(inst, dict)
+                and sub.get("type") == "object"
+                or (isinstance(inst, dict) and "$ref" in err.validator_value[i])
             ):
                 errs = [e for e in err.context if e.schema_path and e.schema_path[0] == i]
-                if errs and all(e.validator != "type" or e.absolute_path != err.absolute_path
-                                for e in errs):
+                if errs and all(
+                    e.validator != "type" or e.absolute_path != err.absolute_path for e in errs
+                ):
                     out: Problems = []
                     for e in errs:
                         out += _from_error(e, seen)
@@ -290,19 +293,29 @@ def _from_error(err: jsonschema.ValidationError, seen: set[tuple[str, KeyPath]])
         seen.add((kind, path))
         inst, sch = err.instance, err.schema
         if kind == "required":
-            return [(path + (k,), "required key is missing") for k in err.validator_value
-                    if k not in inst]
+            return [
+                (path + (k,), "required key is missing")
+                for k in err.validator_value
+                if k not in inst
+            ]
         known = list(sch.get("properties", {}))
         where = f"in {_dotted(path)}" if path else "at the top level"
         out = []
         for key in (k for k in inst if k not in known):
             near = difflib.get_close_matches(str(key), known, n=1)
             hint = f' (did you mean "{near[0]}"?)' if near else ""
-            out.append((path + (key,), f"unknown key{hint}; valid keys {where}: {', '.join(known)}"))
+            out.append(
+                (path + (key,), f"unknown key{hint}; valid keys {where}: {', '.join(known)}")
+            )
         return out
     if kind == "propertyNames":
-        return [(path, f"{_show(err.instance)} is not a valid name (letters, digits, _ and -, "
-                       "not starting with a digit or -)")]
+        return [
+            (
+                path,
+                f"{_show(err.instance)} is not a valid name (letters, digits, _ and -, "
+                "not starting with a digit or -)",
+            )
+        ]
     return [(path, _message(err))]
 
 
@@ -451,24 +464,45 @@ def _cross_checks(data: Mapping[str, Any], comp_dir: Path, base_dir: Path) -> Pr
         rname = pop.get("region")
         region = regions.get(rname) if rname is not None else None
         if rname is not None and region is None:
-            out.append((p + ("region",), f"{_show(rname)} is not a region; regions: "
-                        f"{', '.join(regions) or '(none)'}"))
+            out.append(
+                (
+                    p + ("region",),
+                    f"{_show(rname)} is not a region; regions: {', '.join(regions) or '(none)'}",
+                )
+            )
         if has_density and rname is None:
-            out.append((p + ("region",), "required key is missing (density_per_mm3 needs a region)"))
+            out.append(
+                (p + ("region",), "required key is missing (density_per_mm3 needs a region)")
+            )
         layers = _region_layers(region) if region else []
         dens = pop.get("density_per_mm3")
         if isinstance(dens, Mapping) and region is not None:
             if region["shape"] != "layered":
-                out.append((p + ("density_per_mm3",), f"per-layer densities need a layered "
-                            f"region; {rname} is a {region['shape']}"))
+                out.append(
+                    (
+                        p + ("density_per_mm3",),
+                        f"per-layer densities need a layered "
+                        f"region; {rname} is a {region['shape']}",
+                    )
+                )
             for lay in dens:
                 if lay not in layers:
-                    out.append((p + ("density_per_mm3", lay), f"{_show(lay)} is not a layer of "
-                                f"{rname}; layers: {', '.join(layers) or '(none)'}"))
+                    out.append(
+                        (
+                            p + ("density_per_mm3", lay),
+                            f"{_show(lay)} is not a layer of "
+                            f"{rname}; layers: {', '.join(layers) or '(none)'}",
+                        )
+                    )
         for i, lay in enumerate(pop.get("layers", [])):
             if region is None or lay not in layers:
-                out.append((p + ("layers", i), f"{_show(lay)} is not a layer of "
-                            f"{rname or '(no region)'}; layers: {', '.join(layers) or '(none)'}"))
+                out.append(
+                    (
+                        p + ("layers", i),
+                        f"{_show(lay)} is not a layer of "
+                        f"{rname or '(no region)'}; layers: {', '.join(layers) or '(none)'}",
+                    )
+                )
         if ("positions" in pop or "rotations" in pop) and region is None:
             out.append((p + ("region",), "required key is missing (positions need a region)"))
         depth = pop.get("positions", {}).get("depth_um")
@@ -481,15 +515,27 @@ def _cross_checks(data: Mapping[str, Any], comp_dir: Path, base_dir: Path) -> Pr
         model = pop["model"]
         if model["type"] == "biophysical":
             for key in ("morphology", "dynamics_params"):
-                if key in model and _find_file(comp_dir, model[key], COMPONENT_SUBDIRS[key]) is None:
-                    out.append((p + ("model", key), f"{_show(model[key])} not found in "
-                                f"{comp_dir} (or its {'/ '.join(COMPONENT_SUBDIRS[key])}/)"))
+                if (
+                    key in model
+                    and _find_file(comp_dir, model[key], COMPONENT_SUBDIRS[key]) is None
+                ):
+                    out.append(
+                        (
+                            p + ("model", key),
+                            f"{_show(model[key])} not found in "
+                            f"{comp_dir} (or its {'/ '.join(COMPONENT_SUBDIRS[key])}/)",
+                        )
+                    )
             tmpl = model["template"]
             if tmpl.startswith("hoc:"):
                 hoc = tmpl[4:] + ".hoc"
                 if _find_file(comp_dir, hoc, COMPONENT_SUBDIRS["template"]) is None:
-                    out.append((p + ("model", "template"), f"{_show(tmpl)}: {hoc} not found in "
-                                f"{comp_dir} (or its templates/)"))
+                    out.append(
+                        (
+                            p + ("model", "template"),
+                            f"{_show(tmpl)}: {hoc} not found in {comp_dir} (or its templates/)",
+                        )
+                    )
         sizes[pname] = population_count(pop, regions) if not out else None
     for cname, con in data.get("connections", {}).items():
         out += _check_connection(cname, con, pops, regions, sizes, scale, comp_dir)
@@ -508,8 +554,12 @@ def _cross_checks(data: Mapping[str, Any], comp_dir: Path, base_dir: Path) -> Pr
             n = _scaled_count(sizes[pn], scale)
             bad = [x for x in m["node_ids"] if x >= n]
             if bad:
-                out.append((("reports", "membrane", i, "node_ids"), f"{_show(bad)} out of range "
-                            f"for {pn} ({n} cells)"))
+                out.append(
+                    (
+                        ("reports", "membrane", i, "node_ids"),
+                        f"{_show(bad)} out of range for {pn} ({n} cells)",
+                    )
+                )
     if "electrodes" in rep and all_point:
         out.append((("reports", "electrodes"), "extracellular electrodes need biophysical cells"))
     if "electrodes" in rep and not ({"positions_um", "probe"} & set(rep["electrodes"])):
@@ -517,8 +567,15 @@ def _cross_checks(data: Mapping[str, Any], comp_dir: Path, base_dir: Path) -> Pr
     return out
 
 
-_RESERVED_NODE_COLUMNS = {"x", "y", "z", "rotation_angle_xaxis", "rotation_angle_yaxis",
-                          "rotation_angle_zaxis", "layer"}
+_RESERVED_NODE_COLUMNS = {
+    "x",
+    "y",
+    "z",
+    "rotation_angle_xaxis",
+    "rotation_angle_yaxis",
+    "rotation_angle_zaxis",
+    "layer",
+}
 
 
 def _scaled_count(n: int, scale: float) -> int:
@@ -543,29 +600,40 @@ def _check_connection(
         if pn not in pops:
             near = difflib.get_close_matches(pn, list(pops), n=1)
             hint = f' (did you mean "{near[0]}"?)' if near else ""
-            out.append((key, f"{_show(pn)} is not a population{hint}; populations: "
-                        f"{', '.join(pops)}"))
+            out.append(
+                (key, f"{_show(pn)} is not a population{hint}; populations: {', '.join(pops)}")
+            )
         else:
             ends[end] = pn
             where = con[end].get("where", {}) if isinstance(con[end], Mapping) else {}
             props = pops[pn].get("properties", {})
             for k in where:
                 if k not in props and k not in ("layer",):
-                    out.append((p + (end, "where", k), f"{_show(k)} is not a property of {pn}; "
-                                f"properties: {', '.join(props) or '(none)'}"))
+                    out.append(
+                        (
+                            p + (end, "where", k),
+                            f"{_show(k)} is not a property of {pn}; "
+                            f"properties: {', '.join(props) or '(none)'}",
+                        )
+                    )
     if out:
         return out
     src, trg = ends["source"], ends["target"]
     tmodel = pops[trg]["model"]["type"]
     if tmodel == "virtual":
-        out.append((p + ("target", ) if isinstance(con["target"], str) else
-                    p + ("target", "population"), f"{_show(trg)} is virtual; it cannot receive "
-                    "connections"))
+        out.append(
+            (
+                p + ("target",) if isinstance(con["target"], str) else p + ("target", "population"),
+                f"{_show(trg)} is virtual; it cannot receive connections",
+            )
+        )
     rule = con["rule"]
     name = rule["name"]
     n_src = sizes.get(src)
     n_trg = sizes.get(trg)
-    selective = any(isinstance(con[e], Mapping) and con[e].get("where") for e in ("source", "target"))
+    selective = any(
+        isinstance(con[e], Mapping) and con[e].get("where") for e in ("source", "target")
+    )
     same = src == trg and not selective
     auto = rule.get("autapses", True)
     multi = rule.get("multapses", True)
@@ -573,30 +641,51 @@ def _check_connection(
         ns, nt = _scaled_count(n_src, scale), _scaled_count(n_trg, scale)
         eligible = ns - (0 if auto or not same else 1)
         if name == "one_to_one" and ns != nt:
-            out.append((p + ("rule", "name"), f'"one_to_one" needs populations of one size; '
-                        f"{src} has {ns}, {trg} has {nt}"))
+            out.append(
+                (
+                    p + ("rule", "name"),
+                    f'"one_to_one" needs populations of one size; {src} has {ns}, {trg} has {nt}',
+                )
+            )
         if name == "fixed_indegree" and not multi:
             k = _scaled_count(rule["indegree"], scale)
             if k > eligible:
-                out.append((p + ("rule", "indegree"), f"{k} is larger than the {eligible} "
-                            f"eligible cells of {src} and multapses are off"))
+                out.append(
+                    (
+                        p + ("rule", "indegree"),
+                        f"{k} is larger than the {eligible} "
+                        f"eligible cells of {src} and multapses are off",
+                    )
+                )
         if name == "fixed_outdegree" and not multi:
             k = _scaled_count(rule["outdegree"], scale)
             elig_t = nt - (0 if auto or not same else 1)
             if k > elig_t:
-                out.append((p + ("rule", "outdegree"), f"{k} is larger than the {elig_t} "
-                            f"eligible cells of {trg} and multapses are off"))
+                out.append(
+                    (
+                        p + ("rule", "outdegree"),
+                        f"{k} is larger than the {elig_t} "
+                        f"eligible cells of {trg} and multapses are off",
+                    )
+                )
         if name == "fixed_total_number" and not multi:
             k = int(round(rule["n"] * scale * scale))
             pairs = ns * nt - (nt if same and not auto else 0)
             if k > pairs:
-                out.append((p + ("rule", "n"), f"{k} is larger than the {pairs} possible pairs "
-                            "and multapses are off"))
+                out.append(
+                    (
+                        p + ("rule", "n"),
+                        f"{k} is larger than the {pairs} possible pairs and multapses are off",
+                    )
+                )
     pp = rule.get("p")
     if name != "pairwise_bernoulli" and pp is not None:
         out.append((p + ("rule", "p"), f"p is only used by pairwise_bernoulli, not {name}"))
-    for key, rn in (("indegree", "fixed_indegree"), ("outdegree", "fixed_outdegree"),
-                    ("n", "fixed_total_number")):
+    for key, rn in (
+        ("indegree", "fixed_indegree"),
+        ("outdegree", "fixed_outdegree"),
+        ("n", "fixed_total_number"),
+    ):
         if key in rule and name != rn:
             out.append((p + ("rule", key), f"{key} is only used by {rn}, not {name}"))
     spatial = isinstance(pp, Mapping) or (
@@ -605,11 +694,18 @@ def _check_connection(
     if spatial:
         for end, pn in (("source", src), ("target", trg)):
             if "region" not in pops[pn]:
-                out.append((p + (end,), f"{pn} has no region (positions); distance-dependent "
-                            "rules and delays need positions"))
+                out.append(
+                    (
+                        p + (end,),
+                        f"{pn} has no region (positions); distance-dependent "
+                        "rules and delays need positions",
+                    )
+                )
     if isinstance(pp, Mapping):
         if pp["profile"] == "separable_gaussian" and isinstance(pp.get("sigma_um"), (int, float)):
-            out.append((p + ("rule", "p", "sigma_um"), "separable_gaussian needs [sigma_x, sigma_y]"))
+            out.append(
+                (p + ("rule", "p", "sigma_um"), "separable_gaussian needs [sigma_x, sigma_y]")
+            )
         if pp["profile"] == "gaussian" and isinstance(pp.get("sigma_um"), list):
             out.append((p + ("rule", "p", "sigma_um"), "gaussian needs one sigma (a number)"))
     for key in ("weight", "synapses_per_connection"):
@@ -618,33 +714,46 @@ def _check_connection(
     if isinstance(d, Mapping) and "distribution" in d:
         out += check_distribution(d, p + ("delay_ms",))
     if "placement" in con and tmodel != "biophysical":
-        out.append((p + ("placement",), f"synapse placement needs a biophysical target; {trg} "
-                    f"is {tmodel}"))
+        out.append(
+            (p + ("placement",), f"synapse placement needs a biophysical target; {trg} is {tmodel}")
+        )
     if tmodel == "biophysical" and "dynamics_params" in con:
         if _find_file(comp_dir, con["dynamics_params"], COMPONENT_SUBDIRS["synapse"]) is None:
-            out.append((p + ("dynamics_params",), f"{_show(con['dynamics_params'])} not found in "
-                        f"{comp_dir} (or its synaptic_models/)"))
+            out.append(
+                (
+                    p + ("dynamics_params",),
+                    f"{_show(con['dynamics_params'])} not found in "
+                    f"{comp_dir} (or its synaptic_models/)",
+                )
+            )
     pl = con.get("placement", {})
     if "depth_profile" in pl:
         dp = pl["depth_profile"]
         if len(dp["depth_um"]) != len(dp["density"]):
-            out.append((p + ("placement", "depth_profile"), "depth_um and density differ in length"))
+            out.append(
+                (p + ("placement", "depth_profile"), "depth_um and density differ in length")
+            )
         if any(b <= a for a, b in zip(dp["depth_um"], dp["depth_um"][1:], strict=False)):
             out.append((p + ("placement", "depth_profile", "depth_um"), "must increase"))
     for key in ("layer_density",):
         reg = regions.get(pops[trg].get("region", ""), {})
         for lay in pl.get(key, {}):
             if lay not in _region_layers(reg):
-                out.append((p + ("placement", key, lay), f"{_show(lay)} is not a layer of "
-                            f"{trg}'s region"))
+                out.append(
+                    (p + ("placement", key, lay), f"{_show(lay)} is not a layer of {trg}'s region")
+                )
     for sec, per in pl.get("section_layer_density", {}).items():
         reg = regions.get(pops[trg].get("region", ""), {})
         if sec not in ("soma", "dend", "apic", "axon", "basal"):
             out.append((p + ("placement", "section_layer_density", sec), "not a section type"))
         for lay in per:
             if lay not in _region_layers(reg):
-                out.append((p + ("placement", "section_layer_density", sec, lay),
-                            f"{_show(lay)} is not a layer of {trg}'s region"))
+                out.append(
+                    (
+                        p + ("placement", "section_layer_density", sec, lay),
+                        f"{_show(lay)} is not a layer of {trg}'s region",
+                    )
+                )
     return out
 
 
@@ -665,8 +774,12 @@ def _check_input(
         if pn not in pops:
             out.append((p + ("population",), f"{_show(pn)} is not a population"))
         elif pops[pn]["model"]["type"] != "virtual":
-            out.append((p + ("population",), f"{pn} is not virtual; spike inputs drive virtual "
-                        "populations"))
+            out.append(
+                (
+                    p + ("population",),
+                    f"{pn} is not virtual; spike inputs drive virtual populations",
+                )
+            )
         tr = inp["train"]
         out += check_distribution(tr.get("rate_hz"), p + ("train", "rate_hz"))
         prof = tr.get("profile")
@@ -678,14 +791,27 @@ def _check_input(
         if tr["kind"] == "file":
             f = resolve_path(base_dir, tr["path"])
             if not f.is_file():
-                out.append((p + ("train", "path"), f"{_show(tr['path'])} not found; looked for "
-                            f"{f} (relative to the spec file)"))
+                out.append(
+                    (
+                        p + ("train", "path"),
+                        f"{_show(tr['path'])} not found; looked for "
+                        f"{f} (relative to the spec file)",
+                    )
+                )
     else:
         pn = _sel_pop(inp["target"])
         if pn not in pops:
             out.append((p + ("target",), f"{_show(pn)} is not a population"))
         elif pops[pn]["model"]["type"] == "virtual":
             out.append((p + ("target",), f"{pn} is virtual; generators drive real cells"))
+        elif "rate_property" in inp and inp["rate_property"] not in pops[pn].get("properties", {}):
+            out.append(
+                (p + ("rate_property",), f"{_show(inp['rate_property'])} is not a property of {pn}")
+            )
+        if kind == "poisson_generator" and ("rate_hz" in inp) == ("rate_property" in inp):
+            out.append((p, "give exactly one of rate_hz and rate_property"))
+        if kind != "poisson_generator" and "rate_property" in inp:
+            out.append((p + ("rate_property",), "only a poisson_generator takes rate_property"))
     if "stop_ms" in inp and inp["stop_ms"] <= inp.get("start_ms", 0):
         out.append((p + ("stop_ms",), f"{_show(inp['stop_ms'])} is not after start_ms"))
     return out
@@ -699,9 +825,22 @@ def _fill_defaults(node: Mapping[str, Any], inst: Any) -> None:
         for key, sub in props.items():
             sub_r = _resolve_ref(sub)
             if key not in inst and "default" in sub_r and sub_r.get("type") != "object":
-                if key in ("autapses", "multapses", "keep_sign", "constant_ms", "min_ms",
-                           "in_sheet", "delay_ms", "start_ms", "group_size", "kind", "p0",
-                           "axis", "sections", "sigma_S_per_m"):
+                if key in (
+                    "autapses",
+                    "multapses",
+                    "keep_sign",
+                    "constant_ms",
+                    "min_ms",
+                    "in_sheet",
+                    "delay_ms",
+                    "start_ms",
+                    "group_size",
+                    "kind",
+                    "p0",
+                    "axis",
+                    "sections",
+                    "sigma_S_per_m",
+                ):
                     continue  # read with .get(key, default) where used
                 inst[key] = copy.deepcopy(sub_r["default"])
             if key in inst:
@@ -777,7 +916,7 @@ def _apply_scale(out: dict[str, Any]) -> None:
     for inp in out.get("inputs", {}).values():
         if inp["type"] in ("poisson_generator", "pulse"):
             k = int(inp.get("indegree", 1))
-            if inp["type"] == "poisson_generator":
+            if inp["type"] == "poisson_generator" and "rate_hz" in inp:
                 pn = _sel_pop(inp["target"])
                 lost[pn] = lost.get(pn, 0.0) + inp["weight"] * k * inp["rate_hz"]
             inp["indegree"] = _scaled_count(k, s) if "indegree" in inp else 1

@@ -230,9 +230,9 @@ class Projection:
             own = np.full(self.n_src, -1, dtype=np.int64)
             if self.self_src is not None:
                 tgt_idx = np.flatnonzero(self.self_src >= 0)
-                own[self.self_src[tgt_idx]] = np.searchsorted(
-                    [a for a, _ in blocks], tgt_idx, side="right"
-                ) - 1
+                own[self.self_src[tgt_idx]] = (
+                    np.searchsorted([a for a, _ in blocks], tgt_idx, side="right") - 1
+                )
             for blk in np.unique(own):
                 rows = np.flatnonzero(own == blk)
                 colors = sizes.copy()
@@ -283,8 +283,8 @@ def _sorted_pairs(s: np.ndarray, t: np.ndarray, n_src: int) -> tuple[np.ndarray,
     key = (t - t0) * n_src + s
     key = key.astype(np.uint32 if span < (1 << 32) else np.int64)
     key.sort()
-    key = key.astype(np.int64)
-    return key % n_src, key // n_src + t0
+    t_rel, s_out = np.divmod(key, key.dtype.type(n_src))
+    return s_out.astype(np.int64), t_rel.astype(np.int64) + t0
 
 
 def _sample_rows(

@@ -56,9 +56,7 @@ def write_configs(
     data = spec.data
     run = data["run"]
     models = {name: builder.nodes[name].model for name in spec.populations}
-    simulator = run.get("simulator") or (
-        "NEURON" if "biophysical" in models.values() else "NEST"
-    )
+    simulator = run.get("simulator") or ("NEURON" if "biophysical" in models.values() else "NEST")
     nodes = [
         {
             "nodes_file": _base(f"network/{name}_nodes.h5"),
@@ -119,7 +117,11 @@ def write_configs(
                     "name": iname,
                     "type": inp["type"],
                     "node_set": _node_set_name(iname, inp),
-                    "rate_hz": float(inp["rate_hz"]),
+                    **(
+                        {"rate_hz": float(inp["rate_hz"])}
+                        if "rate_hz" in inp
+                        else {"rate_property": inp["rate_property"]}
+                    ),
                     "indegree": int(inp.get("indegree", 1)),
                     "weight": float(inp["weight"]),
                     "delay_ms": float(inp.get("delay_ms", 1.0)),
@@ -198,13 +200,13 @@ def write_configs(
     sets: dict[str, Any] = {name: {"population": name} for name in spec.populations}
     bio = [n for n, m in models.items() if m == "biophysical"]
     if bio:
-        sets["biophysical_nodes"] = {"population": bio[0]} if len(bio) == 1 else {
-            "population": bio
-        }
+        sets["biophysical_nodes"] = {"population": bio[0]} if len(bio) == 1 else {"population": bio}
     for iname, inp in spec.inputs.items():
         if "target" in inp and isinstance(inp["target"], dict) and inp["target"].get("where"):
-            sets[f"input_{iname}"] = {"population": inp["target"]["population"],
-                                      **inp["target"]["where"]}
+            sets[f"input_{iname}"] = {
+                "population": inp["target"]["population"],
+                **inp["target"]["where"],
+            }
     for i, m in enumerate(rep.get("membrane", [])):
         s: dict[str, Any] = {"population": _sel_pop(m["cells"])}
         if isinstance(m["cells"], dict):
@@ -230,8 +232,9 @@ def _node_set_name(iname: str, inp: dict[str, Any]) -> str:
 def _pop_props(model: str, comp: dict[str, str]) -> dict[str, str]:
     props = {"type": _sonata_type(model)}
     if model == "biophysical":
-        props["morphologies_dir"] = f"$COMPONENTS_DIR/{comp.get('morphologies_dir', 'morphologies')}"
-        props["biophysical_neuron_models_dir"] = (
-            f"$COMPONENTS_DIR/{comp.get('biophysical_neuron_models_dir', 'biophysical_neuron_models')}"
-        )
+        for key, default in (
+            ("morphologies_dir", "morphologies"),
+            ("biophysical_neuron_models_dir", "biophysical_neuron_models"),
+        ):
+            props[key] = f"$COMPONENTS_DIR/{comp.get(key, default)}"
     return props
