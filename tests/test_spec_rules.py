@@ -194,3 +194,25 @@ def test_normal_truncation_matches_the_truncated_mean():
         200_000,
     )
     assert abs(x.mean() - np.sqrt(2 / np.pi)) < 4 * 0.6 / np.sqrt(len(x))
+
+
+def test_inhomogeneous_poisson_follows_the_profile(tmp_path):
+    from builder.spec.inputs import SpikeTrains
+
+    spec = {
+        "type": "spikes",
+        "population": "S",
+        "train": {
+            "kind": "inhomogeneous_poisson",
+            "profile": {"times_ms": [100.0, 200.0, 300.0], "rates_hz": [5.0, 40.0, 10.0]},
+        },
+    }
+    n = 2000
+    tr = SpikeTrains("stim", spec, n, 500.0, 9, tmp_path)
+    ids, ts = (np.concatenate(x) for x in zip(*tr.blocks(), strict=True))
+    assert len(ids) == tr.total() and np.all(np.diff(ids) >= 0)
+    assert ts.min() >= 100.0 and ts.max() < 500.0  # rate 0 before the profile starts
+    for lo, hi, rate in ((100, 200, 5.0), (200, 300, 40.0), (300, 500, 10.0)):
+        k = np.count_nonzero((ts >= lo) & (ts < hi))
+        lam = n * rate * (hi - lo) / 1000.0
+        assert abs(k - lam) < 4.5 * np.sqrt(lam), (lo, hi)
