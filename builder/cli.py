@@ -52,12 +52,14 @@ def _plural(n: int, word: str) -> str:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="build-network",
-        usage="%(prog)s [PARAMS.json] [SEED] [options]\n       %(prog)s sweep SWEEP.json -o DIR",
+        usage="%(prog)s [PARAMS.json | SPEC.json | SPEC.yaml] [SEED] [options]\n"
+        "       %(prog)s sweep SWEEP.json -o DIR",
         description=(
             "Build the L5 input network: SONATA nodes/edges, input spike rasters and BMTK "
             "BioNet configs, from a params JSON file. "
             "'build-network sweep SWEEP.json -o DIR' builds every run of a parameter sweep "
-            "(see 'build-network sweep --help')."
+            "(see 'build-network sweep --help'). A network spec (JSON/YAML with "
+            '"format": "l5net-spec/1", docs/spec.md) builds any network the same way.'
         ),
         epilog=(
             "Legacy usage still works: build_network.py [PARAMS.json] [SEED]. "
@@ -67,9 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "args",
         nargs="*",
-        metavar="PARAMS.json | SEED",
-        help="params file (default params/L5NetParams.json, else the shipped one) and/or "
-        "integer seed (default: the params' 'seed', else 123)",
+        metavar="PARAMS.json | SPEC.json | SEED",
+        help="params file (default params/L5NetParams.json, else the shipped one) or network "
+        "spec, and/or integer seed (default: the file's 'seed', else 123)",
     )
     p.add_argument("-o", "--outdir", default=".", help="output directory (default: current)")
     p.add_argument(
@@ -256,6 +258,11 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(ns)
     params_arg, seed = _split_positionals(parser, ns.args)
     overrides = parse_overrides(parser, ns.overrides)
+    if params_arg is not None:
+        from .spec import is_spec_file
+
+        if is_spec_file(params_arg):
+            return _spec_main(ns, Path(params_arg), seed, overrides)
     try:
         from .build import SimulationBuilder
 
@@ -293,6 +300,57 @@ def main(argv: list[str] | None = None) -> int:
     if not ns.quiet:
         print(result.summary())
     log.debug("wrote %s into %s", _plural(len(result.files), "file"), result.outdir)
+    return 0
+
+
+def _size(nbytes: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if nbytes < 1000 or unit == "TB":
+            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1000
+    return ""  # pragma: no cover
+
+
+def _spec_main(
+    ns: argparse.Namespace, path: Path, seed: int | None, overrides: dict[str, object]
+) -> int:
+    """``build-network SPEC [SEED] -o DIR [--set K=V] [--check]`` for a network spec."""
+    try:
+        from .spec import NetworkBuilder, load_spec
+
+        t0 = time.perf_counter()
+        spec = load_spec(path, seed, overrides=overrides)
+        log.debug("spec %s valid (seed %d) in %.2f s", path, spec.seed, time.perf_counter() - t0)
+        builder = NetworkBuilder(spec)
+        if ns.check:
+            est = builder.estimate()
+            print(f"{path}: OK (seed {spec.seed}, scale {spec.data.get('scale', 1)})")
+            for name, n in est["nodes"].items():
+                print(f"  nodes {name} = {n}")
+            for name, n in est["edges"].items():
+                how = "" if est["edges_exact"][name] else " (expected)"
+                print(f"  edges {name} = {n:.0f}{how}")
+            for name, n in est["spikes"].items():
+                print(f"  spikes {name} = {n:.0f} (expected)")
+            print(f"  total: {est['total_nodes']} nodes, {est['total_edges']:.0f} edges")
+            print(f"  disk = {_size(est['disk_bytes'])} (expected)")
+            print(f"  peak memory = {_size(est['peak_memory_bytes'])} (expected)")
+            return 0
+        result = builder.build(ns.outdir, force=ns.force)
+    except BuildError as exc:
+        print(f"build-network: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        log.debug("", exc_info=True)
+        print(f"build-network: error: {_os_error(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "build-network: interrupted; the output directory was left as it was", file=sys.stderr
+        )
+        return 130
+    if not ns.quiet:
+        print(result.summary())
     return 0
 
 

@@ -23,6 +23,7 @@ import csv
 import numbers
 import os
 import secrets
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +35,8 @@ import numpy as np
 from .errors import OutputError
 
 __all__ = [
+    "EdgeStreamWriter",
+    "SpikeStreamWriter",
     "SONATA_MAGIC",
     "SONATA_VERSION",
     "SPIKE_SORTING",
@@ -557,3 +560,424 @@ def _count(value: int, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
         raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
     return int(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Streaming writers: edges and spikes appended in chunks, memory bounded by the chunk size
+# ---------------------------------------------------------------------------------------------
+
+
+def _dataset_empty(
+    group: h5py.Group, name: str, n: int, dtype: Any, shape2: int = 0, fill: Any = None
+) -> h5py.Dataset:
+    """A contiguous dataset of ``n`` rows, allocated at creation, never filled (we write it all).
+
+    Early allocation in creation order makes the file layout independent of how the data is
+    later written (in one call or in chunks of any size). With ``fill``, the dataset is a
+    constant instead: never allocated nor written, every read returns ``fill`` (no disk space).
+    """
+    shape = (n, shape2) if shape2 else (n,)
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_obj_track_times(False)
+    if fill is not None:
+        dcpl.set_fill_value(np.array(fill, dtype=dtype))
+        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_LATE)
+        dcpl.set_fill_time(h5py.h5d.FILL_TIME_IFSET)
+    else:
+        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+        dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+    space = h5py.h5s.create_simple(shape, shape)
+    tid = h5py.h5t.py_create(np.dtype(dtype), logical=True)
+    dsid = h5py.h5d.create(group.id, name.encode("utf-8"), tid, space, dcpl=dcpl)
+    return h5py.Dataset(dsid)
+
+
+class EdgeStreamWriter:
+    """Write one edge population of a known number of edges, appended in target order.
+
+    The edges must come sorted by target node id, then source node id (as
+    :func:`write_edges` with ``sort=True`` writes them); :meth:`append` checks that. Columns go
+    straight to preallocated contiguous datasets in slices of at most ``chunk_edges`` rows;
+    :meth:`close` then builds both SONATA indices by streaming over the written ids (the
+    source index in buckets of sources whose ranges fit ``index_budget`` rows), so memory is
+    bounded by the chunk size and the node counts, never by the number of edges. The data and
+    indices equal those :func:`write_edges` writes for the same edges, and the file's bytes do
+    not depend on the chunk size. With a single edge type, ``edge_type_id`` and
+    ``edge_group_id`` are constant datasets (an HDF5 fill value: no space on disk, every reader
+    sees the values). The type table CSV is written by :meth:`close` too.
+
+    Parameters
+    ----------
+    h5_path, csv_path : path-like
+        Target files, each replaced atomically on a successful :meth:`close`.
+    population, source_population, target_population : str
+        Edge and node population names.
+    n_edges : int
+        Number of edges that will be appended (exactly).
+    n_source_nodes, n_target_nodes : int
+        Sizes of the node populations.
+    edge_types : list of dict
+        The edge type table (``edge_type_id`` + scalar properties).
+    columns : dict of str to dtype
+        Per-edge columns of group ``0`` and their dtypes (e.g. ``{"syn_weight": "f8"}``).
+    chunk_edges : int
+        Largest slice written in one HDF5 call (and read when building the indices).
+    index_budget : int
+        Largest number of source-index ranges held in memory at once (16 bytes each).
+    """
+
+    def __init__(
+        self,
+        h5_path: PathLike,
+        csv_path: PathLike,
+        population: str,
+        source_population: str,
+        target_population: str,
+        *,
+        n_edges: int,
+        n_source_nodes: int,
+        n_target_nodes: int,
+        edge_types: list[dict],
+        columns: Mapping[str, Any] | None = None,
+        chunk_edges: int = 1 << 22,
+        index_budget: int = 1 << 25,
+    ):
+        for name in (population, source_population, target_population):
+            _check_name(name)
+        self.n_edges = _count(n_edges, "n_edges")
+        self.n_src = _count(n_source_nodes, "n_source_nodes")
+        self.n_trg = _count(n_target_nodes, "n_target_nodes")
+        self.chunk = max(1, int(chunk_edges))
+        self.index_budget = max(1, int(index_budget))
+        self.csv_path = csv_path
+        self.table = _types_table("edge_type_id", edge_types)
+        self.declared = {int(t["edge_type_id"]) for t in edge_types}
+        self.columns = {k: np.dtype(v) for k, v in (columns or {}).items()}
+        for k in self.columns:
+            _column(k, np.zeros(0, self.columns[k]), 0)
+        self._cm = _h5_create(h5_path)
+        self.h5 = self._cm.__enter__()
+        try:
+            self.pop = _group(_group(self.h5, "edges"), population)
+            n = self.n_edges
+            self.ds_src = _dataset_empty(self.pop, "source_node_id", n, np.uint64)
+            self.ds_src.attrs["node_population"] = source_population
+            self.ds_trg = _dataset_empty(self.pop, "target_node_id", n, np.uint64)
+            self.ds_trg.attrs["node_population"] = target_population
+            # one edge type, one group: constant datasets that take no space on disk
+            self.const_type = int(edge_types[0]["edge_type_id"]) if len(edge_types) == 1 else None
+            self.ds_type = _dataset_empty(
+                self.pop, "edge_type_id", n, np.uint32, fill=self.const_type
+            )
+            self.ds_gid = _dataset_empty(self.pop, "edge_group_id", n, np.uint32, fill=0)
+            self.ds_gidx = _dataset_empty(self.pop, "edge_group_index", n, np.uint64)
+            grp = _group(self.pop, "0")
+            self.ds_cols = {k: _dataset_empty(grp, k, n, dt) for k, dt in self.columns.items()}
+        except BaseException:
+            self._cm.__exit__(*sys.exc_info())
+            raise
+        self.pos = 0
+        self.trg_counts = np.zeros(self.n_trg, dtype=np.int64)
+        self.src_runs = np.zeros(self.n_src, dtype=np.int64)
+        self._last: tuple[int, int] | None = None
+        self._closed = False
+
+    def __enter__(self) -> EdgeStreamWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort(exc_type, exc, tb)
+
+    def abort(self, exc_type: Any = None, exc: Any = None, tb: Any = None) -> None:
+        """Drop the partial file."""
+        if not self._closed:
+            self._closed = True
+            err = exc if exc is not None else RuntimeError("edge writer aborted")
+            try:
+                self._cm.__exit__(type(err), err, tb)
+            except BaseException as e:  # the context manager re-raises what it was given
+                if e is not err:
+                    raise
+
+    def append(
+        self,
+        source_ids: np.ndarray,
+        target_ids: np.ndarray,
+        edge_type_id: int | np.ndarray,
+        columns: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
+        """Append edges sorted by (target, source), continuing the previous appends' order."""
+        s64 = np.asarray(source_ids)
+        t64 = np.asarray(target_ids)
+        k = len(s64)
+        if len(t64) != k:
+            raise ValueError("source_ids and target_ids differ in length")
+        if self.pos + k > self.n_edges:
+            raise ValueError(f"more than the declared {self.n_edges} edges appended")
+        if k == 0:
+            return
+        if s64.dtype.kind not in "iu" or t64.dtype.kind not in "iu":
+            raise ValueError("node ids must be integers")
+        s64 = s64.astype(np.int64, copy=False)
+        t64 = t64.astype(np.int64, copy=False)
+        if s64.min() < 0 or s64.max() >= self.n_src or t64[0] < 0 or t64[-1] >= self.n_trg:
+            raise ValueError("node id out of range")
+        same_t = t64[1:] == t64[:-1]
+        if np.any(t64[1:] < t64[:-1]) or np.any(same_t & (s64[1:] < s64[:-1])):
+            raise ValueError("edges must be appended sorted by target, then source")
+        # a source-index range: a maximal run of consecutive edges with one source
+        new_run = np.empty(k, dtype=bool)
+        np.not_equal(s64[1:], s64[:-1], out=new_run[1:])
+        first = (int(t64[0]), int(s64[0]))
+        if self._last is not None and first < self._last:
+            raise ValueError("edges must be appended sorted by target, then source")
+        new_run[0] = self._last is None or first[1] != self._last[1]
+        self._last = (int(t64[-1]), int(s64[-1]))
+        self.src_runs += np.bincount(s64[new_run], minlength=self.n_src)
+        lo_t, hi_t = int(t64[0]), int(t64[-1]) + 1
+        self.trg_counts[lo_t:hi_t] += np.bincount(t64 - lo_t, minlength=hi_t - lo_t)
+        if np.isscalar(edge_type_id) or np.ndim(edge_type_id) == 0:
+            tid = int(edge_type_id)
+            if tid not in self.declared:
+                raise ValueError(f"edge_type_id {tid} has no row in the edge types table")
+            types = None
+        else:
+            types = np.asarray(edge_type_id, dtype=np.uint32)
+            if len(types) != k:
+                raise ValueError("edge_type_id differs in length")
+            bad = set(np.unique(types).tolist()) - self.declared
+            if bad:
+                raise ValueError(f"edge_type_id values {sorted(bad)} have no row in the table")
+        cols = dict(columns or {})
+        if set(cols) != set(self.columns):
+            raise ValueError(
+                f"columns {sorted(cols)} differ from the declared {sorted(self.columns)}"
+            )
+        for name in cols:
+            cols[name] = np.asarray(cols[name])
+            if len(cols[name]) != k:
+                raise ValueError(f"column {name!r} differs in length")
+        s_u, t_u = s64.view(np.uint64), t64.view(np.uint64)  # non-negative: same bits
+        for a in range(0, k, self.chunk):
+            b = min(k, a + self.chunk)
+            lo, hi = self.pos + a, self.pos + b
+            self.ds_src[lo:hi] = s_u[a:b]
+            self.ds_trg[lo:hi] = t_u[a:b]
+            if self.const_type is None:
+                self.ds_type[lo:hi] = (
+                    np.full(b - a, tid, dtype=np.uint32) if types is None else types[a:b]
+                )
+            self.ds_gidx[lo:hi] = np.arange(lo, hi, dtype=np.uint64)
+            for name, ds in self.ds_cols.items():
+                ds[lo:hi] = cols[name][a:b].astype(self.columns[name], copy=False)
+        self.pos += k
+
+    def close(self) -> None:
+        """Check the count, build both indices, close and rename the files into place."""
+        if self._closed:
+            return
+        try:
+            if self.pos != self.n_edges:
+                raise ValueError(f"{self.pos} edges appended, {self.n_edges} declared")
+            indices = _group(self.pop, "indices")
+            self._source_index(_group(indices, "source_to_target"))
+            self._target_index(_group(indices, "target_to_source"))
+        except BaseException:
+            self.abort(*sys.exc_info())
+            raise
+        self._closed = True
+        self._cm.__exit__(None, None, None)
+        _write_types_csv(self.csv_path, self.table)
+
+    def _target_index(self, grp: h5py.Group) -> None:
+        counts = self.trg_counts
+        has = counts > 0
+        n_ranges = int(has.sum())
+        stop = np.cumsum(counts)
+        r2e = np.empty((n_ranges, 2), dtype=np.uint64)
+        r2e[:, 0] = (stop - counts)[has]
+        r2e[:, 1] = stop[has]
+        rank = np.cumsum(has) - 1
+        n2r = np.zeros((self.n_trg, 2), dtype=np.uint64)
+        n2r[has, 0] = rank[has]
+        n2r[has, 1] = rank[has] + 1
+        ds = _dataset_empty(grp, "node_id_to_ranges", self.n_trg, np.uint64, 2)
+        if self.n_trg:
+            ds[...] = n2r
+        grp["node_id_to_range"] = ds
+        ds = _dataset_empty(grp, "range_to_edge_id", n_ranges, np.uint64, 2)
+        if n_ranges:
+            ds[...] = r2e
+
+    def _runs(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(start, length, source) of every maximal run of one source, in edge order."""
+        n = self.n_edges
+        pend: tuple[int, int] | None = None  # (start, source) of the run open at a chunk end
+        prev: int | None = None
+        buf = np.empty(min(n, self.chunk), dtype=np.uint64)
+        for a in range(0, n, self.chunk):
+            b = min(n, a + self.chunk)
+            m = b - a
+            self.ds_src.read_direct(buf, np.s_[a:b], np.s_[0:m])  # no type conversion
+            sc = buf[:m].view(np.int64)
+            new = np.empty(m, dtype=bool)
+            np.not_equal(sc[1:], sc[:-1], out=new[1:])
+            new[0] = prev is None or int(sc[0]) != prev
+            prev = int(sc[-1])
+            starts = np.flatnonzero(new)
+            if len(starts) == 0:
+                continue
+            srcs = sc[starts]
+            starts += a
+            if pend is not None:
+                yield (
+                    np.array([pend[0]], dtype=np.int64),
+                    np.array([starts[0] - pend[0]], dtype=np.int64),
+                    np.array([pend[1]], dtype=np.int64),
+                )
+            yield starts[:-1], np.diff(starts), srcs[:-1]
+            pend = (int(starts[-1]), int(srcs[-1]))
+        if pend is not None:
+            yield (
+                np.array([pend[0]], dtype=np.int64),
+                np.array([n - pend[0]], dtype=np.int64),
+                np.array([pend[1]], dtype=np.int64),
+            )
+
+    def _source_index(self, grp: h5py.Group) -> None:
+        counts = self.src_runs
+        n_ranges = int(counts.sum())
+        stop = np.cumsum(counts)
+        n2r = np.zeros((self.n_src, 2), dtype=np.uint64)
+        has = counts > 0
+        n2r[has, 0] = (stop - counts)[has]
+        n2r[has, 1] = stop[has]
+        ds = _dataset_empty(grp, "node_id_to_ranges", self.n_src, np.uint64, 2)
+        if self.n_src:
+            ds[...] = n2r
+        grp["node_id_to_range"] = ds
+        r2e = _dataset_empty(grp, "range_to_edge_id", n_ranges, np.uint64, 2)
+        if n_ranges == 0:
+            return
+        # buckets of consecutive sources whose ranges fit the budget; one pass over the ids each
+        bounds = [0]
+        acc = 0
+        for sid, c in enumerate(counts.tolist()):
+            if acc and acc + c > self.index_budget:
+                bounds.append(sid)
+                acc = 0
+            acc += c
+        bounds.append(self.n_src)
+        key_dtype = np.min_scalar_type(max(1, self.n_src))
+        for s0, s1 in zip(bounds[:-1], bounds[1:], strict=True):
+            lo, hi = int(stop[s0] - counts[s0]), int(stop[s1 - 1])
+            if hi == lo:
+                continue
+            whole = s0 == 0 and s1 == self.n_src
+            out = self._sorted_runs(s0, s1, lo, hi, whole, key_dtype)
+            r2e[lo:hi] = out
+            del out
+
+    def _sorted_runs(
+        self, s0: int, s1: int, lo: int, hi: int, whole: bool, key_dtype: Any
+    ) -> np.ndarray:
+        """Ranges of the sources [s0, s1), ordered by source then edge id (a counting sort:
+        chunk by chunk, each run goes to its source's next free row)."""
+        counts = self.src_runs
+        stop = np.cumsum(counts)
+        out = np.empty((hi - lo, 2), dtype=np.uint64)
+        cursor = (stop - counts)[s0:s1] - lo
+        for st, ln, sr in self._runs():
+            if not whole:
+                sel = (sr >= s0) & (sr < s1)
+                st, ln, sr = st[sel], ln[sel], sr[sel]
+            if len(st) == 0:
+                continue
+            key = (sr - s0).astype(key_dtype)
+            order = np.argsort(key, kind="stable")
+            ks = key[order]
+            cnt = np.bincount(key, minlength=s1 - s0)
+            rank = np.arange(len(ks), dtype=np.int64) - (np.cumsum(cnt) - cnt)[ks]
+            pos = cursor[ks] + rank
+            first = st[order]
+            out[pos, 0] = first
+            out[pos, 1] = first + ln[order]
+            cursor += cnt
+        return out
+
+
+class SpikeStreamWriter:
+    """Write one spikes population of a known number of spikes, appended sorted by node id.
+
+    Appends must continue the order ``by_id`` (node id, then time). Layout and attributes are
+    those of :func:`write_spikes_multi` with ``sorting="by_id"``.
+    """
+
+    def __init__(self, path: PathLike, population: str, n_spikes: int, chunk: int = 1 << 22):
+        _check_name(population)
+        self.n = _count(n_spikes, "n_spikes")
+        self.chunk = max(1, int(chunk))
+        self._cm = _h5_create(path)
+        h5 = self._cm.__enter__()
+        grp = _group(_group(h5, "spikes"), population)
+        grp.attrs.create("sorting", SPIKE_SORTING["by_id"], dtype=_SORTING_DTYPE)
+        self.ts = _dataset_empty(grp, "timestamps", self.n, np.float64)
+        self.ts.attrs["units"] = "ms"
+        self.ids = _dataset_empty(grp, "node_ids", self.n, np.uint64)
+        self.pos = 0
+        self._last: tuple[int, float] | None = None
+        self._closed = False
+
+    def __enter__(self) -> SpikeStreamWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+        elif not self._closed:
+            self._closed = True
+            try:
+                self._cm.__exit__(exc_type, exc, tb)
+            except BaseException as e:
+                if e is not exc:
+                    raise
+
+    def append(self, node_ids: np.ndarray, timestamps_ms: np.ndarray) -> None:
+        ids = np.asarray(node_ids, dtype=np.int64)
+        ts = np.asarray(timestamps_ms, dtype=np.float64)
+        k = len(ids)
+        if len(ts) != k:
+            raise ValueError("node_ids and timestamps differ in length")
+        if self.pos + k > self.n:
+            raise ValueError(f"more than the declared {self.n} spikes appended")
+        if k == 0:
+            return
+        if not np.all(np.isfinite(ts)) or ids.min() < 0:
+            raise ValueError("timestamps must be finite and node ids >= 0")
+        di, dts = np.diff(ids), np.diff(ts)
+        first = (int(ids[0]), float(ts[0]))
+        if (
+            np.any(di < 0)
+            or np.any((di == 0) & (dts < 0))
+            or (self._last is not None and first < self._last)
+        ):
+            raise ValueError("spikes must be appended sorted by node id, then time")
+        self._last = (int(ids[-1]), float(ts[-1]))
+        for a in range(0, k, self.chunk):
+            b = min(k, a + self.chunk)
+            self.ts[self.pos + a : self.pos + b] = ts[a:b]
+            self.ids[self.pos + a : self.pos + b] = ids[a:b].astype(np.uint64)
+        self.pos += k
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        if self.pos != self.n:
+            err = ValueError(f"{self.pos} spikes appended, {self.n} declared")
+            self.__exit__(ValueError, err, None)
+            raise err
+        self._closed = True
+        self._cm.__exit__(None, None, None)

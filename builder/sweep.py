@@ -7,6 +7,7 @@ A sweep file (JSON)::
      "seeds": [1, 2, 3],
      "combine": "grid"}
 
+``base`` is a legacy params file or a network spec (JSON or YAML; ``docs/spec.md``).
 ``overrides`` maps dotted params keys to lists of values. ``combine`` is ``grid`` (every
 combination of the lists) or ``zip`` (the lists, all of one length, taken element-wise).
 ``seeds`` is a list of seeds or a count N (seeds 1..N); every combination runs with every
@@ -234,12 +235,8 @@ def validate_sweep(sweep: Sweep) -> None:
     """Validate the params of every combination; one ParamsError lists every bad one."""
     from .params import apply_overrides, validate_params
 
-    try:
-        data = json.loads(sweep.base.read_text())
-    except OSError as exc:
-        raise _problem(sweep.source, f"base: cannot read {sweep.base}: {exc.strerror}") from None
-    except ValueError as exc:
-        raise _problem(sweep.source, f"base: {sweep.base} is not valid JSON: {exc}") from None
+    data = _read_base(sweep)
+    validate = _validate_spec_params if _is_spec(sweep.base, data) else validate_params
     problems = []
     seen: set[str] = set()
     for run in sweep.runs:
@@ -248,12 +245,43 @@ def validate_sweep(sweep: Sweep) -> None:
             continue
         seen.add(key)
         try:
-            validate_params(apply_overrides(data, run.overrides, str(sweep.base)), str(sweep.base))
+            validate(apply_overrides(data, run.overrides, str(sweep.base)), str(sweep.base))
         except ParamsError as exc:
             combo = ", ".join(f"{k}={v!r}" for k, v in run.overrides.items()) or "(no overrides)"
             problems += [f"[{combo}] {p}" for p in exc.problems]
     if problems:
         raise ParamsError(sweep.source, problems)
+
+
+def _read_base(sweep: Sweep) -> Any:
+    """The base file's content: JSON, or a YAML network spec."""
+    from .spec.model import read_spec_file
+
+    if sweep.base.suffix.lower() in (".yaml", ".yml"):
+        try:
+            return read_spec_file(sweep.base)
+        except ParamsError as exc:
+            raise _problem(sweep.source, f"base: {'; '.join(exc.problems)}") from None
+    try:
+        return json.loads(sweep.base.read_text())
+    except OSError as exc:
+        raise _problem(sweep.source, f"base: cannot read {sweep.base}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise _problem(sweep.source, f"base: {sweep.base} is not valid JSON: {exc}") from None
+
+
+def _is_spec(base: Path, data: Any) -> bool:
+    """Whether a sweep's base is a network spec (else legacy L5 params)."""
+    from .spec.model import is_spec_data
+
+    return base.suffix.lower() in (".yaml", ".yml") or is_spec_data(data)
+
+
+def _validate_spec_params(data: Any, source: str) -> Any:
+    """Validate a network spec (a sweep's spec base), as validate_params does legacy params."""
+    from .spec.model import validate_spec
+
+    return validate_spec(data, source)
 
 
 # ------------------------------------------------------------------ sweep directory state
@@ -395,7 +423,8 @@ def build_sweep(
         )
     outdir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(stored, sweep.to_json())
-    data = json.loads(base_bytes)
+    data = _read_base(sweep)
+    is_spec = _is_spec(sweep.base, data)
     todo = [
         r
         for r in sweep.runs
@@ -409,11 +438,23 @@ def build_sweep(
                 shutil.rmtree(target / name, ignore_errors=True)
             (target / FAILED_FILE).unlink(missing_ok=True)
         try:
-            params = copy.deepcopy(data)
-            params["_source"] = str(sweep.base)
-            SimulationBuilder(
-                params, run.seed, overrides=run.overrides, cwd=sweep.base.parent
-            ).build(target, force=force or run.run_id in old)
+            if is_spec:
+                from .params import apply_overrides
+                from .spec import NetworkBuilder
+                from .spec.model import validate_spec
+
+                spec = validate_spec(
+                    apply_overrides(data, run.overrides, str(sweep.base)),
+                    str(sweep.base),
+                    seed=run.seed,
+                )
+                NetworkBuilder(spec).build(target, force=force or run.run_id in old)
+            else:
+                params = copy.deepcopy(data)
+                params["_source"] = str(sweep.base)
+                SimulationBuilder(
+                    params, run.seed, overrides=run.overrides, cwd=sweep.base.parent
+                ).build(target, force=force or run.run_id in old)
         except BuildError as exc:
             log.warning("%s: build failed: %s", run.run_id, exc)
             target.mkdir(parents=True, exist_ok=True)

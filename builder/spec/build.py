@@ -1,0 +1,460 @@
+"""Build a network spec into a SONATA directory: nodes, streamed edges, spike inputs, configs.
+
+Layout of the output directory::
+
+    network/<pop>_nodes.h5, network/<pop>_node_types.csv        one file pair per population
+    network/<conn>_edges.h5, network/<conn>_edge_types.csv      one file pair per connection
+    inputs/<input>_spikes.h5                                    /spikes/<pop>/{node_ids,timestamps}
+    components/point_neuron_models/<pop>.json                   NEST parameters of point cells
+    components/{morphologies,biophysical_neuron_models,templates,synaptic_models}/...
+    circuit_config.json, simulation_config.json, node_sets.json, spec.json (the resolved spec)
+
+Everything is written into a staging directory and moved into place at the end
+(:class:`builder.output.Staging`); a failed build leaves the output directory as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import BuildError
+from ..output import Staging
+from ..rng import stream
+from ..sonata import EdgeStreamWriter, SpikeStreamWriter, write_nodes
+from .distributions import draw
+from .inputs import SpikeTrains
+from .model import COMPONENT_SUBDIRS, Spec, _find_file, _sel_pop
+from .regions import expected_count, place
+from .rules import Projection, pair_distance
+from .simconfig import write_configs
+
+__all__ = ["BuildResult", "NetworkBuilder", "EDGE_COLUMN_BYTES"]
+
+log = logging.getLogger("builder")
+
+#: Bytes per edge on disk: source, target, group index, weight, delay (type and group id are
+#: constant datasets that take no space; + 16 for the source index ranges; nsyns adds 4 for
+#: biophysical targets).
+EDGE_COLUMN_BYTES = 8 + 8 + 8 + 8 + 8
+_INDEX_BYTES = 16
+_NODE_TYPE_BASE = 100
+_EDGE_TYPE_BASE = 100
+
+
+@dataclass
+class BuildResult:
+    """What a build wrote."""
+
+    outdir: Path
+    files: list[str]
+    counts: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        nodes = sum(v for k, v in self.counts.items() if k.startswith("nodes."))
+        edges = sum(v for k, v in self.counts.items() if k.startswith("edges."))
+        spikes = sum(v for k, v in self.counts.items() if k.startswith("spikes."))
+        rate = f", {edges / self.seconds / 1e6:.1f} M edges/s" if self.seconds and edges else ""
+        return (
+            f"{self.outdir}: {nodes} nodes, {edges} edges, {spikes} input spikes in "
+            f"{len(self.files)} files ({self.seconds:.1f} s{rate})"
+        )
+
+
+@dataclass
+class _Nodes:
+    n: int
+    columns: dict[str, np.ndarray]
+    model: str
+
+
+class NetworkBuilder:
+    """Builds a validated :class:`~builder.spec.model.Spec`.
+
+    Parameters
+    ----------
+    spec : Spec
+        The validated spec.
+    chunk_edges : int
+        Largest number of edges written to HDF5 in one call (does not change the output).
+    """
+
+    def __init__(self, spec: Spec, *, chunk_edges: int = 1 << 22):
+        self.spec = spec
+        self.seed = spec.seed
+        self.chunk_edges = int(chunk_edges)
+        self._nodes: dict[str, _Nodes] | None = None
+
+    # ------------------------------------------------------------------ nodes
+    @property
+    def nodes(self) -> dict[str, _Nodes]:
+        if self._nodes is None:
+            self._nodes = {name: self._make_nodes(name) for name in self.spec.populations}
+        return self._nodes
+
+    def population_size(self, name: str) -> int:
+        pop = self.spec.populations[name]
+        if "count" in pop:
+            return int(pop["count"])
+        region = self.spec.data["regions"][pop["region"]]
+        return expected_count(region, pop["density_per_mm3"])
+
+    def _make_nodes(self, name: str) -> _Nodes:
+        pop = self.spec.populations[name]
+        n = self.population_size(name)
+        region = self.spec.data.get("regions", {}).get(pop.get("region", ""))
+        rng = stream(self.seed, "nodes", name, "placement")
+        cols = place(pop, region, rng, n)
+        for key, value in pop.get("properties", {}).items():
+            if isinstance(value, list):
+                if len(value) != n:
+                    raise BuildError(
+                        f"{self.spec.source}: populations.{name}.properties.{key}: {len(value)} "
+                        f"values for {n} cells"
+                    )
+                cols[key] = np.asarray(value)
+            elif isinstance(value, Mapping):
+                r = stream(self.seed, "nodes", name, "property", key)
+                cols[key] = draw(value, r, n, what=f"populations.{name}.properties.{key}")
+            else:
+                cols[key] = (
+                    np.full(n, value)
+                    if not isinstance(value, str)
+                    else np.array([value] * n, dtype=object)
+                )
+        return _Nodes(n, cols, pop["model"]["type"])
+
+    def _positions(self, name: str, idx: np.ndarray) -> np.ndarray | None:
+        c = self.nodes[name].columns
+        if "x" not in c:
+            return None
+        return np.column_stack((c["x"][idx], c["y"][idx], c["z"][idx]))
+
+    def _select(self, sel: Any, where_key: str) -> tuple[str, np.ndarray]:
+        name = _sel_pop(sel)
+        nodes = self.nodes[name]
+        keep = np.ones(nodes.n, dtype=bool)
+        if isinstance(sel, Mapping):
+            for key, cond in sel.get("where", {}).items():
+                if key not in nodes.columns:
+                    raise BuildError(
+                        f"{self.spec.source}: {where_key}.where.{key}: {name} has no property "
+                        f"{key!r}"
+                    )
+                col = nodes.columns[key]
+                if isinstance(cond, list):
+                    keep &= np.isin(
+                        col, np.asarray(cond, dtype=col.dtype if col.dtype != object else object)
+                    )
+                elif isinstance(cond, Mapping):
+                    if "min" in cond:
+                        keep &= col >= cond["min"]
+                    if "max" in cond:
+                        keep &= col <= cond["max"]
+                else:
+                    keep &= col == cond
+        return name, np.flatnonzero(keep).astype(np.int64)
+
+    # ------------------------------------------------------------------ edges
+    def projection(self, cname: str) -> Projection:
+        con = self.spec.connections[cname]
+        key = f"connections.{cname}"
+        sname, src = self._select(con["source"], f"{key}.source")
+        tname, trg = self._select(con["target"], f"{key}.target")
+        rule = con["rule"]
+        self_src = None
+        if sname == tname and not rule.get("autapses", True):
+            pos = np.searchsorted(src, trg)
+            pos_c = np.minimum(pos, max(0, len(src) - 1))
+            hit = (len(src) > 0) & (src[pos_c] == trg) if len(src) else np.zeros(len(trg), bool)
+            self_src = np.where(hit, pos_c, -1).astype(np.int64)
+        proj = Projection(
+            cname,
+            src,
+            trg,
+            rule,
+            self_src,
+            self._positions(sname, src),
+            self._positions(tname, trg),
+        ).seeded(self.seed)
+        self._check_projection(proj, con, key, len(src), len(trg), sname == tname)
+        return proj
+
+    def _check_projection(
+        self, proj: Projection, con: Mapping[str, Any], key: str, ns: int, nt: int, same: bool
+    ) -> None:
+        rule = con["rule"]
+        name = rule["name"]
+        multi = rule.get("multapses", True)
+        where = f"{self.spec.source}: {key}.rule"
+        elig = ns - (1 if proj.self_src is not None else 0)
+        if name == "one_to_one" and ns != nt:
+            raise BuildError(
+                f"{where}.name: one_to_one needs equal sizes; {ns} sources, {nt} targets"
+            )
+        if name == "fixed_indegree" and not multi and rule["indegree"] > elig:
+            raise BuildError(
+                f"{where}.indegree: {rule['indegree']} is larger than the {elig} "
+                "eligible sources and multapses are off"
+            )
+        if (
+            name == "fixed_outdegree"
+            and not multi
+            and rule["outdegree"] > nt - (1 if proj.self_src is not None else 0)
+        ):
+            raise BuildError(
+                f"{where}.outdegree: {rule['outdegree']} is larger than the "
+                f"{nt} targets and multapses are off"
+            )
+        if name in ("fixed_indegree", "fixed_total_number") and ns == 0 and proj.exact_total():
+            raise BuildError(f"{where}: the source selection is empty")
+        if name == "fixed_outdegree" and nt == 0 and proj.exact_total():
+            raise BuildError(f"{where}: the target selection is empty")
+        if name == "fixed_total_number" and not multi:
+            pairs = int(proj._eligible(0, nt).sum())
+            if rule["n"] > pairs:
+                raise BuildError(
+                    f"{where}.n: {rule['n']} is larger than the {pairs} possible "
+                    "pairs and multapses are off"
+                )
+
+    def _edge_types(self, cname: str, type_id: int) -> dict[str, Any]:
+        con = self.spec.connections[cname]
+        tname = _sel_pop(con["target"])
+        row: dict[str, Any] = {"edge_type_id": type_id}
+        tmodel = self.spec.populations[tname]["model"]["type"]
+        row["model_template"] = con.get("synapse_model", "static_synapse")
+        if "dynamics_params" in con:
+            row["dynamics_params"] = Path(con["dynamics_params"]).name
+        if tmodel == "biophysical":
+            pl = con.get("placement", {})
+            if "sections" in pl:
+                row["target_sections"] = json.dumps(
+                    [_BMTK_SECTIONS.get(s, s) for s in pl["sections"]], separators=(",", ":")
+                )
+            if "path_distance_um" in pl:
+                row["distance_range"] = json.dumps(pl["path_distance_um"], separators=(",", ":"))
+            extra = {k: v for k, v in pl.items() if k not in ("sections", "path_distance_um")}
+            if extra:
+                row["placement"] = json.dumps(extra, separators=(",", ":"), sort_keys=True)
+        for k, v in con.get("properties", {}).items():
+            row[k] = v
+        return row
+
+    def _write_projection(self, cname: str, type_id: int, outdir: Path) -> int:
+        con = self.spec.connections[cname]
+        proj = self.projection(cname)
+        sname, tname = _sel_pop(con["source"]), _sel_pop(con["target"])
+        point_target = self.nodes[tname].model == "point"
+        total = proj.exact_total()
+        if total is None:  # distance-dependent: a counting pass (same streams) first
+            total = sum(len(proj.generate(b)[0]) for b in range(len(proj.blocks())))
+        columns: dict[str, Any] = {"syn_weight": np.float64, "delay": np.float64}
+        if not point_target:
+            columns["nsyns"] = np.uint32
+        dly = con.get("delay_ms", 1.0)
+        with EdgeStreamWriter(
+            outdir / "network" / f"{cname}_edges.h5",
+            outdir / "network" / f"{cname}_edge_types.csv",
+            cname,
+            sname,
+            tname,
+            n_edges=total,
+            n_source_nodes=self.nodes[sname].n,
+            n_target_nodes=self.nodes[tname].n,
+            edge_types=[self._edge_types(cname, type_id)],
+            columns=columns,
+            chunk_edges=self.chunk_edges,
+        ) as w:
+            for b in range(len(proj.blocks())):
+                s, t, rng = proj.generate(b)
+                k = len(s)
+                where = f"connections.{cname}"
+                nsyns = draw(
+                    con.get("synapses_per_connection", 1),
+                    rng,
+                    k,
+                    what=f"{where}.synapses_per_connection",
+                )
+                nsyns = np.maximum(1, np.rint(nsyns)).astype(np.int64)
+                weight = draw(con.get("weight", 1.0), rng, k, what=f"{where}.weight")
+                if isinstance(dly, Mapping) and "velocity_um_per_ms" in dly:
+                    assert proj.src_pos is not None and proj.trg_pos is not None  # validated
+                    d = pair_distance(proj.src_pos[s], proj.trg_pos[t], dly.get("in_sheet", False))
+                    delay = np.maximum(
+                        d / dly["velocity_um_per_ms"] + dly.get("constant_ms", 0.0),
+                        dly.get("min_ms", 0.0),
+                    )
+                else:
+                    delay = draw(dly, rng, k, what=f"{where}.delay_ms")
+                cols = {"syn_weight": weight, "delay": delay}
+                if point_target:
+                    cols["syn_weight"] = weight * nsyns  # NEST has no nsyns: fold it in
+                else:
+                    cols["nsyns"] = nsyns
+                w.append(proj.src[s], proj.trg[t], type_id, cols)
+        return total
+
+    # ------------------------------------------------------------------ the build
+    def build(
+        self,
+        outdir: str | os.PathLike,
+        *,
+        force: bool = False,
+        progress: Callable[[str], None] | None = None,
+    ) -> BuildResult:
+        """Write the network into ``outdir`` (staged, then moved into place)."""
+        t0 = time.perf_counter()
+        counts: dict[str, int] = {}
+        with Staging(outdir, force=force) as st:
+            root = st.dir
+            (root / "network").mkdir(parents=True, exist_ok=True)
+            comp = self._write_components(root)
+            for i, (name, nodes) in enumerate(self.nodes.items()):
+                write_nodes(
+                    root / "network" / f"{name}_nodes.h5",
+                    root / "network" / f"{name}_node_types.csv",
+                    name,
+                    np.full(nodes.n, _NODE_TYPE_BASE + i, dtype=np.int64),
+                    [self._node_type(name, _NODE_TYPE_BASE + i, comp)],
+                    _node_columns(nodes.columns),
+                )
+                counts[f"nodes.{name}"] = nodes.n
+            for i, cname in enumerate(self.spec.connections):
+                if progress:
+                    progress(cname)
+                t1 = time.perf_counter()
+                counts[f"edges.{cname}"] = self._write_projection(cname, _EDGE_TYPE_BASE + i, root)
+                log.debug(
+                    "%s: %d edges in %.2f s",
+                    cname,
+                    counts[f"edges.{cname}"],
+                    time.perf_counter() - t1,
+                )
+            spike_files = self._write_inputs(root, counts)
+            write_configs(self, root, spike_files, comp)
+            (root / "spec.json").write_text(
+                json.dumps(self.spec.data, indent=1, sort_keys=True) + "\n", encoding="utf-8"
+            )
+            files = st.commit()
+        return BuildResult(Path(outdir), files, counts, time.perf_counter() - t0)
+
+    def _write_inputs(self, root: Path, counts: dict[str, int]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        duration = float(self.spec.data["run"]["duration_ms"])
+        for iname, inp in self.spec.inputs.items():
+            if inp["type"] != "spikes":
+                continue
+            pop = inp["population"]
+            trains = SpikeTrains(
+                iname, inp, self.nodes[pop].n, duration, self.seed, self.spec.base_dir
+            )
+            rel = f"inputs/{iname}_spikes.h5"
+            (root / "inputs").mkdir(exist_ok=True)
+            total = trains.total()
+            with SpikeStreamWriter(root / rel, pop, total) as w:
+                for ids, ts in trains.blocks():
+                    w.append(ids, ts)
+            counts[f"spikes.{iname}"] = total
+            out[iname] = rel
+        return out
+
+    def _write_components(self, root: Path) -> dict[str, str]:
+        """Copy cell and synapse files; write point-neuron params. Returns component dirs."""
+        comp = root / "components"
+        dirs: dict[str, str] = {}
+        for name, pop in self.spec.populations.items():
+            m = pop["model"]
+            if m["type"] == "point":
+                d = comp / "point_neuron_models"
+                d.mkdir(parents=True, exist_ok=True)
+                (d / f"{name}.json").write_text(
+                    json.dumps(m.get("params", {}), indent=1, sort_keys=True) + "\n"
+                )
+                dirs["point_neuron_models_dir"] = "point_neuron_models"
+            elif m["type"] == "biophysical":
+                for key, sub in (
+                    ("morphology", "morphologies"),
+                    ("dynamics_params", "biophysical_neuron_models"),
+                ):
+                    if key in m:
+                        self._copy(m[key], COMPONENT_SUBDIRS[key], comp / sub)
+                        dirs[f"{sub}_dir"] = sub
+                dirs.setdefault("morphologies_dir", "morphologies")
+                dirs.setdefault("biophysical_neuron_models_dir", "biophysical_neuron_models")
+                if m["template"].startswith("hoc:"):
+                    self._copy(
+                        m["template"][4:] + ".hoc",
+                        COMPONENT_SUBDIRS["template"],
+                        comp / "templates",
+                    )
+                    dirs["templates_dir"] = "templates"
+        for con in self.spec.connections.values():
+            if "dynamics_params" in con:
+                tname = _sel_pop(con["target"])
+                if self.spec.populations[tname]["model"]["type"] == "biophysical":
+                    self._copy(
+                        con["dynamics_params"],
+                        COMPONENT_SUBDIRS["synapse"],
+                        comp / "synaptic_models",
+                    )
+                    dirs["synaptic_models_dir"] = "synaptic_models"
+        return dirs
+
+    def _copy(self, value: str, subdirs: tuple[str, ...], dest: Path) -> None:
+        src = _find_file(self.spec.components_dir, value, subdirs)
+        if src is None:  # validated before; a file removed since
+            raise BuildError(f"{self.spec.source}: {value} not found in {self.spec.components_dir}")
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest / Path(value).name)
+
+    def _node_type(self, name: str, type_id: int, comp: Mapping[str, str]) -> dict[str, Any]:
+        m = self.spec.populations[name]["model"]
+        row: dict[str, Any] = {"node_type_id": type_id, "pop_name": name}
+        if m["type"] == "point":
+            row.update(
+                model_type="point_neuron",
+                model_template=f"nest:{m['nest_model']}",
+                dynamics_params=f"{name}.json",
+            )
+        elif m["type"] == "biophysical":
+            row.update(model_type="biophysical", model_template=m["template"])
+            for key in ("morphology", "dynamics_params", "model_processing"):
+                if key in m:
+                    row[key] = Path(m[key]).name if key != "model_processing" else m[key]
+        else:
+            row["model_type"] = "virtual"
+        return row
+
+    # ------------------------------------------------------------------ --check
+    def estimate(self) -> dict[str, Any]:
+        """What a build would write: counts, expected edges, disk size and peak memory."""
+        from .estimate import estimate
+
+        return estimate(self)
+
+
+_BMTK_SECTIONS = {
+    "dend": "basal",
+    "basal": "basal",
+    "apic": "apical",
+    "soma": "somatic",
+    "axon": "axonal",
+}
+
+
+def _node_columns(cols: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    out = {}
+    for k, v in cols.items():
+        out[k] = np.asarray(v.astype(str)) if v.dtype == object else v
+    return out
