@@ -2,8 +2,10 @@
 
 * every node type names a NEST model (``nest:`` prefix optional) and its dynamics JSON holds
   only parameters that model has; every edge type names a NEST synapse model;
-* weights have the sign the target's receptors accept (models with receptor ports, such as the
-  ``*_multisynapse`` ones, take positive weights only) and delays are at least the time step;
+* weights have the sign the target's receptors accept (conductance models with receptor ports,
+  such as ``aeif_cond_beta_multisynapse``, take positive weights only: the port's reversal
+  potential sets the sign), synapses onto models with receptor ports name a port
+  (``receptor_type``) and delays are at least the time step;
 * every input reaches cells: a spikes input feeds a virtual population with outgoing edges, a
   generator or a current clamp targets a node set with cells, a generator's ``rate_property``
   is a numeric node column;
@@ -101,12 +103,36 @@ class _NestChecker:
                 self.problems.append(f"{path}: {key}: {value!r} is not a number")
 
     def _positive_only(self, pop: str) -> str | None:
-        """A model of ``pop`` whose receptors take positive weights only, if any."""
+        """A model of ``pop`` whose receptor ports take positive weights only (conductance
+        models with a reversal potential per port), if any."""
         for m in sorted(self.pop_models.get(pop, ())):
-            d = self._defaults(m)
-            if d.get("receptor_types") or "n_receptors" in d:
+            if "E_rev" in self._defaults(m):
                 return m
         return None
+
+    def _ported(self, pop: str) -> str | None:
+        """A model of ``pop`` with receptor ports (a synapse must name its port), if any."""
+        for m in sorted(self.pop_models.get(pop, ())):
+            d = self._defaults(m)
+            if "n_receptors" in d or np.ndim(d.get("tau_syn", 0.0)) == 1:
+                return m
+        return None
+
+    def _port(self, value: Any, pop: str, where: str) -> None:
+        ported = self._ported(pop)
+        try:
+            port = int(float(value)) if value not in (None, "", "NULL") else 0
+        except (TypeError, ValueError):
+            self.problems.append(f"{where}: receptor_type {value!r} is not an integer")
+            return
+        if ported and port < 1:
+            self.problems.append(
+                f"{where}: target model {ported} has receptor ports: give receptor_type >= 1"
+            )
+        elif not ported and port > 0:
+            self.problems.append(
+                f"{where}: receptor_type {port}, but the target's model has no receptor ports"
+            )
 
     # ------------------------------------------------------------------ edges
     def edges(self) -> None:
@@ -119,6 +145,7 @@ class _NestChecker:
                         f"{e.types_file}: edge type {tid}: model_template {syn!r}: NEST has no "
                         f"synapse model {syn!r}{_suggest(syn, self.synapse_models)}"
                     )
+                self._port(row.get("receptor_type"), e.target, f"{e.types_file}: edge type {tid}")
             if self.cfg.nodes.get(e.target) is not None and self.cfg.nodes[e.target].virtual:
                 self.problems.append(
                     f"{e.file}: /edges/{e.name}: target population {e.target!r} is virtual "
@@ -231,6 +258,7 @@ class _NestChecker:
                 self.problems.append(f"{self.cfg.path}: {key}.weight: {w!r} is not a number")
                 w = 0.0
             for pop in cells:
+                self._port(gen.get("receptor_type"), pop, f"{self.cfg.path}: {key}")
                 positive = self._positive_only(pop)
                 if positive and w < 0:
                     self.problems.append(

@@ -177,6 +177,9 @@ def _connect_edges(nest: Any, cfg: NetworkConfig, net: Network) -> None:
         for t, row in edges.types.items():
             spec = {"synapse_model": strip_prefix(row.get("model_template") or "static_synapse")}
             spec.update(_synapse_params(cfg, row))
+            port = (row.get("receptor_type") or "").strip()
+            if port and port != "NULL":
+                spec["receptor_type"] = int(float(port))
             spec_of[t] = spec
         for src, trg, tid, w, d in iter_edge_chunks(edges):
             for t in np.unique(tid).tolist():
@@ -219,9 +222,10 @@ def _spike_inputs(nest: Any, cfg: NetworkConfig, net: Network) -> None:
                 net.n_input_spikes += int(ts.size)
     for pop, per in trains.items():
         gids = net.gids[pop]
-        ids = sorted(per)
-        status = [{"spike_times": np.sort(np.concatenate(per[i])).tolist()} for i in ids]
-        nest.SetStatus(gids[np.asarray(ids)].tolist(), status)
+        ids = np.asarray(sorted(per), dtype=np.int64)
+        order = np.argsort(gids[ids])  # a NodeCollection is sorted by NEST id
+        status = [{"spike_times": np.sort(np.concatenate(per[i])).tolist()} for i in ids[order]]
+        nest.NodeCollection(gids[ids][order].tolist()).set(status)
 
 
 def _targets(cfg: NetworkConfig, net: Network, spec: Any, key: str) -> dict[str, np.ndarray]:
@@ -242,6 +246,8 @@ def _generators(nest: Any, cfg: NetworkConfig, net: Network) -> None:
             "weight": weight,
             "delay": delay,
         }
+        if gen.get("receptor_type"):
+            syn["receptor_type"] = int(gen["receptor_type"])
         for pop, ids in _targets(cfg, net, gen.get("node_set"), key).items():
             gids = net.gids[pop][ids]
             if "rate_property" in gen:
@@ -284,14 +290,21 @@ def load(nest: Any, cfg: NetworkConfig) -> Network:
         }
     )
     net = Network({}, {})
-    t = time.perf_counter()
-    _create_nodes(nest, cfg, net)
-    net.timings["nodes_s"] = time.perf_counter() - t
-    t = time.perf_counter()
-    _connect_edges(nest, cfg, net)
-    net.timings["edges_s"] = time.perf_counter() - t
-    t = time.perf_counter()
+    steps = (
+        ("nodes_s", _create_nodes, "creating the nodes"),
+        ("edges_s", _connect_edges, "connecting the edges"),
+        ("inputs_s", _inputs, "creating the inputs"),
+    )
+    for key, step, what in steps:
+        t = time.perf_counter()
+        try:
+            step(nest, cfg, net)
+        except nest.NESTError as exc:  # what our checks did not foresee: still one message
+            raise RunError(f"{cfg.path}: NEST refused {what}: {exc}") from None
+        net.timings[key] = time.perf_counter() - t
+    return net
+
+
+def _inputs(nest: Any, cfg: NetworkConfig, net: Network) -> None:
     _spike_inputs(nest, cfg, net)
     _generators(nest, cfg, net)
-    net.timings["inputs_s"] = time.perf_counter() - t
-    return net

@@ -122,7 +122,7 @@ def _mpi_rank(environ: Any = None) -> int:
 def _record(nest: Any, cfg: Any, net: Any) -> dict[str, Any]:
     """Spike recorder on every cell; a multimeter per report; V of transfer-function cells."""
     cells = np.sort(np.concatenate([g for g in net.cells().values()] or [np.zeros(0, int)]))
-    sr = nest.Create("spike_recorder")
+    sr = nest.Create("spike_recorder", params={"stop": cfg.tstop_ms})
     if cells.size:
         nest.Connect(nest.NodeCollection(cells.tolist()), sr)
     meters = {}
@@ -207,11 +207,19 @@ def _simulate(nest: Any, cfg: Any, stop: Stop, show: bool) -> float:
                 if show:
                     sys.stderr.write("\n")
                 raise Interrupted(stop.signum, f"at t = {t:.1f} ms of {cfg.tstop_ms:g} ms")
+        # devices deliver the last min-delay interval's samples one slice later: run it (the
+        # recorders stop at tstop, so nothing after tstop is kept)
+        nest.Run(_tail_ms(nest, cfg))
     finally:
         nest.Cleanup()
     if show:
         sys.stderr.write("\n")
     return time.perf_counter() - t0
+
+
+def _tail_ms(nest: Any, cfg: Any) -> float:
+    min_delay = float(nest.GetKernelStatus("min_delay"))
+    return round((min_delay + cfg.dt_ms) / cfg.dt_ms) * cfg.dt_ms
 
 
 # ------------------------------------------------------------------ outputs
