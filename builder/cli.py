@@ -56,10 +56,10 @@ def _parser() -> argparse.ArgumentParser:
         "       %(prog)s sweep SWEEP.json -o DIR",
         description=(
             "Build the L5 input network: SONATA nodes/edges, input spike rasters and BMTK "
-            "BioNet configs, from a params JSON file; or any network from a network spec "
-            '(JSON/YAML with "format": "l5net-spec/1", see docs/spec.md). '
+            "BioNet configs, from a params JSON file. "
             "'build-network sweep SWEEP.json -o DIR' builds every run of a parameter sweep "
-            "(see 'build-network sweep --help')."
+            "(see 'build-network sweep --help'). A network spec (JSON/YAML with "
+            '"format": "l5net-spec/1", docs/spec.md) builds any network the same way.'
         ),
         epilog=(
             "Legacy usage still works: build_network.py [PARAMS.json] [SEED]. "
@@ -69,9 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "args",
         nargs="*",
-        metavar="PARAMS.json | SEED",
-        help="params file (default params/L5NetParams.json, else the shipped one) and/or "
-        "integer seed (default: the params' 'seed', else 123)",
+        metavar="PARAMS.json | SPEC.json | SEED",
+        help="params file (default params/L5NetParams.json, else the shipped one) or network "
+        "spec, and/or integer seed (default: the file's 'seed', else 123)",
     )
     p.add_argument("-o", "--outdir", default=".", help="output directory (default: current)")
     p.add_argument(

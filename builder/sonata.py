@@ -728,12 +728,13 @@ class EdgeStreamWriter:
         same_t = t64[1:] == t64[:-1]
         if np.any(t64[1:] < t64[:-1]) or np.any(same_t & (s64[1:] < s64[:-1])):
             raise ValueError("edges must be appended sorted by target, then source")
+        # a source-index range: a maximal run of consecutive edges with one source
         new_run = np.empty(k, dtype=bool)
-        np.logical_or(~same_t, s64[1:] != s64[:-1], out=new_run[1:])
+        np.not_equal(s64[1:], s64[:-1], out=new_run[1:])
         first = (int(t64[0]), int(s64[0]))
         if self._last is not None and first < self._last:
             raise ValueError("edges must be appended sorted by target, then source")
-        new_run[0] = first != self._last
+        new_run[0] = self._last is None or first[1] != self._last[1]
         self._last = (int(t64[-1]), int(s64[-1]))
         self.src_runs += np.bincount(s64[new_run], minlength=self.n_src)
         lo_t, hi_t = int(t64[0]), int(t64[-1]) + 1
@@ -812,22 +813,20 @@ class EdgeStreamWriter:
             ds[...] = r2e
 
     def _runs(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """(start, length, source) of every run of one (target, source) pair, in edge order."""
+        """(start, length, source) of every maximal run of one source, in edge order."""
         n = self.n_edges
         pend: tuple[int, int] | None = None  # (start, source) of the run open at a chunk end
-        prev: tuple[int, int] | None = None
+        prev: int | None = None
         s = np.empty(min(n, self.chunk), dtype=np.int64)
-        t = np.empty(min(n, self.chunk), dtype=np.int64)
         for a in range(0, n, self.chunk):
             b = min(n, a + self.chunk)
             m = b - a
             self.ds_src.read_direct(s, np.s_[a:b], np.s_[0:m])
-            self.ds_trg.read_direct(t, np.s_[a:b], np.s_[0:m])
-            sc, tc = s[:m], t[:m]
+            sc = s[:m]
             new = np.empty(m, dtype=bool)
-            np.logical_or(tc[1:] != tc[:-1], sc[1:] != sc[:-1], out=new[1:])
-            new[0] = prev is None or (int(tc[0]), int(sc[0])) != prev
-            prev = (int(tc[-1]), int(sc[-1]))
+            np.not_equal(sc[1:], sc[:-1], out=new[1:])
+            new[0] = prev is None or int(sc[0]) != prev
+            prev = int(sc[-1])
             starts = np.flatnonzero(new)
             if len(starts) == 0:
                 continue

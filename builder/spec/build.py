@@ -42,9 +42,10 @@ __all__ = ["BuildResult", "NetworkBuilder", "EDGE_COLUMN_BYTES"]
 
 log = logging.getLogger("builder")
 
-#: Bytes per edge on disk: source, target, type, group id, group index, weight, delay
-#: (+ 16 for the source index ranges; nsyns adds 4 for biophysical targets).
-EDGE_COLUMN_BYTES = 8 + 8 + 4 + 4 + 8 + 8 + 8
+#: Bytes per edge on disk: source, target, group index, weight, delay (type and group id are
+#: constant datasets that take no space; + 16 for the source index ranges; nsyns adds 4 for
+#: biophysical targets).
+EDGE_COLUMN_BYTES = 8 + 8 + 8 + 8 + 8
 _INDEX_BYTES = 16
 _NODE_TYPE_BASE = 100
 _EDGE_TYPE_BASE = 100

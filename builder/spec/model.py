@@ -17,7 +17,8 @@ import functools
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -222,10 +223,15 @@ def validate_spec(
     base_dir = Path(os.path.abspath(source)).parent
     problems = _schema_problems(data)
     problems += _nonfinite(data, ())
-    if not problems:
+    if isinstance(data, Mapping) and isinstance(data.get("populations"), Mapping):
         comp = Path(str(data.get("components_dir", "."))).expanduser()
         comp_dir = comp if comp.is_absolute() else base_dir / comp
-        problems += _cross_checks(data, comp_dir, base_dir)
+        bad = [p for p, _ in problems]
+        problems += [
+            (p, m)
+            for p, m in _cross_checks(data, comp_dir, base_dir, bad)
+            if not any(b[: len(p)] == p or p[: len(b)] == b for b in bad)
+        ]
     if problems:
         problems.sort(key=lambda pm: (_sort_key(pm[0]), pm[1]))
         raise _error(source, problems, overrides or {})
@@ -270,23 +276,19 @@ def _from_error(err: jsonschema.ValidationError, seen: set[tuple[str, KeyPath]])
     path: KeyPath = tuple(err.absolute_path)
     kind = err.validator
     if kind in ("anyOf", "oneOf") and err.context:
-        # an object that fits one alternative's type: report that alternative's own problems
-        inst = err.instance
-        for i, sub in enumerate(err.validator_value):
-            sub = _resolve_ref(sub)
-            if (
-                isinstance(inst, dict)
-                and sub.get("type") == "object"
-                or (isinstance(inst, dict) and "$ref" in err.validator_value[i])
-            ):
-                errs = [e for e in err.context if e.schema_path and e.schema_path[0] == i]
-                if errs and all(
-                    e.validator != "type" or e.absolute_path != err.absolute_path for e in errs
-                ):
-                    out: Problems = []
-                    for e in errs:
-                        out += _from_error(e, seen)
-                    return out
+        # the alternative whose type fits the value explains best what is wrong with it
+        fits = [
+            i
+            for i, sub in enumerate(err.validator_value)
+            if _type_fits(_resolve_ref(sub), err.instance)
+        ]
+        if len(fits) == 1:
+            errs = [e for e in err.context if e.schema_path and e.schema_path[0] == fits[0]]
+            if errs:
+                out: Problems = []
+                for e in errs:
+                    out += _from_error(e, seen)
+                return out
     if kind in ("required", "additionalProperties"):
         if (kind, path) in seen:
             return []
@@ -317,6 +319,33 @@ def _from_error(err: jsonschema.ValidationError, seen: set[tuple[str, KeyPath]])
             )
         ]
     return [(path, _message(err))]
+
+
+_JSON_TYPES = {
+    "object": dict,
+    "array": list,
+    "string": str,
+    "boolean": bool,
+    "null": type(None),
+}
+
+
+def _type_fits(sub: Mapping[str, Any], value: Any) -> bool:
+    """Whether a schema alternative is meant for this kind of value (by its type or const)."""
+    if "const" in sub:
+        return isinstance(value, type(sub["const"])) and not isinstance(value, bool)
+    if "anyOf" in sub:
+        return any(_type_fits(_resolve_ref(s), value) for s in sub["anyOf"])
+    types = sub.get("type")
+    if types is None:
+        return False
+    for t in [types] if isinstance(types, str) else types:
+        if t in ("number", "integer"):
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return True
+        elif isinstance(value, _JSON_TYPES[t]):
+            return True
+    return False
 
 
 def _message(err: jsonschema.ValidationError) -> str:
@@ -437,129 +466,162 @@ COMPONENT_SUBDIRS = {
 }
 
 
-def _cross_checks(data: Mapping[str, Any], comp_dir: Path, base_dir: Path) -> Problems:
+@contextmanager
+def _tolerant() -> Iterator[None]:
+    """Skip a check that trips over a value the schema already reported as wrong."""
+    try:
+        yield
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError, ZeroDivisionError):
+        pass
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _cross_checks(
+    data: Mapping[str, Any], comp_dir: Path, base_dir: Path, bad: list[KeyPath]
+) -> Problems:
     out: Problems = []
-    regions = data.get("regions", {})
-    pops = data["populations"]
-    scale = float(data.get("scale", 1.0))
+    regions = _mapping(data.get("regions"))
+    pops = _mapping(data.get("populations"))
+    scale = data.get("scale", 1.0)
+    scale = float(scale) if isinstance(scale, (int, float)) and scale > 0 else 1.0
     for rname, reg in regions.items():
-        p = ("regions", rname)
-        shape = reg["shape"]
-        if shape == "box" and len(reg["size_um"]) != 3:
-            out.append((p + ("size_um",), f"{_show(reg['size_um'])}: a box needs [x, y, z]"))
-        if shape == "layered" and len(reg["size_um"]) != 2:
-            out.append((p + ("size_um",), f"{_show(reg['size_um'])}: a layered slab needs [x, y]"))
-        if shape != "layered" and "layers" in reg:
-            out.append((p + ("layers",), f"only a layered region has layers (shape is {shape})"))
-        names = _region_layers(reg)
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            out.append((p + ("layers",), f"layer name(s) {', '.join(dup)} given twice"))
+        with _tolerant():
+            p = ("regions", rname)
+            shape = reg["shape"]
+            if shape == "box" and len(reg["size_um"]) != 3:
+                out.append((p + ("size_um",), f"{_show(reg['size_um'])}: a box needs [x, y, z]"))
+            if shape == "layered" and len(reg["size_um"]) != 2:
+                out.append(
+                    (p + ("size_um",), f"{_show(reg['size_um'])}: a layered slab needs [x, y]")
+                )
+            if shape != "layered" and "layers" in reg:
+                out.append(
+                    (p + ("layers",), f"only a layered region has layers (shape is {shape})")
+                )
+            names = _region_layers(reg)
+            dup = sorted({n for n in names if names.count(n) > 1})
+            if dup:
+                out.append((p + ("layers",), f"layer name(s) {', '.join(dup)} given twice"))
     sizes: dict[str, int | None] = {}
     for pname, pop in pops.items():
-        p = ("populations", pname)
-        has_count, has_density = "count" in pop, "density_per_mm3" in pop
-        if has_count == has_density:
-            out.append((p, "give exactly one of count and density_per_mm3"))
-        rname = pop.get("region")
-        region = regions.get(rname) if rname is not None else None
-        if rname is not None and region is None:
-            out.append(
-                (
-                    p + ("region",),
-                    f"{_show(rname)} is not a region; regions: {', '.join(regions) or '(none)'}",
-                )
-            )
-        if has_density and rname is None:
-            out.append(
-                (p + ("region",), "required key is missing (density_per_mm3 needs a region)")
-            )
-        layers = _region_layers(region) if region else []
-        dens = pop.get("density_per_mm3")
-        if isinstance(dens, Mapping) and region is not None:
-            if region["shape"] != "layered":
+        with _tolerant():
+            p = ("populations", pname)
+            has_count, has_density = "count" in pop, "density_per_mm3" in pop
+            if has_count == has_density:
+                out.append((p, "give exactly one of count and density_per_mm3"))
+            rname = pop.get("region")
+            region = regions.get(rname) if rname is not None else None
+            if rname is not None and region is None:
                 out.append(
                     (
-                        p + ("density_per_mm3",),
-                        f"per-layer densities need a layered "
-                        f"region; {rname} is a {region['shape']}",
+                        p + ("region",),
+                        f"{_show(rname)} is not a region; regions: "
+                        f"{', '.join(regions) or '(none)'}",
                     )
                 )
-            for lay in dens:
-                if lay not in layers:
+            if has_density and rname is None:
+                out.append(
+                    (p + ("region",), "required key is missing (density_per_mm3 needs a region)")
+                )
+            layers = _region_layers(region) if region else []
+            dens = pop.get("density_per_mm3")
+            if isinstance(dens, Mapping) and region is not None:
+                if region["shape"] != "layered":
                     out.append(
                         (
-                            p + ("density_per_mm3", lay),
+                            p + ("density_per_mm3",),
+                            f"per-layer densities need a layered "
+                            f"region; {rname} is a {region['shape']}",
+                        )
+                    )
+                for lay in dens:
+                    if lay not in layers:
+                        out.append(
+                            (
+                                p + ("density_per_mm3", lay),
+                                f"{_show(lay)} is not a layer of "
+                                f"{rname}; layers: {', '.join(layers) or '(none)'}",
+                            )
+                        )
+            for i, lay in enumerate(pop.get("layers", [])):
+                if region is None or lay not in layers:
+                    out.append(
+                        (
+                            p + ("layers", i),
                             f"{_show(lay)} is not a layer of "
-                            f"{rname}; layers: {', '.join(layers) or '(none)'}",
+                            f"{rname or '(no region)'}; layers: {', '.join(layers) or '(none)'}",
                         )
                     )
-        for i, lay in enumerate(pop.get("layers", [])):
-            if region is None or lay not in layers:
-                out.append(
-                    (
-                        p + ("layers", i),
-                        f"{_show(lay)} is not a layer of "
-                        f"{rname or '(no region)'}; layers: {', '.join(layers) or '(none)'}",
-                    )
-                )
-        if ("positions" in pop or "rotations" in pop) and region is None:
-            out.append((p + ("region",), "required key is missing (positions need a region)"))
-        depth = pop.get("positions", {}).get("depth_um")
-        if depth is not None:
-            out += check_distribution(depth, p + ("positions", "depth_um"))
-        for k, v in pop.get("properties", {}).items():
-            out += check_distribution(v, p + ("properties", k))
-            if k in _RESERVED_NODE_COLUMNS:
-                out.append((p + ("properties", k), f"{k} is a reserved node column"))
-        model = pop["model"]
-        if model["type"] == "biophysical":
-            for key in ("morphology", "dynamics_params"):
-                if (
-                    key in model
-                    and _find_file(comp_dir, model[key], COMPONENT_SUBDIRS[key]) is None
-                ):
-                    out.append(
-                        (
-                            p + ("model", key),
-                            f"{_show(model[key])} not found in "
-                            f"{comp_dir} (or its {'/ '.join(COMPONENT_SUBDIRS[key])}/)",
+            if ("positions" in pop or "rotations" in pop) and region is None:
+                out.append((p + ("region",), "required key is missing (positions need a region)"))
+            depth = pop.get("positions", {}).get("depth_um")
+            if depth is not None:
+                out += check_distribution(depth, p + ("positions", "depth_um"))
+            for k, v in pop.get("properties", {}).items():
+                out += check_distribution(v, p + ("properties", k))
+                if k in _RESERVED_NODE_COLUMNS:
+                    out.append((p + ("properties", k), f"{k} is a reserved node column"))
+            model = pop["model"]
+            if model["type"] == "biophysical":
+                for key in ("morphology", "dynamics_params"):
+                    if (
+                        key in model
+                        and _find_file(comp_dir, model[key], COMPONENT_SUBDIRS[key]) is None
+                    ):
+                        out.append(
+                            (
+                                p + ("model", key),
+                                f"{_show(model[key])} not found in "
+                                f"{comp_dir} (or its {'/ '.join(COMPONENT_SUBDIRS[key])}/)",
+                            )
                         )
-                    )
-            tmpl = model["template"]
-            if tmpl.startswith("hoc:"):
-                hoc = tmpl[4:] + ".hoc"
-                if _find_file(comp_dir, hoc, COMPONENT_SUBDIRS["template"]) is None:
-                    out.append(
-                        (
-                            p + ("model", "template"),
-                            f"{_show(tmpl)}: {hoc} not found in {comp_dir} (or its templates/)",
+                tmpl = model["template"]
+                if tmpl.startswith("hoc:"):
+                    hoc = tmpl[4:] + ".hoc"
+                    if _find_file(comp_dir, hoc, COMPONENT_SUBDIRS["template"]) is None:
+                        out.append(
+                            (
+                                p + ("model", "template"),
+                                f"{_show(tmpl)}: {hoc} not found in {comp_dir} (or its templates/)",
+                            )
                         )
-                    )
-        sizes[pname] = population_count(pop, regions) if not out else None
+            flawed = any(b[:2] == ("populations", pname) for b in bad) or any(
+                q[:2] == ("populations", pname) for q, _ in out
+            )
+            sizes[pname] = None if flawed else population_count(pop, regions)
     for cname, con in data.get("connections", {}).items():
-        out += _check_connection(cname, con, pops, regions, sizes, scale, comp_dir)
+        with _tolerant():
+            out += _check_connection(cname, con, pops, regions, sizes, scale, comp_dir)
     run = data.get("run", {})
-    all_point = all(p["model"]["type"] != "biophysical" for p in pops.values())
+    all_point = all(
+        _mapping(_mapping(p).get("model")).get("type") != "biophysical" for p in pops.values()
+    )
     if run.get("simulator") == "NEST" and not all_point:
         out.append((("run", "simulator"), '"NEST" cannot simulate biophysical populations'))
     for iname, inp in data.get("inputs", {}).items():
-        out += _check_input(iname, inp, pops, base_dir)
+        with _tolerant():
+            out += _check_input(iname, inp, pops, base_dir)
     rep = data.get("reports", {})
     for i, m in enumerate(rep.get("membrane", [])):
-        pn = _sel_pop(m["cells"])
-        if pn not in pops:
-            out.append((("reports", "membrane", i, "cells"), f"{_show(pn)} is not a population"))
-        elif sizes.get(pn) is not None and "node_ids" in m:
-            n = _scaled_count(sizes[pn], scale)
-            bad = [x for x in m["node_ids"] if x >= n]
-            if bad:
+        with _tolerant():
+            pn = _sel_pop(m["cells"])
+            if pn not in pops:
                 out.append(
-                    (
-                        ("reports", "membrane", i, "node_ids"),
-                        f"{_show(bad)} out of range for {pn} ({n} cells)",
-                    )
+                    (("reports", "membrane", i, "cells"), f"{_show(pn)} is not a population")
                 )
+            elif sizes.get(pn) is not None and "node_ids" in m:
+                n = _scaled_count(sizes[pn], scale)
+                bad = [x for x in m["node_ids"] if x >= n]
+                if bad:
+                    out.append(
+                        (
+                            ("reports", "membrane", i, "node_ids"),
+                            f"{_show(bad)} out of range for {pn} ({n} cells)",
+                        )
+                    )
     if "electrodes" in rep and all_point:
         out.append((("reports", "electrodes"), "extracellular electrodes need biophysical cells"))
     if "electrodes" in rep and not ({"positions_um", "probe"} & set(rep["electrodes"])):

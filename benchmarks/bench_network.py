@@ -1,0 +1,280 @@
+#!/usr/bin/env python
+"""Time the spec builder on the Potjans-Diesmann microcircuit against BMTK and NEST, side by side.
+
+Usage::
+
+    python benchmarks/bench_network.py [--full-scale 1.0] [--bmtk-edges 1e6] [--nest-scale 0.1]
+                                       [--threads 2] [--tmp DIR] [--skip-bmtk] [--skip-nest]
+
+Every measurement is a whole child process (interpreter start-up and imports included); wall
+time is measured around the child, CPU time and peak RSS are the child's own
+(``getrusage(RUSAGE_SELF)`` at its end). "build" is the part the child times itself: the whole
+``main()`` for ours, NetworkBuilder to ``save()`` for BMTK, ``Create`` to the last ``Connect``
+for NEST.
+
+1. **ours, full scale** -- ``build-network examples/microcircuit.json --set scale=S -o DIR``
+   (2.99e8 edges at S = 1): SONATA nodes, edges with both indices, configs, on disk.
+2. **disk baseline** -- plain numpy + h5py writing the same bytes per edge (source, target,
+   group index, weight, delay: 40 B/edge, plus the 16 B/edge of the source index) for
+   2e7 edges: what this disk allows, so the edge rate above can be read against it.
+3. **ours vs BMTK at ~1e6 edges** -- the microcircuit at the scale that gives ``--bmtk-edges``
+   edges, built by us and by BMTK's ``NetworkBuilder`` with the same rules: per target cell
+   the in-degree from the same multinomial split of each fixed total, sources uniform with
+   multapses (BMTK's ``all_to_one`` iterator returning nsyns per source), and per-edge
+   ``syn_weight`` / ``delay`` from the truncated normals (BMTK ``add_properties`` rules), then
+   ``build()`` and ``save()`` (BMTK writes its SONATA files; ours also writes the indices).
+4. **ours vs NEST at scale 0.1** -- NEST's own ``Connect`` of the same network in memory
+   (8 populations of ``iaf_psc_exp``, ``fixed_total_number`` with ``nest.math.redraw`` of the
+   normal weights and delays, ``local_num_threads`` threads), timed from the first ``Create``
+   to the end of the last ``Connect``, against our whole build of it to disk.
+
+Exit status 0 when every side ran, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = ROOT / "examples" / "microcircuit.json"
+FULL_EDGES = 298_880_968
+
+
+def run_child(code: str, *args: str, env: dict[str, str] | None = None) -> dict:
+    """Run ``python -c code args`` as a child; its last stdout line is a JSON dict."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    out, err = proc.communicate()
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"child failed ({proc.returncode}):\n{err[-3000:]}")
+    lines = [ln for ln in out.splitlines() if ln.startswith("{")]
+    result = json.loads(lines[-1]) if lines else {}
+    result["wall_s"] = wall
+    return result
+
+
+_RUSAGE = """
+import json, math, resource, sys
+def _report(**kw):
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    kw.update(cpu_s=ru.ru_utime + ru.ru_stime, peak_rss_mb=ru.ru_maxrss / 1024)
+    print(json.dumps(kw))
+"""
+
+OURS = (
+    _RUSAGE
+    + """
+import time
+t0 = time.perf_counter()
+from builder.cli import main
+rc = main([sys.argv[1], "-o", sys.argv[2], "-q", "--force", "--set", "scale=" + sys.argv[3]])
+assert rc == 0
+import json as _j, pathlib
+spec = _j.loads((pathlib.Path(sys.argv[2]) / "spec.json").read_text())
+import h5py
+n = 0
+for name in spec["connections"]:
+    with h5py.File(pathlib.Path(sys.argv[2]) / "network" / f"{name}_edges.h5") as h5:
+        n += h5["edges"][name]["source_node_id"].shape[0]
+_report(edges=n, build_s=time.perf_counter() - t0)
+"""
+)
+
+DISK = (
+    _RUSAGE
+    + """
+import time, h5py, numpy as np
+n, chunk = int(sys.argv[2]), 1 << 22
+t0 = time.perf_counter()
+with h5py.File(sys.argv[1], "w") as h5:
+    ds = {k: h5.create_dataset(k, (n,), dtype=d) for k, d in
+          (("src", "u8"), ("trg", "u8"), ("gidx", "u8"), ("w", "f8"), ("d", "f8"),
+           ("r2e", "u8"), ("r2e2", "u8"))}
+    rng = np.random.default_rng(0)
+    for a in range(0, n, chunk):
+        b = min(n, a + chunk)
+        x = rng.integers(0, 20000, b - a, dtype=np.uint64)
+        for k in ds:
+            ds[k][a:b] = x
+_report(edges=n, build_s=time.perf_counter() - t0)
+"""
+)
+
+BMTK = (
+    _RUSAGE
+    + """
+import time, numpy as np
+scale, outdir = float(sys.argv[2]), sys.argv[3]
+spec = json.loads(open(sys.argv[1]).read())
+t0 = time.perf_counter()
+from bmtk.builder import NetworkBuilder
+net = NetworkBuilder("mc")
+pops = spec["populations"]
+sizes = {p: int(round(v["count"] * scale)) for p, v in pops.items()}
+for p, n in sizes.items():
+    net.add_nodes(N=n, pop_name=p, model_type="point_neuron", model_template="nest:iaf_psc_exp",
+                  dynamics_params=p + ".json")
+rng = np.random.default_rng(1)
+def split(total, n_trg):
+    return rng.multinomial(total, np.full(n_trg, 1.0 / n_trg)) if n_trg else np.zeros(0, int)
+def normal_rule(mean, sd, low, high):
+    def rule(s, t):
+        while True:
+            x = rng.normal(mean, sd)
+            if low <= x <= high:
+                return x
+    return rule
+for name, c in spec["connections"].items():
+    src, trg = c["source"], c["target"]
+    n = int(round(c["rule"]["n"] * scale * scale))
+    per_target = split(n, sizes[trg])
+    n_src = sizes[src]
+    def one(sources, target, per_target=per_target, n_src=n_src, src=src):
+        k = per_target[target.node_id - first[target["pop_name"]]]
+        return np.bincount(rng.integers(0, n_src, k), minlength=n_src).tolist()
+    cm = net.add_edges(source={"pop_name": src}, target={"pop_name": trg},
+                       connection_rule=one, iterator="all_to_one",
+                       model_template="static_synapse", dynamics_params="static.json")
+    w = c["weight"]["mean"] / math.sqrt(scale)
+    sd = abs(w) * c["weight"]["rel_sd"]
+    lo, hi = (0.0, math.inf) if w > 0 else (-math.inf, 0.0)
+    cm.add_properties("syn_weight", rule=normal_rule(w, sd, lo, hi), dtypes=float)
+    d = c["delay_ms"]["mean"]
+    cm.add_properties("delay", rule=normal_rule(d, d * 0.5, 0.1, math.inf), dtypes=float)
+first = {}
+off = 0
+for p, n in sizes.items():
+    first[p] = off
+    off += n
+net.build()
+net.save(outdir)
+_report(edges=int(net.nedges), build_s=time.perf_counter() - t0)
+"""
+)
+
+NEST = (
+    _RUSAGE
+    + """
+import time, math
+scale, threads = float(sys.argv[2]), int(sys.argv[3])
+spec = json.loads(open(sys.argv[1]).read())
+import nest
+nest.set_verbosity("M_ERROR")
+nest.ResetKernel()
+nest.local_num_threads = threads
+nest.resolution = 0.1
+t0 = time.perf_counter()
+pops = {}
+for p, v in spec["populations"].items():
+    pops[p] = nest.Create("iaf_psc_exp", int(round(v["count"] * scale)),
+                          params=v["model"]["params"])
+for name, c in spec["connections"].items():
+    n = int(round(c["rule"]["n"] * scale * scale))
+    w = c["weight"]["mean"] / math.sqrt(scale)
+    sd = abs(w) * c["weight"]["rel_sd"]
+    wdist = (nest.math.redraw(nest.random.normal(mean=w, std=sd), min=0.0, max=float("inf"))
+             if w > 0 else
+             nest.math.redraw(nest.random.normal(mean=w, std=sd), min=-float("inf"), max=0.0))
+    d = c["delay_ms"]["mean"]
+    ddist = nest.math.redraw(nest.random.normal(mean=d, std=0.5 * d), min=0.1, max=float("inf"))
+    nest.Connect(pops[c["source"]], pops[c["target"]],
+                 {"rule": "fixed_total_number", "N": n},
+                 {"synapse_model": "static_synapse", "weight": wdist, "delay": ddist})
+connect_s = time.perf_counter() - t0
+_report(edges=int(nest.num_connections), build_s=connect_s)
+"""
+)
+
+
+def _fmt_rate(r: dict) -> str:
+    return f"{r['edges'] / r['build_s'] / 1e6:6.2f} M edges/s"
+
+
+def _line(label: str, r: dict) -> str:
+    return (
+        f"{label:38s} {r['edges']:>11,d} edges  build {r['build_s']:8.2f} s  "
+        f"process {r['wall_s']:8.2f} s  cpu {r['cpu_s']:8.2f} s  "
+        f"peak RSS {r['peak_rss_mb']:7.0f} MB  {_fmt_rate(r)}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--full-scale", type=float, default=1.0, help="scale of run 1 (default 1)")
+    p.add_argument("--bmtk-edges", type=float, default=1e6)
+    p.add_argument("--nest-scale", type=float, default=0.1)
+    p.add_argument("--threads", type=int, default=2, help="NEST threads (default 2)")
+    p.add_argument("--tmp", type=Path, default=None, help="scratch folder (default: system tmp)")
+    p.add_argument("--skip-bmtk", action="store_true")
+    p.add_argument("--skip-nest", action="store_true")
+    ns = p.parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_network_", dir=ns.tmp))
+    env = {"PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    ok = True
+    results: dict[str, dict] = {}
+    try:
+        print(f"disk: {shutil.disk_usage(tmp).free / 1e9:.0f} GB free in {tmp}")
+        s = ns.full_scale
+        results["ours_full"] = r = run_child(OURS, str(SPEC), str(tmp / "full"), str(s), env=env)
+        size = sum(f.stat().st_size for f in (tmp / "full").rglob("*") if f.is_file())
+        print(_line(f"ours, scale {s:g} (to SONATA)", r), f" {size / 1e9:.1f} GB on disk")
+        shutil.rmtree(tmp / "full", ignore_errors=True)
+        results["disk"] = r = run_child(DISK, str(tmp / "disk.h5"), str(20_000_000), env=env)
+        print(_line("plain numpy+h5py, same bytes/edge", r))
+        (tmp / "disk.h5").unlink(missing_ok=True)
+
+        if not ns.skip_bmtk:
+            sb = math.sqrt(ns.bmtk_edges / FULL_EDGES)
+            rb = run_child(BMTK, str(SPEC), str(sb), str(tmp / "bmtk"), env=env)
+            ro = run_child(OURS, str(SPEC), str(tmp / "ours_b"), str(sb), env=env)
+            results["bmtk"], results["ours_bmtk"] = rb, ro
+            print(_line(f"BMTK NetworkBuilder, scale {sb:.4f}", rb))
+            print(_line(f"ours, scale {sb:.4f}", ro))
+            print(
+                f"  ours / BMTK: {rb['build_s'] / ro['build_s']:.0f}x faster (build), "
+                f"{rb['wall_s'] / ro['wall_s']:.0f}x (whole process)"
+            )
+        if not ns.skip_nest:
+            rn = run_child(NEST, str(SPEC), str(ns.nest_scale), str(ns.threads), env=env)
+            ro = run_child(OURS, str(SPEC), str(tmp / "ours_n"), str(ns.nest_scale), env=env)
+            results["nest"], results["ours_nest"] = rn, ro
+            print(_line(f"NEST Connect, scale {ns.nest_scale:g}, {ns.threads} thr", rn))
+            print(_line(f"ours, scale {ns.nest_scale:g}", ro))
+            print(
+                f"  ours / NEST: {rn['build_s'] / ro['build_s']:.2f}x (NEST Connect vs our build "
+                f"to disk), {rn['wall_s'] / ro['wall_s']:.2f}x (whole process); peak RSS "
+                f"NEST {rn['peak_rss_mb']:.0f} MB, ours {ro['peak_rss_mb']:.0f} MB"
+            )
+        r = results["ours_full"]
+        print(
+            f"target 1: >= 10 M edges/s at <= 2 GB: {_fmt_rate(r)}, "
+            f"{r['peak_rss_mb'] / 1024:.2f} GB (disk-bound rate here: {_fmt_rate(results['disk'])}"
+            " for the same bytes)"
+        )
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        ok = False
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(json.dumps({k: v for k, v in results.items()}, indent=None))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
