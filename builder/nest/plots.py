@@ -137,7 +137,9 @@ def _transfer(table: Path, path: Path) -> Path | None:
             x = [float(r[x_key]) for r in sel]
             y = [float(r["rate_hz"]) for r in sel]
             e = [float(r["rate_se_hz"]) for r in sel]
-            ax.errorbar(x, y, yerr=e, marker="o", ms=3, label=f"{props[1]} {c:g}" if c else None)
+            ax.errorbar(
+                x, y, yerr=e, marker="o", ms=3, label=f"{props[1]} {c:g}" if c is not None else None
+            )
         ax.set_xlabel(x_key)
         ax.set_ylabel("output rate (Hz)")
         ax.set_title(grp)

@@ -476,11 +476,14 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     size = mpi_world_size()
     if size > 1:
+        # not a single `import nest` here: a NEST built without MPI ends the process (status
+        # 127) as soon as it is imported under an MPI launcher with more than one rank
         if _mpi_rank() == 0:
             print(
                 f"run-network: error: launched on {size} MPI ranks, but NEST networks run "
-                "threaded in one process here (the pip nest-simulator has no MPI): run "
-                "without mpiexec and give threads instead (run-network DIR -t N)",
+                "threaded in one process (the pip nest-simulator has no MPI, and the NEST "
+                "runner does not distribute a network over ranks): run without mpiexec and "
+                "give threads instead (run-network DIR -t N)",
                 file=sys.stderr,
             )
         return 2
