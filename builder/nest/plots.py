@@ -89,8 +89,10 @@ def _histograms(out: Path, rates: list[dict[str, str]], path: Path) -> Path:
     for ax, r, c in zip(axes, per, _colours(n), strict=False):
         ids, ts = read_spikes(out / "spikes.h5", r["population"])
         keep = (ts >= t0) & (ts < t1)
-        rate = np.bincount(ids[keep], minlength=int(r["cells"])) / ((t1 - t0) / 1000.0)
-        ax.hist(rate, bins=30, color=c)
+        quantum = 1000.0 / (t1 - t0)  # one spike in the window, in Hz
+        rate = np.bincount(ids[keep], minlength=int(r["cells"])) * quantum
+        step = quantum * max(1, int(np.ceil(rate.max(initial=0.0) / quantum / 40)))
+        ax.hist(rate, bins=np.arange(-0.5 * step, rate.max(initial=0.0) + step, step), color=c)
         ax.set_title(f"{r['population']}: {float(r['rate_hz']):.2f} Hz", fontsize=9)
         ax.set_xlabel("rate (Hz)", fontsize=8)
     for ax in axes[n:]:
