@@ -7,7 +7,8 @@ Usage::
                                     [--tf-seconds 10] [--tmp DIR] [--skip-pointnet] [--skip-tf]
 
 Every measurement is a whole child process (interpreter start-up and imports included): wall
-time around the child, CPU time and peak RSS from ``wait4`` of that child alone.
+time around the child, CPU time and peak RSS from ``wait4`` of that child alone. Every child
+gets ``OMP_WAIT_POLICY=PASSIVE`` unless set (our runner's default).
 
 1. **ours, whole** -- ``build-network examples/microcircuit.json --set scale=S`` then
    ``run-network DIR -t T``: SONATA to disk, our loader, simulation, outputs.
@@ -54,7 +55,9 @@ def run_child(args: list[str], cwd: Path | None = None) -> dict:
             stdout=out,
             stderr=err,
             cwd=cwd,
-            env={**os.environ, "PYNEST_QUIET": "1"},
+            # the same OpenMP waiting for every side (our runner's default; spinning threads
+            # on a shared machine slow NEST several-fold)
+            env={"OMP_WAIT_POLICY": "PASSIVE", **os.environ, "PYNEST_QUIET": "1"},
             text=True,
         )
         _, status, ru = os.wait4(proc.pid, 0)

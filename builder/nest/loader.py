@@ -39,7 +39,7 @@ __all__ = ["EDGE_CHUNK", "Network", "import_nest", "load"]
 log = logging.getLogger("builder.nest")
 
 #: Edges read and connected per ``nest.Connect`` call.
-EDGE_CHUNK = 1 << 20
+EDGE_CHUNK = 1 << 18
 
 
 def import_nest() -> Any:
@@ -137,8 +137,9 @@ def _type_value(types: dict[int, dict[str, str]], key: str, tids: np.ndarray) ->
     return np.asarray([lut.get(int(t), np.nan) for t in u])[inv]
 
 
-def iter_edge_chunks(edges: Any, chunk: int = EDGE_CHUNK):
+def iter_edge_chunks(edges: Any, chunk: int | None = None):
     """(source ids, target ids, edge type ids, weight, delay) of one edge population, by chunk."""
+    chunk = chunk or EDGE_CHUNK
     with h5py.File(edges.file, "r") as f:
         g = f["edges"][edges.name]
         cols = _edge_columns(g)
