@@ -114,6 +114,10 @@ def write_point_network(
     params: dict[str, Any] | None = None,
     inh_weight: float = -4 * 87.8,
     spike_at_zero: bool = True,
+    exc_weight: float = 87.8,
+    ext_weight: float = 60.0,
+    bg_weight: float = 87.8,
+    ports: bool = False,
 ) -> Path:
     """Write the small network into ``d`` (see the module docstring); returns ``d``."""
     rng = np.random.default_rng(seed)
@@ -148,7 +152,7 @@ def write_point_network(
     )
     pairs = rng.random((n, n)) < p_conn
     src, trg = np.nonzero(pairs)
-    weight = np.where(src < n_exc, 87.8, inh_weight) * rng.uniform(0.9, 1.1, src.size)
+    weight = np.where(src < n_exc, exc_weight, inh_weight) * rng.uniform(0.9, 1.1, src.size)
     delay = np.where(src < n_exc, 1.5, 0.8)
     write_edges(
         net / "cells_cells_edges.h5",
@@ -158,13 +162,15 @@ def write_point_network(
         "cells",
         src,
         trg,
-        np.full(src.size, 100),
+        np.where(src < n_exc, 100, 101),
         [
             {
-                "edge_type_id": 100,
+                "edge_type_id": t,
                 "model_template": "static_synapse",
                 "dynamics_params": "static.json",
+                **({"receptor_type": port} if ports else {}),
             }
+            for t, port in ((100, 1), (101, 2))
         ],
         {"syn_weight": weight, "delay": delay},
         n_source_nodes=n,
@@ -187,9 +193,10 @@ def write_point_network(
                 "model_template": "static_synapse",
                 "dynamics_params": "static.json",
                 "delay": 1.0,
+                **({"receptor_type": 1} if ports else {}),
             }
         ],
-        {"syn_weight": np.full(es.size, 60.0), "nsyns": np.full(es.size, 2, dtype=np.uint32)},
+        {"syn_weight": np.full(es.size, ext_weight), "nsyns": np.full(es.size, 2, dtype=np.uint32)},
         n_source_nodes=n_ext,
         n_target_nodes=n,
     )
@@ -211,8 +218,9 @@ def write_point_network(
                 "node_set": "cells",
                 "rate_hz": 8.0,
                 "indegree": 1000,
-                "weight": 87.8,
+                "weight": bg_weight,
                 "delay_ms": 1.5,
+                **({"receptor_type": 1} if ports else {}),
             }
         )
     sim = {

@@ -148,8 +148,8 @@ def _bad_sign(d: Path) -> tuple[str, str]:
     (d / "components" / "point_neuron_models" / "lif.json").write_text(json.dumps(ports))
     for name in ("cells_cells", "ext_cells"):
         path = d / "network" / f"{name}_edge_types.csv"
-        head, row = path.read_text().splitlines()
-        path.write_text(f"{head} receptor_type\n{row} 1\n")
+        head, *rows = path.read_text().splitlines()
+        path.write_text("\n".join([f"{head} receptor_type"] + [f"{r} 1" for r in rows]) + "\n")
     _edit(d / "simulation_config.json", lambda c: c["generators"][0].update(receptor_type=1))
     return "cells_cells_edges.h5: /edges/cells_cells/0/syn_weight", "takes positive weights only"
 
@@ -242,3 +242,32 @@ def test_plots(small: Path, tmp_path: Path) -> None:
     pngs = plot_run(small, tmp_path / "plots")
     assert [p.name for p in pngs] == ["raster.png", "rate_histograms.png", "vm.png"]
     assert all(p.stat().st_size > 3_000 for p in pngs)
+
+
+def test_receptor_ports_carry_the_sign(tmp_path: Path) -> None:
+    """A conductance model with ports: inhibition is positive weights on the -80 mV port;
+    sent to the 0 mV port instead, the same synapses excite."""
+    params = {
+        "E_rev": [0.0, -80.0],
+        "tau_rise": [0.2, 0.5],
+        "tau_decay": [2.0, 5.0],
+        "V_peak": -40.0,
+    }
+    kwargs = dict(
+        model="aeif_cond_beta_multisynapse",
+        params=params,
+        ports=True,
+        exc_weight=1.0,
+        inh_weight=4.0,
+        ext_weight=0.5,
+        bg_weight=0.5,
+        tstop_ms=300.0,
+    )
+    d = write_point_network(tmp_path / "ports", **kwargs)
+    assert nest_main([str(d), "-q"]) == 0
+    n_inh_port = read_spikes(d / "output" / "spikes.h5", "cells")[0].size
+    types = d / "network" / "cells_cells_edge_types.csv"
+    types.write_text(types.read_text().replace("static.json 2", "static.json 1"))
+    assert nest_main([str(d), "-q"]) == 0
+    n_exc_port = read_spikes(d / "output" / "spikes.h5", "cells")[0].size
+    assert 0 < n_inh_port < n_exc_port

@@ -256,9 +256,9 @@ def _reports(partial: Path, cfg: Any, net: Any, rec: dict[str, Any]) -> list[Pat
         for pop, ids in targets.items():
             gids = net.gids[pop][ids]
             data = np.full((grid.size, ids.size), np.nan, dtype=np.float64)
-            col = {g: i for i, g in enumerate(gids.tolist())}
+            order = np.argsort(gids)
             sel = np.isin(senders, gids)
-            c = np.asarray([col[s] for s in senders[sel].tolist()], dtype=np.int64)
+            c = order[np.searchsorted(gids[order], senders[sel])]
             r = np.searchsorted(grid, times[sel])
             data[r, c] = values[sel]
             pops[pop] = (ids, data)
