@@ -105,7 +105,12 @@ def _create_nodes(nest: Any, cfg: NetworkConfig, net: Network) -> None:
                 continue
             model = strip_prefix(row.get("model_template", ""))
             params = _dynamics(cfg, row)
-            nodes = nest.Create(model, sel.size, params=params or None)
+            if params:  # a copy with the type's defaults: 8x faster than Create(params=...)
+                typed = f"l5net_{pop.name}_{tid}_{model}"
+                nest.CopyModel(model, typed, params)
+                nodes = nest.Create(typed, sel.size)
+            else:
+                nodes = nest.Create(model, sel.size)
             gids[sel] = nodes.tolist()
             models[sel] = model
             known = model_params(nest, model)
