@@ -271,3 +271,32 @@ def test_receptor_ports_carry_the_sign(tmp_path: Path) -> None:
     assert nest_main([str(d), "-q"]) == 0
     n_exc_port = read_spikes(d / "output" / "spikes.h5", "cells")[0].size
     assert 0 < n_inh_port < n_exc_port
+
+
+def test_dc_clamp_gives_the_lif_steady_state(tmp_path: Path) -> None:
+    """A SONATA current clamp (nA) becomes a NEST DC (pA) over [delay, delay + duration):
+    V settles at E_L + I tau_m / C_m on the clamped cells only."""
+    d = _fresh(tmp_path, tstop_ms=300.0, generator=False)
+
+    def dc_only(c: dict) -> None:
+        c["inputs"] = {
+            "step": {
+                "input_type": "current_clamp",
+                "module": "IClamp",
+                "amp": 0.2,
+                "delay": 100.0,
+                "duration": 200.0,
+                "node_set": {"population": "cells", "node_id": [0, 1]},
+            }
+        }
+
+    _edit(d / "simulation_config.json", dc_only)
+    _edit(d / "circuit_config.json", lambda c: c["networks"].update(edges=[]))
+    assert nest_main([str(d), "-q"]) == 0
+    rep = read_report(d / "output" / "v_report.h5")
+    v, t = rep.data(), rep.times_ms
+    before, after = np.searchsorted(t, 99.0), -1
+    assert np.allclose(v[before], -65.0, atol=0.01)  # relaxed to E_L from the initial V_m
+    assert np.allclose(v[after, :2], -65.0 + 200.0 * 10.0 / 250.0, atol=0.01)
+    assert v[after, 2] == pytest.approx(-65.0, abs=0.01)  # node 99 is not clamped
+    assert read_spikes(d / "output" / "spikes.h5", "cells")[0].size == 0
