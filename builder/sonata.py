@@ -623,7 +623,7 @@ class EdgeStreamWriter:
     chunk_edges : int
         Largest slice written in one HDF5 call (and read when building the indices).
     index_budget : int
-        Largest number of source-index ranges held in memory at once.
+        Largest number of source-index ranges held in memory at once (16 bytes each).
     """
 
     def __init__(
@@ -640,7 +640,7 @@ class EdgeStreamWriter:
         edge_types: list[dict],
         columns: Mapping[str, Any] | None = None,
         chunk_edges: int = 1 << 22,
-        index_budget: int = 1 << 23,
+        index_budget: int = 1 << 25,
     ):
         for name in (population, source_population, target_population):
             _check_name(name)
@@ -817,12 +817,12 @@ class EdgeStreamWriter:
         n = self.n_edges
         pend: tuple[int, int] | None = None  # (start, source) of the run open at a chunk end
         prev: int | None = None
-        s = np.empty(min(n, self.chunk), dtype=np.int64)
+        buf = np.empty(min(n, self.chunk), dtype=np.uint64)
         for a in range(0, n, self.chunk):
             b = min(n, a + self.chunk)
             m = b - a
-            self.ds_src.read_direct(s, np.s_[a:b], np.s_[0:m])
-            sc = s[:m]
+            self.ds_src.read_direct(buf, np.s_[a:b], np.s_[0:m])  # no type conversion
+            sc = buf[:m].view(np.int64)
             new = np.empty(m, dtype=bool)
             np.not_equal(sc[1:], sc[:-1], out=new[1:])
             new[0] = prev is None or int(sc[0]) != prev
@@ -877,25 +877,36 @@ class EdgeStreamWriter:
             if hi == lo:
                 continue
             whole = s0 == 0 and s1 == self.n_src
-            st_parts, len_parts, src_parts = [], [], []
-            for st, ln, sr in self._runs():
-                if not whole:
-                    sel = (sr >= s0) & (sr < s1)
-                    st, ln, sr = st[sel], ln[sel], sr[sel]
-                st_parts.append(st)
-                len_parts.append(ln.astype(np.uint32))
-                src_parts.append(sr.astype(key_dtype))
-            st = np.concatenate(st_parts)
-            del st_parts
-            ln = np.concatenate(len_parts)
-            del len_parts
-            order = np.argsort(np.concatenate(src_parts), kind="stable")
-            del src_parts
-            out = np.empty((hi - lo, 2), dtype=np.uint64)
-            out[:, 0] = st[order]
-            out[:, 1] = out[:, 0] + ln[order]
-            del st, ln, order
+            out = self._sorted_runs(s0, s1, lo, hi, whole, key_dtype)
             r2e[lo:hi] = out
+            del out
+
+    def _sorted_runs(
+        self, s0: int, s1: int, lo: int, hi: int, whole: bool, key_dtype: Any
+    ) -> np.ndarray:
+        """Ranges of the sources [s0, s1), ordered by source then edge id (a counting sort:
+        chunk by chunk, each run goes to its source's next free row)."""
+        counts = self.src_runs
+        stop = np.cumsum(counts)
+        out = np.empty((hi - lo, 2), dtype=np.uint64)
+        cursor = (stop - counts)[s0:s1] - lo
+        for st, ln, sr in self._runs():
+            if not whole:
+                sel = (sr >= s0) & (sr < s1)
+                st, ln, sr = st[sel], ln[sel], sr[sel]
+            if len(st) == 0:
+                continue
+            key = (sr - s0).astype(key_dtype)
+            order = np.argsort(key, kind="stable")
+            ks = key[order]
+            cnt = np.bincount(key, minlength=s1 - s0)
+            rank = np.arange(len(ks), dtype=np.int64) - (np.cumsum(cnt) - cnt)[ks]
+            pos = cursor[ks] + rank
+            first = st[order]
+            out[pos, 0] = first
+            out[pos, 1] = first + ln[order]
+            cursor += cnt
+        return out
 
 
 class SpikeStreamWriter:

@@ -553,3 +553,68 @@ def test_spec_reference_is_in_sync():
     assert (REPO / "docs" / "spec.md").read_text(encoding="utf-8") == mod.render(), (
         "docs/spec.md is stale: run python scripts/gen_spec_reference.py"
     )
+
+
+@pytest.mark.parametrize("chunk,budget", [(7, 13), (1000, 1 << 20)])
+def test_stream_writer_matches_write_edges(tmp_path, chunk, budget):
+    from builder.sonata import EdgeStreamWriter, write_edges
+
+    rng = np.random.default_rng(5)
+    n_src, n_trg, n = 40, 30, 900
+    trg = np.sort(rng.integers(0, n_trg, n))
+    src = rng.integers(0, n_src, n)
+    order = np.lexsort((src, trg))
+    src, trg = src[order], trg[order]  # with multapses (repeated pairs)
+    w = rng.normal(size=n)
+    types = [{"edge_type_id": 5, "model_template": "static_synapse"}]
+    write_edges(
+        tmp_path / "a.h5",
+        tmp_path / "a.csv",
+        "e",
+        "s",
+        "t",
+        src,
+        trg,
+        np.full(n, 5),
+        types,
+        {"syn_weight": w},
+        n_source_nodes=n_src,
+        n_target_nodes=n_trg,
+    )
+    with EdgeStreamWriter(
+        tmp_path / "b.h5",
+        tmp_path / "b.csv",
+        "e",
+        "s",
+        "t",
+        n_edges=n,
+        n_source_nodes=n_src,
+        n_target_nodes=n_trg,
+        edge_types=types,
+        columns={"syn_weight": "f8"},
+        chunk_edges=chunk,
+        index_budget=budget,
+    ) as wr:
+        for a in range(0, n, 101):  # appends that split targets
+            wr.append(src[a : a + 101], trg[a : a + 101], 5, {"syn_weight": w[a : a + 101]})
+    with h5py.File(tmp_path / "a.h5") as ha, h5py.File(tmp_path / "b.h5") as hb:
+
+        def walk(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                assert np.array_equal(obj[()], hb[name][()]), name
+
+        ha.visititems(walk)
+    assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
+
+
+def test_stream_writer_rejects_unsorted_and_short(tmp_path):
+    from builder.sonata import EdgeStreamWriter
+
+    kw = dict(n_edges=3, n_source_nodes=5, n_target_nodes=5, edge_types=[{"edge_type_id": 1}])
+    with pytest.raises(ValueError, match="sorted"):
+        with EdgeStreamWriter(tmp_path / "x.h5", tmp_path / "x.csv", "e", "s", "t", **kw) as w:
+            w.append(np.array([0, 1, 2]), np.array([3, 2, 4]), 1)
+    with pytest.raises(ValueError, match="declared"):
+        with EdgeStreamWriter(tmp_path / "x.h5", tmp_path / "x.csv", "e", "s", "t", **kw) as w:
+            w.append(np.array([0, 1]), np.array([3, 4]), 1)
+    assert not (tmp_path / "x.h5").exists() and list(tmp_path.iterdir()) == []

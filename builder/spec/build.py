@@ -259,7 +259,7 @@ class NetworkBuilder:
         total = proj.exact_total()
         if total is None:  # distance-dependent: a counting pass (same streams) first
             total = sum(len(proj.generate(b)[0]) for b in range(len(proj.blocks())))
-        columns = {"syn_weight": np.float64, "delay": np.float64}
+        columns: dict[str, Any] = {"syn_weight": np.float64, "delay": np.float64}
         if not point_target:
             columns["nsyns"] = np.uint32
         dly = con.get("delay_ms", 1.0)
@@ -289,6 +289,7 @@ class NetworkBuilder:
                 nsyns = np.maximum(1, np.rint(nsyns)).astype(np.int64)
                 weight = draw(con.get("weight", 1.0), rng, k, what=f"{where}.weight")
                 if isinstance(dly, Mapping) and "velocity_um_per_ms" in dly:
+                    assert proj.src_pos is not None and proj.trg_pos is not None  # validated
                     d = pair_distance(proj.src_pos[s], proj.trg_pos[t], dly.get("in_sheet", False))
                     delay = np.maximum(
                         d / dly["velocity_um_per_ms"] + dly.get("constant_ms", 0.0),

@@ -4,7 +4,8 @@ Counts are exact where the rule fixes them and expected values otherwise (a dist
 probability is averaged over 200 000 random pairs). Disk size counts the edge columns and the
 source index (the target index and type tables are small), node columns and spikes. Peak memory
 is what the streaming build holds at once: the node tables and positions, the largest block of
-edges with its attribute columns and sort workspace, one source-index bucket, plus the Python,
+edges with its attribute columns and sort workspace, one source-index bucket (at most 2^25
+ranges of 16 bytes) and the chunk of runs being placed in it, plus the Python,
 numpy and h5py baseline measured on this machine (about 120 MB).
 """
 
@@ -21,7 +22,8 @@ __all__ = ["estimate"]
 
 _BASELINE_BYTES = 120e6
 _BLOCK_BYTES_PER_EDGE = 8 * 12  # ids, sort keys, weights, delays, nsyns, conversions
-_INDEX_BUCKET_BYTES = (1 << 23) * 40
+_INDEX_BUDGET_RANGES = 1 << 25  # EdgeStreamWriter's default index_budget
+_CHUNK_EDGES = 1 << 22  # NetworkBuilder's default chunk_edges
 
 
 def estimate(builder: NetworkBuilder) -> dict[str, Any]:
@@ -60,7 +62,9 @@ def estimate(builder: NetworkBuilder) -> dict[str, Any]:
         for c in spec.connections.values()
     )
     total_edges = sum(edges.values())
-    index_bucket = min(_INDEX_BUCKET_BYTES, max(edges.values(), default=0) * 40)
+    biggest = max(edges.values(), default=0)
+    # the source index: one bucket of ranges (16 B each) + one chunk of runs being placed
+    index_bucket = min(_INDEX_BUDGET_RANGES, biggest) * 16 + min(_CHUNK_EDGES, biggest) * 48
     memory = (
         _BASELINE_BYTES
         + n_nodes * 8 * 12

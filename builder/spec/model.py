@@ -612,8 +612,8 @@ def _cross_checks(
                 out.append(
                     (("reports", "membrane", i, "cells"), f"{_show(pn)} is not a population")
                 )
-            elif sizes.get(pn) is not None and "node_ids" in m:
-                n = _scaled_count(sizes[pn], scale)
+            elif (size := sizes.get(pn)) is not None and "node_ids" in m:
+                n = _scaled_count(size, scale)
                 bad = [x for x in m["node_ids"] if x >= n]
                 if bad:
                     out.append(
@@ -653,17 +653,17 @@ def _check_connection(
     scale: float,
     comp_dir: Path,
 ) -> Problems:
-    p = ("connections", cname)
+    p: KeyPath = ("connections", cname)
     out: Problems = []
     ends = {}
     for end in ("source", "target"):
         pn = _sel_pop(con[end])
-        key = p + (end,) if isinstance(con[end], str) else p + (end, "population")
+        at = p + (end,) if isinstance(con[end], str) else p + (end, "population")
         if pn not in pops:
             near = difflib.get_close_matches(pn, list(pops), n=1)
             hint = f' (did you mean "{near[0]}"?)' if near else ""
             out.append(
-                (key, f"{_show(pn)} is not a population{hint}; populations: {', '.join(pops)}")
+                (at, f"{_show(pn)} is not a population{hint}; populations: {', '.join(pops)}")
             )
         else:
             ends[end] = pn
@@ -770,8 +770,8 @@ def _check_connection(
             )
         if pp["profile"] == "gaussian" and isinstance(pp.get("sigma_um"), list):
             out.append((p + ("rule", "p", "sigma_um"), "gaussian needs one sigma (a number)"))
-    for key in ("weight", "synapses_per_connection"):
-        out += check_distribution(con.get(key), p + (key,))
+    for dkey in ("weight", "synapses_per_connection"):
+        out += check_distribution(con.get(dkey), p + (dkey,))
     d = con.get("delay_ms")
     if isinstance(d, Mapping) and "distribution" in d:
         out += check_distribution(d, p + ("delay_ms",))
@@ -797,12 +797,12 @@ def _check_connection(
             )
         if any(b <= a for a, b in zip(dp["depth_um"], dp["depth_um"][1:], strict=False)):
             out.append((p + ("placement", "depth_profile", "depth_um"), "must increase"))
-    for key in ("layer_density",):
+    for lkey in ("layer_density",):
         reg = regions.get(pops[trg].get("region", ""), {})
-        for lay in pl.get(key, {}):
+        for lay in pl.get(lkey, {}):
             if lay not in _region_layers(reg):
                 out.append(
-                    (p + ("placement", key, lay), f"{_show(lay)} is not a layer of {trg}'s region")
+                    (p + ("placement", lkey, lay), f"{_show(lay)} is not a layer of {trg}'s region")
                 )
     for sec, per in pl.get("section_layer_density", {}).items():
         reg = regions.get(pops[trg].get("region", ""), {})

@@ -133,6 +133,7 @@ class Projection:
         rng = np.random.Generator(np.random.PCG64(12345))
         s = rng.integers(0, self.n_src, n)
         t = rng.integers(0, self.n_trg, n)
+        assert self.src_pos is not None and self.trg_pos is not None  # validated: regions
         return float(distance_p(self.rule["p"], self.src_pos[s], self.trg_pos[t]).mean())
 
     def _bernoulli_counts(self) -> np.ndarray:
@@ -178,6 +179,7 @@ class Projection:
         if name == "pairwise_bernoulli":
             p = self.rule["p"]
             if isinstance(p, Mapping):
+                assert self.src_pos is not None and self.trg_pos is not None
                 pm = distance_p(p, self.src_pos[None, :, :], self.trg_pos[lo:hi, None, :])
                 hit = rng.random(pm.shape) < pm
                 if excl is not None:

@@ -16,6 +16,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..sonata import write_csv_table
 from .model import _sel_pop
 
@@ -152,7 +154,7 @@ def write_configs(
         write_csv_table(
             root / "components" / "electrodes.csv",
             ["channel", "x_pos", "y_pos", "z_pos"],
-            [list(range(len(pos)))] + [[p[j] for p in pos] for j in range(3)],
+            [np.arange(len(pos))] + [np.array([p[j] for p in pos]) for j in range(3)],
             sep=" ",
         )
         reports["ecp"] = {
@@ -166,6 +168,15 @@ def write_configs(
             "contributions_dir": "ecp_contributions",
             "enabled": True,
         }
+    output: dict[str, Any] = {
+        "output_dir": "$OUTPUT_DIR",
+        "log_file": "log.txt",
+        "spikes_file": "spikes.h5",
+        "spikes_sort_order": "by_time",
+        "overwrite_output_dir": True,
+    }
+    if not rep.get("spikes", True):
+        output.pop("spikes_file")
     sim = {
         "manifest": {"$BASE_DIR": ".", "$OUTPUT_DIR": "$BASE_DIR/output"},
         "target_simulator": simulator,
@@ -184,19 +195,11 @@ def write_configs(
         "threads": int(run.get("threads", 1)),
         "inputs": inputs,
         "generators": generators,
-        "output": {
-            "output_dir": "$OUTPUT_DIR",
-            "log_file": "log.txt",
-            "spikes_file": "spikes.h5",
-            "spikes_sort_order": "by_time",
-            "overwrite_output_dir": True,
-        },
+        "output": output,
         "reports": reports,
         "node_sets_file": "$BASE_DIR/node_sets.json",
         "network": "$BASE_DIR/circuit_config.json",
     }
-    if not rep.get("spikes", True):
-        sim["output"].pop("spikes_file")
     sets: dict[str, Any] = {name: {"population": name} for name in spec.populations}
     bio = [n for n, m in models.items() if m == "biophysical"]
     if bio:
