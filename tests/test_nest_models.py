@@ -159,16 +159,27 @@ def _rates(out: Path) -> dict[str, float]:
         return {r["population"]: float(r["rate_hz"]) for r in csv.DictReader(f)}
 
 
-def _check_pd14(rates: dict[str, float]) -> None:
-    for pop, ref in PD14_REFERENCE.items():
-        assert abs(rates[pop] - ref) <= 0.15 * ref + 0.1, (pop, rates[pop], ref)
-    low = sorted(rates, key=rates.get)
-    assert set(low[:2]) == {"L23E", "L6E"}, rates
-    assert max(rates, key=rates.get) == "L5I", rates
+#: The published model's own seed-to-seed range at scale 0.1 (Hz), where the issue gives it.
+PD14_SEED_RANGE = {"L23E": (0.46, 0.52), "L5E": (6.33, 6.82)}
 
 
 @pytest.mark.slow
 def test_microcircuit_scale_01_reproduces_the_reference_rates(tmp_path: Path) -> None:
-    out = _build_microcircuit(tmp_path / "pd14")
-    assert nest_main([str(out), "-q"]) == 0
-    _check_pd14(_rates(out))
+    """Three seeds (network and background): each keeps the reference's ordering; their mean
+    is within 15 % + 0.1 Hz of the published rates, and within the seeds' spread (3 SD) plus
+    the published model's own seed range of them."""
+    runs = []
+    for seed in (55, 56, 57):
+        out = _build_microcircuit(tmp_path / f"pd14_{seed}", f"seed={seed}")
+        assert nest_main([str(out), "-q"]) == 0
+        rates = _rates(out)
+        low = sorted(rates, key=rates.get)
+        assert set(low[:2]) == {"L23E", "L6E"}, (seed, rates)
+        assert max(rates, key=rates.get) == "L5I", (seed, rates)
+        runs.append(rates)
+    for pop, ref in PD14_REFERENCE.items():
+        ours = np.array([r[pop] for r in runs])
+        assert abs(ours.mean() - ref) <= 0.15 * ref + 0.1, (pop, ours, ref)
+        lo, hi = PD14_SEED_RANGE.get(pop, (ref, ref))
+        spread = 3.0 * ours.std(ddof=1) * np.sqrt(1 + 1 / ours.size) + (hi - lo)
+        assert abs(ours.mean() - ref) <= spread + 0.05, (pop, ours, ref)
