@@ -843,6 +843,11 @@ def _plot_sweep(outdir: Path, rows: list[dict[str, str]], quiet: bool) -> bool:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``run-network`` / ``run_network.py``; ``run-network plot DIR`` plots."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    from ..simulators import dispatch
+
+    other = dispatch(argv, current="NEURON")  # the config's target_simulator, if not NEURON
+    if other is not None:
+        return other(argv)
     if argv and argv[0] == "plot":
         from ..plots import main as plot_main
 

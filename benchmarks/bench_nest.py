@@ -1,0 +1,283 @@
+#!/usr/bin/env python
+"""Our NEST path against NEST's own ``Connect`` and BMTK PointNet, side by side in one run.
+
+Usage::
+
+    python benchmarks/bench_nest.py [--scales 0.1 0.2] [--threads 2] [--duration-ms 1000]
+                                    [--tf-seconds 10] [--tmp DIR] [--skip-pointnet] [--skip-tf]
+
+Every measurement is a whole child process (interpreter start-up and imports included): wall
+time around the child, CPU time and peak RSS from ``wait4`` of that child alone. Every child
+gets ``OMP_WAIT_POLICY=PASSIVE`` unless set (our runner's default).
+
+1. **ours, whole** -- ``build-network examples/microcircuit.json --set scale=S`` then
+   ``run-network DIR -t T``: SONATA to disk, our loader, simulation, outputs.
+2. **NEST, one script** -- the published example's way: the same network (the resolved
+   ``spec.json`` of 1.: counts, ``fixed_total_number`` totals, normal weights and delays with
+   ``nest.math.redraw``, the DC compensation in ``I_e``, initial ``V_m``, one Poisson generator
+   per population at 8 Hz x K_ext) created with NEST's own ``Connect`` calls in memory and
+   simulated as long, with a spike recorder.
+3. **SONATA load** -- the same files loaded into NEST by our loader and by BMTK PointNet
+   (``PointNetwork`` + ``PointSimulator.from_config``, which creates and connects), without
+   simulating. PointNet needs an edge ``dynamics_params``; the builder writes none for point
+   targets, so PointNet reads a copy of the configs whose edge types name an empty JSON.
+4. **transfer-function grid** -- f_e 0..30 Hz (step 3) x f_i 0..20 Hz (step 2.5): 99 AdExp
+   cells, ``--tf-seconds`` each, through ``run-network``.
+
+Prints one line per side and the ratios the issue sets targets for: ours / NEST whole process
+(<= 1.2), PointNet / ours load time (>= 3), ours / PointNet load memory (<= 0.5), the TF grid
+(< 20 s). Exit status 0 when every side ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = ROOT / "examples" / "microcircuit.json"
+
+
+def run_child(args: list[str], cwd: Path | None = None) -> dict:
+    """Run a child; returns wall, CPU, peak RSS (MB), its stdout's last JSON line if any."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            args,
+            stdout=out,
+            stderr=err,
+            cwd=cwd,
+            # the same OpenMP waiting for every side (our runner's default; spinning threads
+            # on a shared machine slow NEST several-fold)
+            env={"OMP_WAIT_POLICY": "PASSIVE", **os.environ, "PYNEST_QUIET": "1"},
+            text=True,
+        )
+        _, status, ru = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - t0
+        out.seek(0)
+        err.seek(0)
+        text, etext = out.read(), err.read()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[:4])}... failed ({proc.returncode}):\n{etext[-3000:]}")
+    lines = [ln for ln in text.splitlines() if ln.startswith("{")]
+    result = json.loads(lines[-1]) if lines else {}
+    result.update(
+        wall_s=wall, cpu_s=ru.ru_utime + ru.ru_stime, peak_mb=ru.ru_maxrss / 1024.0, stdout=text
+    )
+    return result
+
+
+NEST_SCRIPT = r"""
+import json, math, os, sys, time
+t0 = time.perf_counter()
+import nest
+spec = json.loads(open(sys.argv[1]).read())
+threads, duration = int(sys.argv[2]), float(sys.argv[3])
+nest.ResetKernel()
+nest.SetKernelStatus({"resolution": spec["run"]["dt_ms"], "local_num_threads": threads,
+                      "rng_seed": 55})
+inf = float("inf")
+pops = {}
+for name, p in spec["populations"].items():
+    v = p["properties"]["V_m"]
+    pops[name] = nest.Create(p["model"]["nest_model"], p["count"], params=p["model"]["params"])
+    pops[name].V_m = nest.random.normal(mean=v["mean"], std=v["sd"])
+t_nodes = time.perf_counter()
+for c in spec["connections"].values():
+    w, d = c["weight"], c["delay_ms"]
+    sd = abs(w["mean"]) * w["rel_sd"]
+    lo, hi = (0.0, inf) if w["mean"] > 0 else (-inf, 0.0)
+    nest.Connect(
+        pops[c["source"]], pops[c["target"]],
+        {"rule": "fixed_total_number", "N": c["rule"]["n"]},
+        {"synapse_model": "static_synapse",
+         "weight": nest.math.redraw(nest.random.normal(mean=w["mean"], std=sd), min=lo, max=hi),
+         "delay": nest.math.redraw(
+             nest.random.normal(mean=d["mean"], std=d["mean"] * d["rel_sd"]),
+             min=d.get("min", 0.1), max=inf)})
+for inp in spec["inputs"].values():
+    pg = nest.Create("poisson_generator", params={"rate": inp["rate_hz"] * inp["indegree"]})
+    nest.Connect(pg, pops[inp["target"]], "all_to_all",
+                 {"weight": inp["weight"], "delay": inp["delay_ms"]})
+sr = nest.Create("spike_recorder")
+for p in pops.values():
+    nest.Connect(p, sr)
+t_built = time.perf_counter()
+nest.Simulate(duration)
+t_sim = time.perf_counter()
+print(json.dumps({"edges": int(nest.num_connections), "build_s": t_built - t0,
+                  "connect_s": t_built - t_nodes, "sim_s": t_sim - t_built,
+                  "spikes": int(sr.n_events)}))
+"""
+
+OUR_LOAD = r"""
+import json, sys, time
+t0 = time.perf_counter()
+from builder.nest.config import read_config
+from builder.nest.loader import import_nest, load
+nest = import_nest()
+cfg = read_config(sys.argv[1], int(sys.argv[2]))
+t1 = time.perf_counter()
+net = load(nest, cfg)
+print(json.dumps({"edges": net.n_edges, "load_s": time.perf_counter() - t1,
+                  "total_s": time.perf_counter() - t0}))
+"""
+
+POINTNET_LOAD = r"""
+import json, os, sys, time
+t0 = time.perf_counter()
+from bmtk.simulator import pointnet
+import nest
+os.chdir(sys.argv[1])
+conf = pointnet.Config.from_json("simulation_config.json")
+conf.build_env()
+t1 = time.perf_counter()
+net = pointnet.PointNetwork.from_config(conf)
+sim = pointnet.PointSimulator.from_config(conf, net)
+print(json.dumps({"edges": int(nest.GetKernelStatus("num_connections")),
+                  "load_s": time.perf_counter() - t1, "total_s": time.perf_counter() - t0}))
+"""
+
+
+def pointnet_copy(src: Path, dst: Path, threads: int) -> Path:
+    """The configs of ``src`` for PointNet: edge types with an (empty) dynamics_params JSON;
+    the HDF5 files are linked, not copied."""
+    shutil.rmtree(dst, ignore_errors=True)
+    (dst / "network").mkdir(parents=True)
+    for f in (src / "network").iterdir():
+        if f.name.endswith("_edge_types.csv"):
+            head, *rows = f.read_text().splitlines()
+            text = [head + " dynamics_params"] + [r + " static.json" for r in rows]
+            (dst / "network" / f.name).write_text("\n".join(text) + "\n")
+        else:
+            os.symlink(f, dst / "network" / f.name)
+    shutil.copytree(src / "components", dst / "components")
+    (dst / "components" / "synaptic_models").mkdir(exist_ok=True)
+    (dst / "components" / "synaptic_models" / "static.json").write_text("{}\n")
+    circuit = json.loads((src / "circuit_config.json").read_text())
+    circuit["components"]["synaptic_models_dir"] = "$COMPONENTS_DIR/synaptic_models"
+    (dst / "circuit_config.json").write_text(json.dumps(circuit, indent=1))
+    sim = json.loads((src / "simulation_config.json").read_text())
+    sim["run"]["n_thread"] = threads
+    sim["output"]["output_dir"] = "$BASE_DIR/pointnet_output"
+    (dst / "simulation_config.json").write_text(json.dumps(sim, indent=1))
+    shutil.copy(src / "node_sets.json", dst / "node_sets.json")
+    return dst
+
+
+def _line(label: str, r: dict, extra: str = "") -> str:
+    return (
+        f"  {label:<34} wall {r['wall_s']:6.1f} s  cpu {r['cpu_s']:6.1f} s  "
+        f"peak {r['peak_mb']:6.0f} MB{('  ' + extra) if extra else ''}"
+    )
+
+
+def microcircuit(scale: float, ns: argparse.Namespace, tmp: Path) -> dict[str, float]:
+    py = sys.executable
+    out = tmp / f"mc_{scale:g}"
+    sets = ["--set", f"scale={scale}", "--set", f"run.duration_ms={ns.duration_ms}"]
+    build = run_child(
+        [py, str(ROOT / "build_network.py"), str(SPEC), "-o", str(out), "-q", "--force", *sets]
+    )
+    run = run_child(
+        [py, str(ROOT / "run_network.py"), str(out), "-t", str(ns.threads), "--no-progress"]
+    )
+    with open(out / "output" / "rates.csv", newline="") as f:
+        rates = {r["population"]: float(r["rate_hz"]) for r in csv.DictReader(f)}
+    ours = {
+        "wall_s": build["wall_s"] + run["wall_s"],
+        "cpu_s": build["cpu_s"] + run["cpu_s"],
+        "peak_mb": max(build["peak_mb"], run["peak_mb"]),
+    }
+    nest = run_child(
+        [py, "-c", NEST_SCRIPT, str(out / "spec.json"), str(ns.threads), str(ns.duration_ms)]
+    )
+    print(f"microcircuit, scale {scale:g}, {ns.duration_ms:g} ms, {ns.threads} threads:")
+    print(_line("ours: build-network", build))
+    print(_line("ours: run-network", run))
+    print(_line("ours: whole", ours))
+    print(
+        _line(
+            "NEST Connect script: whole",
+            nest,
+            f"(build {nest['build_s']:.1f} s, simulate {nest['sim_s']:.1f} s)",
+        )
+    )
+    print("  rates (Hz): " + ", ".join(f"{k} {v:.2f}" for k, v in rates.items()))
+    res = {"ours_over_nest_wall": ours["wall_s"] / nest["wall_s"]}
+    res["ours_over_nest_cpu"] = ours["cpu_s"] / nest["cpu_s"]
+    load = run_child([py, "-c", OUR_LOAD, str(out), str(ns.threads)])
+    print(_line("our SONATA load", load, f"(load {load['load_s']:.1f} s, {load['edges']} edges)"))
+    if not ns.skip_pointnet:
+        pn = run_child(
+            [py, "-c", POINTNET_LOAD, str(pointnet_copy(out, tmp / f"pn_{scale:g}", ns.threads))]
+        )
+        print(_line("BMTK PointNet load", pn, f"(load {pn['load_s']:.1f} s, {pn['edges']} edges)"))
+        res["pointnet_over_ours_load_s"] = pn["load_s"] / load["load_s"]
+        res["pointnet_over_ours_load_wall"] = pn["wall_s"] / load["wall_s"]
+        res["ours_over_pointnet_peak"] = load["peak_mb"] / pn["peak_mb"]
+    for k, v in res.items():
+        print(f"  {k:<34} {v:6.2f}")
+    return res
+
+
+def transfer_grid(ns: argparse.Namespace, tmp: Path) -> float:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from nest_networks import write_tf_network
+
+    fe = [3.0 * i for i in range(11)]
+    fi = [2.5 * j for j in range(9)]
+    grid = [(a, b) for a in fe for b in fi]
+    d = tmp / "tf"
+    shutil.rmtree(d, ignore_errors=True)
+    write_tf_network(
+        d,
+        [a for a, _ in grid],
+        [b for _, b in grid],
+        tstop_ms=1000.0 * ns.tf_seconds,
+        warmup_ms=500.0,
+    )
+    r = run_child([sys.executable, str(ROOT / "run_network.py"), str(d), "-q", "--no-progress"])
+    print(f"transfer-function grid, {len(grid)} points x {ns.tf_seconds:g} s:")
+    print(_line("run-network (whole process)", r, "(target < 20 s)"))
+    return r["wall_s"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--scales", type=float, nargs="+", default=[0.1, 0.2])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--duration-ms", type=float, default=1000.0)
+    p.add_argument("--tf-seconds", type=float, default=10.0)
+    p.add_argument("--tmp", type=Path, default=None)
+    p.add_argument("--skip-pointnet", action="store_true")
+    p.add_argument("--skip-tf", action="store_true")
+    ns = p.parse_args(argv)
+    tmp = ns.tmp or Path(tempfile.mkdtemp(prefix="bench_nest_"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    print(f"(scratch: {tmp}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    try:
+        for s in ns.scales:
+            microcircuit(s, ns, tmp)
+        if not ns.skip_tf:
+            transfer_grid(ns, tmp)
+    except RuntimeError as exc:
+        print(f"bench_nest: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if ns.tmp is None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

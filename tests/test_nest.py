@@ -1,0 +1,302 @@
+"""The NEST runner on small point-neuron networks: outputs, determinism, checks, signals.
+
+``run-network DIR`` dispatches on the config's ``target_simulator``; these tests run it the
+way users do (``run_network.py`` in a subprocess) where process behaviour matters (exit
+statuses, signals, dispatch), and in-process otherwise (NEST resets its kernel per run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from nest_networks import write_point_network
+
+pytest.importorskip("nest", reason="nest-simulator is not installed (pip install .[nest])")
+
+from builder.nest.runner import main as nest_main  # noqa: E402
+from builder.sonata_read import read_report, read_spikes  # noqa: E402
+
+pytestmark = pytest.mark.nest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The small network, run once (treat as read-only)."""
+    d = write_point_network(tmp_path_factory.mktemp("nest") / "net")
+    assert nest_main([str(d), "-q"]) == 0
+    return d
+
+
+def _fresh(tmp_path: Path, **kwargs) -> Path:
+    return write_point_network(tmp_path / "net", **kwargs)
+
+
+def test_outputs_have_the_neuron_path_layout(small: Path) -> None:
+    libsonata = pytest.importorskip("libsonata")
+    out = small / "output"
+    reader = libsonata.SpikeReader(str(out / "spikes.h5"))
+    assert reader.get_population_names() == ["cells"]
+    ids, ts = read_spikes(out / "spikes.h5", "cells")
+    assert ids.size > 100 and ids.min() >= 0 and ids.max() < 100
+    assert np.all(np.diff(ts) >= 0) and ts.min() > 0 and ts.max() <= 500.0
+    assert reader["cells"].sorting == "by_time"
+    # the report: libsonata reads it, our reader too, 3 cells every 0.5 ms
+    rep = libsonata.ElementReportReader(str(out / "v_report.h5"))["cells"]
+    assert sorted(rep.get_node_ids()) == [0, 1, 99]
+    ours = read_report(out / "v_report.h5")
+    assert ours.variable == "V_m" and ours.units == "mV"
+    assert ours.data().shape == (1000, 3)
+    assert np.allclose(np.diff(ours.times_ms), 0.5)
+    v = ours.data()
+    assert -66.0 < v.min() and v.max() <= -50.0 + 1e-6  # reset .. threshold of the LIF
+    # per-node V_m from the nodes file is the initial state of each cell
+    with h5py.File(small / "network" / "cells_nodes.h5") as f:
+        v0 = f["nodes/cells/0/V_m"][()]
+    assert np.allclose(v[0], v0[[0, 1, 99]], atol=1.0)
+    # rates.csv: the population and each pop_name
+    rows = (out / "rates.csv").read_text().splitlines()
+    assert rows[0] == "population,pop_name,cells,spikes,rate_hz,window_start_ms,window_stop_ms"
+    table = {r.split(",")[1]: r.split(",") for r in rows[1:]}
+    assert set(table) == {"*", "exc", "inh"}
+    assert int(table["*"][3]) == ids.size == int(table["exc"][3]) + int(table["inh"][3])
+    assert float(table["*"][4]) == pytest.approx(ids.size / 100 / 0.5, rel=1e-5)
+    log = (out / "log.txt").read_text()
+    assert "moved to t = 0.1 ms" in log and "connections" in log
+    assert not (small / ".output-partial").exists()
+
+
+def test_same_threads_same_spikes(tmp_path: Path) -> None:
+    """NEST promises identical results for the same seed and threads (not across threads)."""
+    d = _fresh(tmp_path, threads=2)
+    files = []
+    for i in range(2):
+        assert nest_main([str(d), "-q"]) == 0
+        files.append((d / "output" / "spikes.h5").read_bytes())
+        shutil.copy(d / "output" / "spikes.h5", tmp_path / f"s{i}.h5")
+    assert files[0] == files[1]
+    # another seed changes the Poisson background, hence the spikes
+    cfg = json.loads((d / "simulation_config.json").read_text())
+    cfg["run"]["random_seed"] = 4
+    (d / "simulation_config.json").write_text(json.dumps(cfg))
+    assert nest_main([str(d), "-q"]) == 0
+    assert (d / "output" / "spikes.h5").read_bytes() != files[0]
+    # -t overrides the config's n_thread
+    assert nest_main([str(d), "-q", "-t", "1"]) == 0
+    assert "1 thread(s)" in (d / "output" / "log.txt").read_text()
+
+
+def test_run_network_dispatches_on_target_simulator(tmp_path: Path) -> None:
+    d = _fresh(tmp_path, tstop_ms=100.0)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "run_network.py"), str(d), "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "in NEST (1 thread)" in proc.stdout
+    assert (d / "output" / "spikes.h5").is_file()
+    cfg = json.loads((d / "simulation_config.json").read_text())
+    cfg["target_simulator"] = "BRIAN"
+    (d / "simulation_config.json").write_text(json.dumps(cfg))
+    from builder.nrn.runner import main as run_main
+
+    assert run_main([str(d)]) == 2
+
+
+def _edit(path: Path, fn) -> None:
+    data = json.loads(path.read_text())
+    fn(data)
+    path.write_text(json.dumps(data))
+
+
+def _csv_replace(path: Path, old: str, new: str) -> None:
+    path.write_text(path.read_text().replace(old, new))
+
+
+def _bad_model(d: Path) -> tuple[str, str]:
+    _csv_replace(d / "network" / "cells_node_types.csv", "nest:iaf_psc_exp", "nest:iaf_psc_xp")
+    return "cells_node_types.csv", "NEST has no neuron model 'iaf_psc_xp' (did you mean"
+
+
+def _bad_param(d: Path) -> tuple[str, str]:
+    _edit(d / "components" / "point_neuron_models" / "lif.json", lambda p: p.update(tau_mem=10))
+    return "lif.json", "'tau_mem' is not a parameter of NEST model iaf_psc_exp"
+
+
+def _bad_sign(d: Path) -> tuple[str, str]:
+    # conductance ports: each port's reversal potential sets the sign, weights must be > 0
+    _csv_replace(
+        d / "network" / "cells_node_types.csv",
+        "nest:iaf_psc_exp",
+        "nest:aeif_cond_beta_multisynapse",
+    )
+    ports = {"E_rev": [0.0, -80.0], "tau_rise": [0.2, 0.5], "tau_decay": [2.0, 5.0]}
+    (d / "components" / "point_neuron_models" / "lif.json").write_text(json.dumps(ports))
+    for name in ("cells_cells", "ext_cells"):
+        path = d / "network" / f"{name}_edge_types.csv"
+        head, *rows = path.read_text().splitlines()
+        path.write_text("\n".join([f"{head} receptor_type"] + [f"{r} 1" for r in rows]) + "\n")
+    _edit(d / "simulation_config.json", lambda c: c["generators"][0].update(receptor_type=1))
+    return "cells_cells_edges.h5: /edges/cells_cells/0/syn_weight", "takes positive weights only"
+
+
+def _no_port(d: Path) -> tuple[str, str]:
+    _bad_sign(d)
+    _edit(d / "simulation_config.json", lambda c: c["generators"][0].pop("receptor_type"))
+    return "generators[0]", "has receptor ports: give receptor_type >= 1"
+
+
+def _no_target(d: Path) -> tuple[str, str]:
+    _edit(d / "node_sets.json", lambda s: s.update(cells={"population": "cells", "node_id": []}))
+    return "generators[0].node_set", "selects no cell (the input has no target population)"
+
+
+def _input_to_nowhere(d: Path) -> tuple[str, str]:
+    def drop(c: dict) -> None:
+        c["networks"]["edges"] = c["networks"]["edges"][:1]
+
+    _edit(d / "circuit_config.json", drop)
+    return "inputs.ext_spikes.node_set", "has no edges to any cell"
+
+
+def _short_delay(d: Path) -> tuple[str, str]:
+    _csv_replace(d / "network" / "ext_cells_edge_types.csv", " 1.0", " 0.01")
+    return "ext_cells", "needs delay >= dt"
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [_bad_model, _bad_param, _bad_sign, _no_port, _no_target, _input_to_nowhere, _short_delay],
+)
+def test_bad_input_exits_2_before_simulating(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], spoil
+) -> None:
+    d = _fresh(tmp_path, tstop_ms=100.0)
+    where, what = spoil(d)
+    assert nest_main([str(d), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("run-network: error: ") and "Traceback" not in err
+    assert where in err and what in err, err
+    assert not (d / "output").exists() and not (d / ".output-partial").exists()
+
+
+def test_mpiexec_with_pip_nest_stops_at_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = _fresh(tmp_path, tstop_ms=100.0)
+    monkeypatch.setenv("PMI_RANK", "0")
+    monkeypatch.setenv("PMI_SIZE", "2")
+    assert nest_main([str(d)]) == 2
+    err = capsys.readouterr().err
+    assert "2 MPI ranks" in err and "run-network DIR -t N" in err
+    assert not (d / "output").exists()
+
+
+def test_sigterm_keeps_the_previous_output(tmp_path: Path) -> None:
+    d = _fresh(tmp_path, tstop_ms=200_000.0, n_exc=400, n_inh=100)
+    (d / "output").mkdir()
+    (d / "output" / "spikes.h5").write_bytes(b"previous run")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "run_network.py"), str(d), "--no-progress"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (d / ".run.lock").is_file() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(4.0)  # into the simulation (setup takes ~1-2 s)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 143, err
+    assert "SIGTERM" in err and "nothing was written" in err and "Traceback" not in err
+    assert (d / "output" / "spikes.h5").read_bytes() == b"previous run"
+    assert not (d / ".output-partial").exists()
+
+
+def test_plots(small: Path, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from builder.nest.plots import plot_run
+
+    pngs = plot_run(small, tmp_path / "plots")
+    assert [p.name for p in pngs] == ["raster.png", "rate_histograms.png", "vm.png"]
+    assert all(p.stat().st_size > 3_000 for p in pngs)
+
+
+def test_receptor_ports_carry_the_sign(tmp_path: Path) -> None:
+    """A conductance model with ports: inhibition is positive weights on the -80 mV port;
+    sent to the 0 mV port instead, the same synapses excite."""
+    params = {
+        "E_rev": [0.0, -80.0],
+        "tau_rise": [0.2, 0.5],
+        "tau_decay": [2.0, 5.0],
+        "V_peak": -40.0,
+    }
+    kwargs = dict(
+        model="aeif_cond_beta_multisynapse",
+        params=params,
+        ports=True,
+        exc_weight=1.0,
+        inh_weight=4.0,
+        ext_weight=0.5,
+        bg_weight=0.5,
+        tstop_ms=300.0,
+    )
+    d = write_point_network(tmp_path / "ports", **kwargs)
+    assert nest_main([str(d), "-q"]) == 0
+    n_inh_port = read_spikes(d / "output" / "spikes.h5", "cells")[0].size
+    types = d / "network" / "cells_cells_edge_types.csv"
+    types.write_text(types.read_text().replace("static.json 2", "static.json 1"))
+    assert nest_main([str(d), "-q"]) == 0
+    n_exc_port = read_spikes(d / "output" / "spikes.h5", "cells")[0].size
+    assert 0 < n_inh_port < n_exc_port
+
+
+def test_dc_clamp_gives_the_lif_steady_state(tmp_path: Path) -> None:
+    """A SONATA current clamp (nA) becomes a NEST DC (pA) over [delay, delay + duration):
+    V settles at E_L + I tau_m / C_m on the clamped cells only."""
+    d = _fresh(tmp_path, tstop_ms=300.0, generator=False)
+
+    def dc_only(c: dict) -> None:
+        c["inputs"] = {
+            "step": {
+                "input_type": "current_clamp",
+                "module": "IClamp",
+                "amp": 0.2,
+                "delay": 100.0,
+                "duration": 200.0,
+                "node_set": {"population": "cells", "node_id": [0, 1]},
+            }
+        }
+
+    _edit(d / "simulation_config.json", dc_only)
+    _edit(d / "circuit_config.json", lambda c: c["networks"].update(edges=[]))
+    assert nest_main([str(d), "-q"]) == 0
+    rep = read_report(d / "output" / "v_report.h5")
+    v, t = rep.data(), rep.times_ms
+    before, after = np.searchsorted(t, 99.0), -1
+    assert np.allclose(v[before], -65.0, atol=0.01)  # relaxed to E_L from the initial V_m
+    assert np.allclose(v[after, :2], -65.0 + 200.0 * 10.0 / 250.0, atol=0.01)
+    assert v[after, 2] == pytest.approx(-65.0, abs=0.01)  # node 99 is not clamped
+    assert read_spikes(d / "output" / "spikes.h5", "cells")[0].size == 0
