@@ -18,7 +18,6 @@ run; restarting after a kill redoes only the runs without complete output.
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import subprocess
 import sys
@@ -31,11 +30,11 @@ from typing import Any
 
 from .errors import BuildError
 from .locks import FD_ENV, LockedError, RunLock
+from .mpienv import without_launcher
 from .sweep import FAILED_FILE, read_sweep_dir, run_status, write_json_atomic, write_manifest
 
 __all__ = ["pending", "run_one", "farm_local", "farm_mpi", "slurm_script", "child_env"]
 
-_MPI_ENV_PREFIXES = ("PMI_", "PMIX_", "HYDI_", "HYDRA_", "OMPI_", "MPI_LOCAL", "MPIR_", "SLURM_PMI")
 _TAG = 77
 #: Exit statuses of a runner stopped by SIGINT / SIGTERM.
 INTERRUPTED_STATUS = (128 + signal.SIGINT, 128 + signal.SIGTERM)
@@ -43,7 +42,7 @@ INTERRUPTED_STATUS = (128 + signal.SIGINT, 128 + signal.SIGTERM)
 
 def child_env() -> dict[str, str]:
     """This process's environment without the MPI launcher's variables."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(_MPI_ENV_PREFIXES)}
+    return without_launcher()
 
 
 def pending(outdir: Path, *, rerun_failed: bool = True) -> list[str]:

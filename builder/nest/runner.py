@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import BuildError, OutputError
-from ..nrn.runner import Interrupted, Stop, _replace_dir, _write_failure, find_config
+from ..mpienv import world_rank, world_size
+from ..runs import Interrupted, Stop, find_config, replace_dir, write_failure
 
 __all__ = ["main", "run", "NestSummary"]
 
@@ -97,25 +98,11 @@ class NestSummary:
 
 def mpi_world_size(environ: Any = None) -> int:
     """Ranks of the MPI job we were launched in (1 when not under mpiexec)."""
-    from ..nrn.mpi import launched_by_mpi
-
-    env = os.environ if environ is None else environ
-    if not launched_by_mpi(env):
-        return 1
-    for key in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS"):
-        v = env.get(key)
-        if v and v.isdigit():
-            return int(v)
-    return 1
+    return world_size(environ)
 
 
 def _mpi_rank(environ: Any = None) -> int:
-    env = os.environ if environ is None else environ
-    for key in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK"):
-        v = env.get(key)
-        if v and v.isdigit():
-            return int(v)
-    return 0
+    return world_rank(environ)
 
 
 # ------------------------------------------------------------------ recording
@@ -419,11 +406,11 @@ def _run(
         (partial / Path(log_name).name).write_text("\n".join(log_lines + [summary.text()]) + "\n")
         stop.check("after the simulation, before its output was put in place")
         with stop.deferred():
-            _replace_dir(partial, base / OUTPUT_DIR)
+            replace_dir(partial, base / OUTPUT_DIR)
     except OutputError as exc:
         raise OutputError(f"{exc}; the previous output was left as it was") from None
     except OSError as exc:
-        raise OutputError(_write_failure(exc, base / OUTPUT_DIR)) from None
+        raise OutputError(write_failure(exc, base / OUTPUT_DIR)) from None
     return summary
 
 

@@ -52,6 +52,7 @@ import numpy as np
 from ..components import CellSpec
 from ..errors import ComponentError
 from ..mechanisms import cache_root, compiled_mechanisms, file_lock, neuron_version, sources_digest
+from ..mpienv import without_launcher
 from ..segments import SECTION_TYPES, SegmentTable
 
 __all__ = [
@@ -70,8 +71,6 @@ VARIABLES_SUFFIX = ".vars.json"
 _TAIL_LINES = 30
 #: Prefix of the child's stderr line that carries a complete error message.
 _REPORTED = "l5net-error: "
-#: Environment variables of an MPI launcher; a child that inherits them may try to join the job.
-_MPI_ENV = re.compile(r"^(PMI_|PMIX_|OMPI_|MPI_|HYDRA_|MPIR_|I_MPI_|SLURM_STEP_)")
 
 
 # ---------------------------------------------------------------------------- parent side
@@ -181,7 +180,7 @@ def cached_segment_table_path(
 
 
 def _child_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not _MPI_ENV.match(k)}
+    env = without_launcher()
     env.pop("NRN_NMODL_PATH", None)  # mechanisms are loaded explicitly
     package_root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)

@@ -26,10 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MPIContext", "launched_by_mpi", "setup_mpi", "guard"]
+from ..mpienv import launched_by_mpi
 
-#: Environment variables set by MPI launchers (MPICH/Hydra, PMIx, Open MPI, Slurm's PMI).
-_LAUNCHER_VARS = ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE", "HYDI_CONTROL_FD")
+__all__ = ["MPIContext", "launched_by_mpi", "setup_mpi", "guard"]
 
 
 @dataclass(frozen=True)
@@ -41,11 +40,6 @@ class MPIContext:
     def barrier(self) -> None:
         if self.comm is not None and self.size > 1:
             self.comm.Barrier()
-
-
-def launched_by_mpi(environ: dict[str, str] | None = None) -> bool:
-    env = os.environ if environ is None else environ
-    return any(v in env for v in _LAUNCHER_VARS)
 
 
 def _mpi_library() -> Path | None:

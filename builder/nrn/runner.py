@@ -34,11 +34,11 @@ import signal
 import sys
 import time
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..runs import Interrupted, Stop, find_config, replace_dir, write_failure
 from .inputs import build_inputs, plan_inputs
 from .mpi import MPIContext, guard, setup_mpi
 
@@ -46,7 +46,6 @@ __all__ = ["main", "run", "RunSummary", "find_config", "Interrupted", "Stop"]
 
 log = logging.getLogger("builder.run")
 
-CONFIG_NAME = "simulation_config.json"
 OUTPUT_DIR = "output"
 PARTIAL_OUTPUT = ".output-partial"
 
@@ -99,77 +98,6 @@ class RunSummary:
             f"  setup {self.setup_s:.1f} s, simulation {self.sim_s:.1f} s "
             f"(real-time factor {self.realtime_factor:.1f})"
         )
-
-
-class Interrupted(BaseException):
-    """SIGINT or SIGTERM stopped the run (raised outside the simulation loop, or after it)."""
-
-    def __init__(self, signum: int, where: str = "", collective: bool = False):
-        self.signum = signum
-        self.where = where
-        self.collective = collective  # raised on every rank together: no MPI abort needed
-        super().__init__(f"interrupted{(' ' + where) if where else ''}")
-
-    @property
-    def exit_status(self) -> int:
-        return 128 + self.signum
-
-
-class Stop:
-    """SIGINT / SIGTERM handling of a run.
-
-    Outside the simulation loop a signal raises :class:`Interrupted` at once. Inside it (see
-    :meth:`deferred`), a Python exception raised in NEURON's step callback would be printed and
-    swallowed by NEURON, and the run would go on: there the handler only records the signal,
-    and the loop stops itself at its next check (``h.stoprun``), on every rank together.
-    """
-
-    def __init__(self) -> None:
-        self.signum = 0
-        self._defer = 0
-        self._previous: dict[int, Any] = {}
-
-    def install(self) -> Stop:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._previous[sig] = signal.signal(sig, self._handler)
-        return self
-
-    def restore(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()
-
-    def _handler(self, signum: int, frame: Any) -> None:
-        if self.signum:  # already stopping (e.g. Ctrl-C reaching us directly and forwarded)
-            return
-        self.signum = signum
-        if not self._defer:
-            raise Interrupted(signum, "before the simulation started")
-
-    @contextlib.contextmanager
-    def deferred(self) -> Iterator[None]:
-        """Only record signals inside this block (the caller checks :attr:`signum`)."""
-        self._defer += 1
-        try:
-            yield
-        finally:
-            self._defer -= 1
-
-    def check(self, where: str = "") -> None:
-        if self.signum:
-            raise Interrupted(self.signum, where)
-
-
-def find_config(arg: str | os.PathLike | None) -> Path:
-    """The config to run: a file, or a directory holding ``simulation_config.json``."""
-    from ..errors import RunError
-
-    p = Path(arg) if arg else Path.cwd() / CONFIG_NAME
-    if p.is_dir():
-        p = p / CONFIG_NAME
-    if not p.is_file():
-        raise RunError(f"{p}: simulation config not found (build the network first)")
-    return p.resolve()
 
 
 # ------------------------------------------------------------------ synapse merging
@@ -470,7 +398,7 @@ def _run(
         try:
             sim.run()
         except OSError as exc:  # BMTK writing its outputs at the end of the run
-            raise OutputError(_write_failure(exc, base / PARTIAL_OUTPUT)) from None
+            raise OutputError(write_failure(exc, base / PARTIAL_OUTPUT)) from None
         loop.outcome()
     sim_s = time.perf_counter() - t_sim
     del factory, keep_inputs
@@ -490,11 +418,11 @@ def _run(
             n_window = _spikes_in(partial_spikes, window)
             stop.check("after the simulation, before its output was put in place")
             with stop.deferred():  # the two renames are not interrupted half-way
-                _replace_dir(base / PARTIAL_OUTPUT, base / OUTPUT_DIR)
+                replace_dir(base / PARTIAL_OUTPUT, base / OUTPUT_DIR)
         except OutputError as exc:
             raise OutputError(f"{exc}; the previous output was left as it was") from None
         except OSError as exc:
-            raise OutputError(_write_failure(exc, base / OUTPUT_DIR)) from None
+            raise OutputError(write_failure(exc, base / OUTPUT_DIR)) from None
     mpi.barrier()
     return RunSummary(
         config,
@@ -573,11 +501,6 @@ class _LoopGuard:
             raise RunError(f"the simulation stopped early, at t = {t:.1f} ms of {self.tstop:g} ms")
 
 
-def _write_failure(exc: OSError, where: Path) -> str:
-    name = exc.filename or where
-    return f"{name}: cannot write the run's output ({exc.strerror or exc}); previous output kept"
-
-
 def _report_files(conf: Any, partial: Path) -> list[Path]:
     """The membrane report files BMTK wrote into the partial output directory."""
     out = []
@@ -627,22 +550,6 @@ def _steady_state_init(h: Any) -> None:
         }
         """
     )
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Put the finished ``new`` directory in place of ``target`` (the previous run's output)."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}-old-{os.getpid()}")
-        os.replace(target, old)
-    try:
-        os.replace(new, target)
-    except OSError:
-        if old is not None:
-            os.replace(old, target)  # put the previous output back
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _config_path(value: str, base: Path) -> Path:
