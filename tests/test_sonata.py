@@ -149,6 +149,7 @@ def test_nodes_libsonata(net):
     assert bio.get_attribute("flag", 0) == 1
 
 
+@pytest.mark.bmtk
 def test_nodes_bmtk_merges_types(net):
     from bmtk.utils.sonata import File
 
@@ -321,6 +322,7 @@ def test_edge_types_csv_text(net):
     )
 
 
+@pytest.mark.bmtk
 def test_edges_bmtk(net):
     from bmtk.utils.sonata import File
 
@@ -424,6 +426,7 @@ def test_spikes_multi_population(tmp_path):
     assert reader["inh"].get() == [(1, 2.5)]
 
 
+@pytest.mark.bmtk
 def test_spikes_bmtk(net):
     from bmtk.utils.reports.spike_trains import SpikeTrains
 

@@ -364,6 +364,7 @@ def test_build_with_a_typo_exits_2_and_writes_nothing(tmp_path):
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
 
+@pytest.mark.neuron  # builds the default cell's segment table
 def test_build_check_reports_a_typo(tmp_path):
     typo = {**LEGACY_PN2PN, "Beta_ampx": "0.5"}
     params = _project_copy(tmp_path, {"PN2PN.json": typo})
@@ -373,6 +374,7 @@ def test_build_check_reports_a_typo(tmp_path):
     assert "did you mean 'Beta_AMPA'" in res.stderr
 
 
+@pytest.mark.neuron  # builds the default cell's segment table
 def test_build_with_legacy_files_warns_once_per_file(tmp_path):
     params = _project_copy(tmp_path, LEGACY)
     out = tmp_path / "net"
