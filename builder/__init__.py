@@ -1,5 +1,6 @@
 """Build SONATA input networks, input rasters and BMTK configs for detailed NEURON cells."""
 
+from ._version import __version__
 from .build import BuildResult, SimulationBuilder
 from .errors import (
     BuildError,
@@ -9,8 +10,6 @@ from .errors import (
     PlacementError,
     RunError,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "BuildError",

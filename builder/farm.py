@@ -110,7 +110,7 @@ def run_one(outdir: Path, run_id: str, *, timeout_s: float | None = None) -> str
     try:
         assert lock.fd is not None
         t0 = time.perf_counter()
-        cmd = [sys.executable, "-m", "builder.nrn.runner", str(rundir), "-q", "--no-progress"]
+        cmd = [sys.executable, "-m", "builder.run_cli", str(rundir), "-q", "--no-progress"]
         env = {**child_env(), FD_ENV: str(lock.fd)}
         with INTERRUPTS.lock:
             if INTERRUPTS.signum:

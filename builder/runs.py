@@ -7,6 +7,7 @@ way on SIGINT/SIGTERM and replaces its output the same way.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import shutil
@@ -23,6 +24,7 @@ __all__ = [
     "Stop",
     "find_config",
     "replace_dir",
+    "run_parser",
     "write_failure",
 ]
 
@@ -117,3 +119,73 @@ def replace_dir(new: Path, target: Path) -> None:
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def run_parser() -> argparse.ArgumentParser:
+    """The command line of ``run-network`` (every backend parses the same options)."""
+    from ._version import __version__
+
+    p = argparse.ArgumentParser(
+        prog="run-network",
+        description="Run a built network in NEURON (BMTK BioNet); serial or under mpiexec. "
+        "A sweep directory (build-network sweep) runs all its pending runs.",
+        epilog="Other commands:\n"
+        "  run-network plot DIR [-o PLOTDIR]   figures of a built (and run) network\n"
+        "  run-network collect SWEEPDIR        summary.csv + summary_rate.png of a sweep\n"
+        "Examples:\n"
+        "  run-network runs/7 --plot\n"
+        "  mpiexec -n 2 python run_network.py runs/7\n"
+        "  run-network sweeps/s1 -j 2 --plot && run-network collect sweeps/s1\n"
+        "Output rates exclude the first run.warmup_ms of input (the start-up transient).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    p.add_argument(
+        "config",
+        nargs="?",
+        help="simulation_config.json or its directory (default ./simulation_config.json)",
+    )
+    p.add_argument(
+        "--no-merge",
+        action="store_true",
+        help="one point process per synapse (reference mode; slower)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress line")
+    p.add_argument(
+        "--bmtk-inputs",
+        action="store_true",
+        help="let BMTK build the spike inputs edge by edge (slower; same network)",
+    )
+    p.add_argument(
+        "--no-settle",
+        action="store_true",
+        help="start from v_init everywhere instead of the resting steady state "
+        "(legacy behaviour: spurious spikes in the first ~50 ms)",
+    )
+    p.add_argument(
+        "--plot",
+        action="store_true",
+        help="write the PNG figures into OUTDIR/output/plots after the run "
+        "(same as 'run-network plot DIR'); for a sweep, of every finished run",
+    )
+    s = p.add_argument_group("sweep directories (built by 'build-network sweep')")
+    s.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N runs at once (local child processes)",
+    )
+    s.add_argument(
+        "--slurm",
+        action="store_true",
+        help="write DIR/slurm_array.sh (one array task per pending run); run nothing",
+    )
+    s.add_argument(
+        "--no-rerun-failed", action="store_true", help="leave runs that failed before alone"
+    )
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-v", "--verbose", action="store_true")
+    g.add_argument("-q", "--quiet", action="store_true")
+    return p

@@ -112,7 +112,7 @@ def test_run_network_dispatches_on_target_simulator(tmp_path: Path) -> None:
     cfg = json.loads((d / "simulation_config.json").read_text())
     cfg["target_simulator"] = "BRIAN"
     (d / "simulation_config.json").write_text(json.dumps(cfg))
-    from builder.nrn.runner import main as run_main
+    from builder.run_cli import main as run_main
 
     assert run_main([str(d)]) == 2
 

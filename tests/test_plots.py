@@ -236,10 +236,10 @@ def test_cli_plot_dir_and_output(
 
 @pytest.mark.neuron
 def test_cli_via_the_runner_dispatch(built: Path, tmp_path: Path) -> None:
-    from builder.nrn import runner
+    from builder import run_cli
 
     net = copy_of(built, tmp_path)
-    assert runner.main(["plot", str(net), "-q"]) == 0
+    assert run_cli.main(["plot", str(net), "-q"]) == 0
     assert sorted(p.name for p in (net / "output" / "plots").iterdir()) == sorted(BUILD_PNGS)
 
 

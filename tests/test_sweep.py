@@ -11,7 +11,7 @@ Every command runs in its own subprocess and process group, as a user would star
 
 To count how often each run is simulated, runner children load a ``sitecustomize`` hook
 (``PYTHONPATH``) that appends ``<run id> <pid> <parent pid>`` to a log file whenever a
-process starts as ``python -m builder.nrn.runner RUN``.
+process starts as ``python -m builder.run_cli RUN``.
 """
 
 from __future__ import annotations
@@ -83,8 +83,8 @@ import sys
 
 _log = os.environ.get("L5NET_TEST_RUNLOG")
 _argv = getattr(sys, "orig_argv", [])
-if _log and "builder.nrn.runner" in _argv:
-    _i = _argv.index("builder.nrn.runner")
+if _log and "builder.run_cli" in _argv:
+    _i = _argv.index("builder.run_cli")
     _run = os.path.basename(os.path.normpath(_argv[_i + 1])) if _i + 1 < len(_argv) else "?"
     _fd = os.open(_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     os.write(_fd, f"{_run} {os.getpid()} {os.getppid()}\\n".encode())

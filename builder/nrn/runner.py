@@ -22,7 +22,6 @@ in its NetCon's weight vector, so both modes compute the same thing.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import io
@@ -38,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..runs import Interrupted, Stop, find_config, replace_dir, write_failure
+from ..runs import Interrupted, Stop, find_config, replace_dir, run_parser, write_failure
 from .inputs import build_inputs, plan_inputs
 from .mpi import MPIContext, guard, setup_mpi
 
@@ -591,187 +590,19 @@ def _sonata_spikes(path: Path, populations: list[str]) -> int:
 
 
 # ------------------------------------------------------------------ command line
-def _parser() -> argparse.ArgumentParser:
-    from .. import __version__
-
-    p = argparse.ArgumentParser(
-        prog="run-network",
-        description="Run a built network in NEURON (BMTK BioNet); serial or under mpiexec. "
-        "A sweep directory (build-network sweep) runs all its pending runs.",
-        epilog="Other commands:\n"
-        "  run-network plot DIR [-o PLOTDIR]   figures of a built (and run) network\n"
-        "  run-network collect SWEEPDIR        summary.csv + summary_rate.png of a sweep\n"
-        "Examples:\n"
-        "  run-network runs/7 --plot\n"
-        "  mpiexec -n 2 python run_network.py runs/7\n"
-        "  run-network sweeps/s1 -j 2 --plot && run-network collect sweeps/s1\n"
-        "Output rates exclude the first run.warmup_ms of input (the start-up transient).",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    p.add_argument(
-        "config",
-        nargs="?",
-        help="simulation_config.json or its directory (default ./simulation_config.json)",
-    )
-    p.add_argument(
-        "--no-merge",
-        action="store_true",
-        help="one point process per synapse (reference mode; slower)",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress line")
-    p.add_argument(
-        "--bmtk-inputs",
-        action="store_true",
-        help="let BMTK build the spike inputs edge by edge (slower; same network)",
-    )
-    p.add_argument(
-        "--no-settle",
-        action="store_true",
-        help="start from v_init everywhere instead of the resting steady state "
-        "(legacy behaviour: spurious spikes in the first ~50 ms)",
-    )
-    p.add_argument(
-        "--plot",
-        action="store_true",
-        help="write the PNG figures into OUTDIR/output/plots after the run "
-        "(same as 'run-network plot DIR'); for a sweep, of every finished run",
-    )
-    s = p.add_argument_group("sweep directories (built by 'build-network sweep')")
-    s.add_argument(
-        "-j",
-        "--jobs",
-        type=int,
-        default=1,
-        metavar="N",
-        help="run N runs at once (local child processes)",
-    )
-    s.add_argument(
-        "--slurm",
-        action="store_true",
-        help="write DIR/slurm_array.sh (one array task per pending run); run nothing",
-    )
-    s.add_argument(
-        "--no-rerun-failed", action="store_true", help="leave runs that failed before alone"
-    )
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("-v", "--verbose", action="store_true")
-    g.add_argument("-q", "--quiet", action="store_true")
-    return p
-
-
-def _sweep(ns: argparse.Namespace, ctx: MPIContext) -> int:
-    """Run the pending runs of a sweep directory (locally, over MPI ranks, or via SLURM)."""
-    from .. import farm
-    from ..errors import BuildError
-    from ..sweep import write_manifest
-
-    outdir = Path(ns.config).resolve()
-    show = not ns.quiet and not ns.no_progress and sys.stderr.isatty()
-    farm.INTERRUPTS.install()  # SIGINT/SIGTERM: stop handing out runs, stop the children
-    try:
-        # guard: a rank that raises aborts the job instead of leaving the others waiting
-        with guard(ctx):
-            if ctx.size > 1:
-                results = farm.farm_mpi(
-                    outdir,
-                    ctx.comm,
-                    rerun_failed=not ns.no_rerun_failed,
-                    progress=show and ctx.rank == 0,
-                )
-                if ctx.rank != 0:
-                    return 128 + farm.INTERRUPTS.signum if farm.INTERRUPTS.signum else 0
-            else:
-                todo = farm.pending(outdir, rerun_failed=not ns.no_rerun_failed)
-                if ns.slurm:
-                    script = farm.slurm_script(outdir, todo)
-                    print(f"{script}: {len(todo)} array tasks; submit with: sbatch {script}")
-                    return 0
-                results = farm.farm_local(outdir, todo, ns.jobs, progress=show)
-            rows = write_manifest(outdir)
-    except BuildError as exc:
-        print(f"run-network: error: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        farm.INTERRUPTS.restore()
-    if farm.INTERRUPTS.signum:
-        stopped = sorted(r for r, st in results.items() if st == "interrupted")
-        if ctx.rank == 0:
-            print(
-                f"\nrun-network: {signal.Signals(farm.INTERRUPTS.signum).name}: sweep stopped; "
-                f"{len(stopped)} run(s) interrupted ({', '.join(stopped) or 'none'}), left "
-                f"resumable: run 'run-network {outdir}' again to finish",
-                file=sys.stderr,
-            )
-        return 128 + farm.INTERRUPTS.signum
-    failed = [r for r in rows if r["status"] in ("failed", "build-failed")]
-    done = sum(r["status"] == "done" for r in rows)
-    if ctx.rank != 0:
-        return 1 if failed else 0
-    if not ns.quiet:
-        print(
-            f"{outdir}: ran {len(results)}; {done}/{len(rows)} done, {len(failed)} failed "
-            f"(see {outdir / 'manifest.csv'})"
-        )
-    if ns.plot and not ns.slurm:
-        if not _plot_sweep(outdir, rows, ns.quiet):
-            return 2
-    return 1 if failed else 0
-
-
-def _plot_sweep(outdir: Path, rows: list[dict[str, str]], quiet: bool) -> bool:
-    """``--plot`` on a sweep: the figures of every finished run; False if one failed."""
-    from ..errors import BuildError
-    from ..plots import plot_run
-
-    done = [r["run_id"] for r in rows if r["status"] == "done"]
-    if not done:
-        print(
-            f"run-network: no plots: none of the {len(rows)} runs of {outdir} has finished",
-            file=sys.stderr,
-        )
-        return True
-    ok = True
-    for rid in done:
-        notes: list[str] = []
-        try:
-            pngs = plot_run(outdir / rid, notes=notes)
-        except BuildError as exc:
-            print(f"run-network: plotting {rid} failed: {exc}", file=sys.stderr)
-            ok = False
-            continue
-        if not quiet:
-            print(f"  {rid}: {len(pngs)} plots in {pngs[0].parent}")
-        for note in notes:
-            print(f"  {rid}: note: {note}", file=sys.stderr)
-    return ok
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``run-network`` / ``run_network.py``; ``run-network plot DIR`` plots."""
+    """The NEURON backend's entry point: run one config (``run-network`` hands it over).
+
+    ``run-network`` itself (:mod:`builder.run_cli`) handles sweeps, ``plot``, ``collect`` and
+    configs of other simulators, and calls this for a NEURON config.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
-    from ..simulators import dispatch
-
-    other = dispatch(argv, current="NEURON")  # the config's target_simulator, if not NEURON
-    if other is not None:
-        return other(argv)
-    if argv and argv[0] == "plot":
-        from ..plots import main as plot_main
-
-        return plot_main(argv[1:])
-    if argv and argv[0] == "collect":
-        from ..collect import main as collect_main
-
-        return collect_main(argv[1:])
-    ns = _parser().parse_args(argv)
+    ns = run_parser().parse_args(argv)
     ctx = setup_mpi()
     from ..checks import check_run_inputs
     from ..errors import BuildError
     from ..locks import RunLock
-    from ..sweep import is_sweep_dir
 
-    if ns.config and is_sweep_dir(ns.config):
-        return _sweep(ns, ctx)
     if ns.jobs != 1 or ns.slurm:
         print("run-network: error: -j/--slurm apply to a sweep directory", file=sys.stderr)
         return 2
