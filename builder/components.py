@@ -40,6 +40,7 @@ __all__ = [
     "check_unique_mechanisms",
     "known_prefixes",
     "prefixed_folder",
+    "project_channel_files",
     "provided_mod_files",
     "select_mechanisms",
     "MechanismSet",
@@ -419,8 +420,9 @@ def select_mechanisms(
     ours : sequence of Path
         The mechanisms this project provides (:data:`PROVIDED_MECHANISMS`); always compiled.
     fallback : sequence of Path
-        Used only where neither of the others defines the same mechanism or file name
-        (BMTK's shipped channels: a user's ``Ca_HVA.mod`` replaces BMTK's).
+        Used only where neither of the others, nor an earlier fallback file, defines the same
+        mechanism or file name (BMTK's shipped channels: a user's ``Ca_HVA.mod`` replaces
+        BMTK's; for our own templates the project's channels come first).
 
     Returns
     -------
@@ -454,29 +456,53 @@ def select_mechanisms(
             continue
         chosen.append(mod)
         taken_files.add(mod.name)
+        taken_names.update(mechanism_names(mod))
     mods = sorted(dict.fromkeys(chosen))
     check_unique_mechanisms(mods)
     return MechanismSet(tuple(mods), tuple(notes))
 
 
+def _project_mods() -> list[Path]:
+    project = project_components_dir()
+    return _mods_in(prefixed_folder(project, "mechanisms", None) if project.is_dir() else None)
+
+
+def _provides(mod: Path) -> bool:
+    return bool(set(mechanism_names(mod)) & set(PROVIDED_MECHANISMS))
+
+
 def provided_mod_files() -> list[Path]:
     """Our own NMODL files (:data:`PROVIDED_MECHANISMS`): the project's plus BMTK's VecStim."""
-    project = project_components_dir()
-    mods = _mods_in(prefixed_folder(project, "mechanisms", None) if project.is_dir() else None)
+    mods = [mod for mod in _project_mods() if _provides(mod)]
     bmtk = _bmtk_components_dir()
     for mod in _mods_in(bmtk / "mechanisms" if bmtk else None):
-        if set(mechanism_names(mod)) & set(PROVIDED_MECHANISMS):
+        if _provides(mod):
             mods.append(mod)
     return mods
 
 
-def _mod_files(ctx: _Context) -> MechanismSet:
-    """The user's mechanisms with ours, and BMTK's channels where the user has none."""
+def project_channel_files() -> list[Path]:
+    """The project's ion-channel NMODL (the Hay et al. 2011 set): its files that define none of
+    :data:`PROVIDED_MECHANISMS`. Used only for cells built from the project's own templates,
+    where they take precedence over BMTK's channels of the same mechanism or file name (BMTK's
+    ``Ca_HVA``, ``Ih`` and ``Im`` have Hay's kinetics but Allen's ``gbar`` parameter names,
+    which the Allen fits set)."""
+    return [mod for mod in _project_mods() if not _provides(mod)]
+
+
+def _mod_files(ctx: _Context, template_file: Path) -> MechanismSet:
+    """The user's mechanisms with ours, and BMTK's channels where the user has none.
+
+    A cell from one of the project's templates gets the project's channels ahead of BMTK's.
+    """
     own = ctx.folder("mechanisms")
     project = prefixed_folder(ctx.project, "mechanisms", None) if ctx.project else None
     ours = provided_mod_files()
     user = [] if own is not None and own == project else _mods_in(own)
-    return select_mechanisms(user, ours, _mods_in(ctx.bmtk / "mechanisms" if ctx.bmtk else None))
+    fallback = _mods_in(ctx.bmtk / "mechanisms" if ctx.bmtk else None)
+    if ctx.project is not None and template_file.is_relative_to(ctx.project.resolve()):
+        fallback = project_channel_files() + fallback
+    return select_mechanisms(user, ours, fallback)
 
 
 def check_unique_mechanisms(mod_files: Sequence[Path]) -> None:
@@ -553,7 +579,7 @@ def resolve_cell(params: dict, *, cwd: Path | None = None) -> CellSpec:
         )
 
     template_file = _find_template(ctx, model_template)
-    mechs = _mod_files(ctx)
+    mechs = _mod_files(ctx, template_file)
 
     morph_value = cell.get("morphology")
     morphology = None
