@@ -110,7 +110,7 @@ def passive(h, cell, dt: float = 0.025) -> dict[str, float]:
     ic.delay, ic.dur, ic.amp = SETTLE_MS, 500.0, -0.1
     v = h.Vector().record(cell.soma[0](0.5)._ref_v)
     t = h.Vector().record(h._ref_t)
-    h.dt, h.tstop = dt, SETTLE_MS + 520.0
+    h.steps_per_ms, h.dt, h.tstop = 1 / dt, dt, SETTLE_MS + 520.0
     h.run()
     tt, vv = np.array(t), np.array(v)
     rest = float(vv[tt < SETTLE_MS].mean())
@@ -127,7 +127,7 @@ def fi_curve(h, cell, amps_nA, step_ms: float = 1000.0, dt: float = 0.025) -> di
     out = {}
     for amp in amps_nA:
         ic.amp = amp
-        h.dt, h.tstop = dt, SETTLE_MS + step_ms + 20.0
+        h.steps_per_ms, h.dt, h.tstop = 1 / dt, dt, SETTLE_MS + step_ms + 20.0
         h.run()
         n = _spikes(np.array(t), np.array(v), SETTLE_MS, SETTLE_MS + step_ms).size
         out[float(amp)] = n / (step_ms / 1000.0)
@@ -145,7 +145,7 @@ def threshold_step(
     t = h.Vector().record(h._ref_t)
     for amp in amps_nA:
         ic.amp = amp
-        h.dt, h.tstop = dt, SETTLE_MS + 60.0
+        h.steps_per_ms, h.dt, h.tstop = 1 / dt, dt, SETTLE_MS + 60.0
         h.run()
         if _spikes(np.array(t), np.array(v), SETTLE_MS, SETTLE_MS + 60).size:
             return float(amp)
@@ -173,7 +173,7 @@ def bac(h, cell, dt: float = 0.025, soma_nA: float | None = None, dend_nA: float
                                ("both", soma_nA, dend_nA)):  # fmt: skip
         soma.amp = s_amp
         keep = _epsp_current(h, site, t0 + 5.0, d_amp, tstop, dt)
-        h.dt, h.tstop = dt, tstop
+        h.steps_per_ms, h.dt, h.tstop = 1 / dt, dt, tstop
         h.run()
         tt = np.array(t)
         hv = np.array(vh)
@@ -199,17 +199,21 @@ def bap(h, cell, dt: float = 0.025, soma_nA: float | None = None, distal_nA: flo
     t = h.Vector().record(h._ref_t)
     soma = h.IClamp(cell.soma[0](0.5))
     soma.delay, soma.dur, soma.amp = SETTLE_MS, 5.0, soma_nA
-    h.dt, h.tstop = dt, SETTLE_MS + 60.0
+    h.steps_per_ms, h.dt, h.tstop = 1 / dt, dt, SETTLE_MS + 60.0
     h.run()
     tt = np.array(t)
     before = tt < SETTLE_MS
-    amps = [float(np.max(r) - np.array(r)[before].mean()) for r in map(np.array, recs)]
+    # the first AP only: up to 5 ms after the first somatic spike (later peaks are dendritic
+    # spikes or a burst, not the back-propagating AP)
+    first = _spikes(tt, np.array(recs[0]), SETTLE_MS, SETTLE_MS + 60)
+    window = (tt >= SETTLE_MS) & (tt <= (first[0] if first.size else SETTLE_MS + 55) + 5)
+    amps = [float(r[window].max() - r[before].mean()) for r in map(np.array, recs)]
     soma.amp = 0.0
     distal, distal_um = trunk_site(h, cell, HOT_ZONE_UM[1])
     hot, hot_um = trunk_site(h, cell, sum(HOT_ZONE_UM) / 2)
     vh = h.Vector().record(hot._ref_v)
     keep = _epsp_current(h, distal, SETTLE_MS, distal_nA, SETTLE_MS + 120.0, dt)
-    h.dt, h.tstop = dt, SETTLE_MS + 120.0
+    h.steps_per_ms, h.dt, h.tstop = 1 / dt, dt, SETTLE_MS + 120.0
     h.run()
     del keep
     tt, hv = np.array(t), np.array(vh)
