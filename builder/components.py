@@ -483,24 +483,45 @@ def provided_mod_files() -> list[Path]:
 
 def project_channel_files() -> list[Path]:
     """The project's ion-channel NMODL (the Hay et al. 2011 set): its files that define none of
-    :data:`PROVIDED_MECHANISMS`. Used only for cells built from the project's own templates,
-    where they take precedence over BMTK's channels of the same mechanism or file name (BMTK's
-    ``Ca_HVA``, ``Ih`` and ``Im`` have Hay's kinetics but Allen's ``gbar`` parameter names,
-    which the Allen fits set)."""
+    :data:`PROVIDED_MECHANISMS`. Compiled only for a cell from one of the project's own
+    templates that inserts them (:func:`_uses_project_channels`), ahead of BMTK's channels of
+    the same mechanism or file name (BMTK's ``Ca_HVA``, ``Ih`` and ``Im`` have Hay's kinetics
+    but Allen's ``gbar`` parameter names, which the default template and the Allen fits set)."""
     return [mod for mod in _project_mods() if not _provides(mod)]
+
+
+_INSERT = re.compile(rb"\binsert\s+(\w+)")
+
+
+def _uses_project_channels(template_file: Path, bmtk_mods: Sequence[Path]) -> bool:
+    """Whether the template inserts a channel that only the project's set defines (e.g.
+    ``NaTa_t``, ``SK_E2``): then it is built on that set, which replaces BMTK's channels of the
+    same names. A template on BMTK's channels (``L5PCtemplate``) inserts none of them."""
+    try:
+        inserted = {m.decode() for m in _INSERT.findall(template_file.read_bytes())}
+    except OSError as exc:
+        raise ComponentError(f"{template_file}: cannot read template ({exc})") from None
+    bmtk_names = {n for mod in bmtk_mods for n in mechanism_names(mod)}
+    ours_only = {n for mod in project_channel_files() for n in mechanism_names(mod)} - bmtk_names
+    return bool(inserted & ours_only)
 
 
 def _mod_files(ctx: _Context, template_file: Path) -> MechanismSet:
     """The user's mechanisms with ours, and BMTK's channels where the user has none.
 
-    A cell from one of the project's templates gets the project's channels ahead of BMTK's.
+    A cell from one of the project's templates that is built on the project's Hay channel set
+    (``L5PCHaytemplate``) gets that set ahead of BMTK's channels.
     """
     own = ctx.folder("mechanisms")
     project = prefixed_folder(ctx.project, "mechanisms", None) if ctx.project else None
     ours = provided_mod_files()
     user = [] if own is not None and own == project else _mods_in(own)
     fallback = _mods_in(ctx.bmtk / "mechanisms" if ctx.bmtk else None)
-    if ctx.project is not None and template_file.is_relative_to(ctx.project.resolve()):
+    if (
+        ctx.project is not None
+        and template_file.is_relative_to(ctx.project.resolve())
+        and _uses_project_channels(template_file, fallback)
+    ):
         fallback = project_channel_files() + fallback
     return select_mechanisms(user, ours, fallback)
 

@@ -5,7 +5,11 @@ Runs the cell alone (the default params' ``cell`` block, 34 degC, started from i
 under Hay's somatic and dendritic current-injection protocols, prints the numbers and writes
 three figures to OUTDIR (default ``docs/``)::
 
-    python scripts/hay_validation.py [OUTDIR] [--step-ms 1000] [--dt 0.025]
+    python scripts/hay_validation.py [OUTDIR] [--params P] [--step-ms 1000] [--dt 0.025]
+
+``--params`` names the params file whose cell is tested: the default cell
+(``params/L5NetParams.json``, BMTK's channels) or its twin on the project's own Hay channel
+NMODL (``params/L5NetParams_hay.json``, ``L5PCHaytemplate``).
 
 * ``hay_fi.png``: firing rate under 1 s somatic steps, beside the legacy Hay cell's rates;
 * ``hay_bac.png``: BAC firing (somatic 5 ms step, apical EPSP-shaped current ~620 um from the
@@ -296,10 +300,11 @@ def figures(outdir: Path, fi: dict, bac_res: dict, bap_res: dict) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("outdir", nargs="?", type=Path, default=ROOT / "docs")
+    ap.add_argument("--params", type=Path, default=ROOT / "params" / "L5NetParams.json")
     ap.add_argument("--step-ms", type=float, default=1000.0)
     ap.add_argument("--dt", type=float, default=0.025)
     ns = ap.parse_args(argv)
-    h, cell = load_cell()
+    h, cell = load_cell(ns.params)
     pas = passive(h, cell, ns.dt)
     print(f"rest {pas['rest_mV']:.1f} mV, input resistance {pas['rin_MOhm']:.1f} MOhm")
     amps = [0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.2, 1.5, 1.9, 2.0, 2.5]
