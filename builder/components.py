@@ -40,7 +40,6 @@ __all__ = [
     "check_unique_mechanisms",
     "known_prefixes",
     "prefixed_folder",
-    "project_channel_files",
     "provided_mod_files",
     "select_mechanisms",
     "MechanismSet",
@@ -420,9 +419,8 @@ def select_mechanisms(
     ours : sequence of Path
         The mechanisms this project provides (:data:`PROVIDED_MECHANISMS`); always compiled.
     fallback : sequence of Path
-        Used only where neither of the others, nor an earlier fallback file, defines the same
-        mechanism or file name (BMTK's shipped channels: a user's ``Ca_HVA.mod`` replaces
-        BMTK's; for our own templates the project's channels come first).
+        Used only where neither of the others defines the same mechanism or file name
+        (BMTK's shipped channels: a user's ``Ca_HVA.mod`` replaces BMTK's).
 
     Returns
     -------
@@ -456,74 +454,29 @@ def select_mechanisms(
             continue
         chosen.append(mod)
         taken_files.add(mod.name)
-        taken_names.update(mechanism_names(mod))
     mods = sorted(dict.fromkeys(chosen))
     check_unique_mechanisms(mods)
     return MechanismSet(tuple(mods), tuple(notes))
 
 
-def _project_mods() -> list[Path]:
-    project = project_components_dir()
-    return _mods_in(prefixed_folder(project, "mechanisms", None) if project.is_dir() else None)
-
-
-def _provides(mod: Path) -> bool:
-    return bool(set(mechanism_names(mod)) & set(PROVIDED_MECHANISMS))
-
-
 def provided_mod_files() -> list[Path]:
     """Our own NMODL files (:data:`PROVIDED_MECHANISMS`): the project's plus BMTK's VecStim."""
-    mods = [mod for mod in _project_mods() if _provides(mod)]
+    project = project_components_dir()
+    mods = _mods_in(prefixed_folder(project, "mechanisms", None) if project.is_dir() else None)
     bmtk = _bmtk_components_dir()
     for mod in _mods_in(bmtk / "mechanisms" if bmtk else None):
-        if _provides(mod):
+        if set(mechanism_names(mod)) & set(PROVIDED_MECHANISMS):
             mods.append(mod)
     return mods
 
 
-def project_channel_files() -> list[Path]:
-    """The project's ion-channel NMODL (the Hay et al. 2011 set): its files that define none of
-    :data:`PROVIDED_MECHANISMS`. Compiled only for a cell from one of the project's own
-    templates that inserts them (:func:`_uses_project_channels`), ahead of BMTK's channels of
-    the same mechanism or file name (BMTK's ``Ca_HVA``, ``Ih`` and ``Im`` have Hay's kinetics
-    but Allen's ``gbar`` parameter names, which the default template and the Allen fits set)."""
-    return [mod for mod in _project_mods() if not _provides(mod)]
-
-
-_INSERT = re.compile(rb"\binsert\s+(\w+)")
-
-
-def _uses_project_channels(template_file: Path, bmtk_mods: Sequence[Path]) -> bool:
-    """Whether the template inserts a channel that only the project's set defines (e.g.
-    ``NaTa_t``, ``SK_E2``): then it is built on that set, which replaces BMTK's channels of the
-    same names. A template on BMTK's channels (``L5PCtemplate``) inserts none of them."""
-    try:
-        inserted = {m.decode() for m in _INSERT.findall(template_file.read_bytes())}
-    except OSError as exc:
-        raise ComponentError(f"{template_file}: cannot read template ({exc})") from None
-    bmtk_names = {n for mod in bmtk_mods for n in mechanism_names(mod)}
-    ours_only = {n for mod in project_channel_files() for n in mechanism_names(mod)} - bmtk_names
-    return bool(inserted & ours_only)
-
-
-def _mod_files(ctx: _Context, template_file: Path) -> MechanismSet:
-    """The user's mechanisms with ours, and BMTK's channels where the user has none.
-
-    A cell from one of the project's templates that is built on the project's Hay channel set
-    (``L5PCHaytemplate``) gets that set ahead of BMTK's channels.
-    """
+def _mod_files(ctx: _Context) -> MechanismSet:
+    """The user's mechanisms with ours, and BMTK's channels where the user has none."""
     own = ctx.folder("mechanisms")
     project = prefixed_folder(ctx.project, "mechanisms", None) if ctx.project else None
     ours = provided_mod_files()
     user = [] if own is not None and own == project else _mods_in(own)
-    fallback = _mods_in(ctx.bmtk / "mechanisms" if ctx.bmtk else None)
-    if (
-        ctx.project is not None
-        and template_file.is_relative_to(ctx.project.resolve())
-        and _uses_project_channels(template_file, fallback)
-    ):
-        fallback = project_channel_files() + fallback
-    return select_mechanisms(user, ours, fallback)
+    return select_mechanisms(user, ours, _mods_in(ctx.bmtk / "mechanisms" if ctx.bmtk else None))
 
 
 def check_unique_mechanisms(mod_files: Sequence[Path]) -> None:
@@ -600,7 +553,7 @@ def resolve_cell(params: dict, *, cwd: Path | None = None) -> CellSpec:
         )
 
     template_file = _find_template(ctx, model_template)
-    mechs = _mod_files(ctx, template_file)
+    mechs = _mod_files(ctx)
 
     morph_value = cell.get("morphology")
     morphology = None

@@ -13,7 +13,7 @@ Two files are written:
 
 * ``biophys_components/morphologies/L5PC.swc`` (SWC types 1 soma, 2 axon, 3 basal, 4 apical);
 * the geometry block of ``biophys_components/templates/L5PCtemplate.hoc`` and of its twin on
-  the project's Hay channel NMODL, ``L5PCHaytemplate.hoc``: each template's
+  the project's Hay channel NMODL, ``hay/templates/L5PCHaytemplate.hoc``: each template's
   hand-written biophysics is kept, only the text between the ``BEGIN GENERATED GEOMETRY`` and
   ``END GENERATED GEOMETRY`` markers is replaced by ``pt3dadd`` calls that build exactly the
   sections NEURON's Import3d makes from the SWC (same names, order, points and connections), so
@@ -37,9 +37,9 @@ import numpy as np
 SEED = 20110523
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SWC_PATH = REPO_ROOT / "biophys_components" / "morphologies" / "L5PC.swc"
-HOC_PATHS = tuple(
-    REPO_ROOT / "biophys_components" / "templates" / name
-    for name in ("L5PCtemplate.hoc", "L5PCHaytemplate.hoc")
+HOC_PATHS = (
+    REPO_ROOT / "biophys_components" / "templates" / "L5PCtemplate.hoc",
+    REPO_ROOT / "biophys_components" / "hay" / "templates" / "L5PCHaytemplate.hoc",
 )
 BEGIN_MARK = "// ---- BEGIN GENERATED GEOMETRY"
 END_MARK = "// ---- END GENERATED GEOMETRY"
