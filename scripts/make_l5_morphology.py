@@ -12,7 +12,8 @@ continuously along the dendrite or per segment centre.
 Two files are written:
 
 * ``biophys_components/morphologies/L5PC.swc`` (SWC types 1 soma, 2 axon, 3 basal, 4 apical);
-* the geometry block of ``biophys_components/templates/L5PCtemplate.hoc``: the template's
+* the geometry block of ``biophys_components/templates/L5PCtemplate.hoc`` and of its twin on
+  the project's Hay channel NMODL, ``hay/templates/L5PCHaytemplate.hoc``: each template's
   hand-written biophysics is kept, only the text between the ``BEGIN GENERATED GEOMETRY`` and
   ``END GENERATED GEOMETRY`` markers is replaced by ``pt3dadd`` calls that build exactly the
   sections NEURON's Import3d makes from the SWC (same names, order, points and connections), so
@@ -20,7 +21,7 @@ Two files are written:
 
 Usage::
 
-    python scripts/make_l5_morphology.py            # (re)write both files
+    python scripts/make_l5_morphology.py            # (re)write the SWC and both templates
     python scripts/make_l5_morphology.py --check    # exit 1 if the committed files differ
 """
 
@@ -36,7 +37,10 @@ import numpy as np
 SEED = 20110523
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SWC_PATH = REPO_ROOT / "biophys_components" / "morphologies" / "L5PC.swc"
-HOC_PATH = REPO_ROOT / "biophys_components" / "templates" / "L5PCtemplate.hoc"
+HOC_PATHS = (
+    REPO_ROOT / "biophys_components" / "templates" / "L5PCtemplate.hoc",
+    REPO_ROOT / "biophys_components" / "hay" / "templates" / "L5PCHaytemplate.hoc",
+)
 BEGIN_MARK = "// ---- BEGIN GENERATED GEOMETRY"
 END_MARK = "// ---- END GENERATED GEOMETRY"
 
@@ -156,8 +160,9 @@ def _grow_basal_subtree(tree: _Tree, parent: int, order: int) -> None:
         branches = rng.random() < p_branch
         length = rng.uniform(30.0, 50.0) if branches else rng.uniform(100.0, 160.0)
         end_frac = 0.9 if branches else 0.7
-        child = tree.add("dend", "basal", parent, length, direction,
-                         (d_child, _taper(d_child, end_frac)))
+        child = tree.add(
+            "dend", "basal", parent, length, direction, (d_child, _taper(d_child, end_frac))
+        )
         if branches:
             _grow_basal_subtree(tree, child, order + 1)
 
@@ -166,25 +171,43 @@ def _grow_oblique(tree: _Tree, parent: int, trunk_dir: np.ndarray, diam_um: floa
     rng = tree.rng
     direction = _rotate_away(trunk_dir, rng.uniform(0.9, 1.35), rng.uniform(0.0, 2.0 * np.pi))
     if rng.random() < 0.7:
-        first = tree.add("apic", "apic", parent, rng.uniform(40.0, 90.0), direction,
-                         (diam_um, _taper(diam_um, 0.85)))
+        first = tree.add(
+            "apic",
+            "apic",
+            parent,
+            rng.uniform(40.0, 90.0),
+            direction,
+            (diam_um, _taper(diam_um, 0.85)),
+        )
         _two_terminals(tree, first, (60.0, 140.0), 0.6)
     else:
-        tree.add("apic", "apic", parent, rng.uniform(120.0, 220.0), direction,
-                 (diam_um, _taper(diam_um, 0.5)))
+        tree.add(
+            "apic",
+            "apic",
+            parent,
+            rng.uniform(120.0, 220.0),
+            direction,
+            (diam_um, _taper(diam_um, 0.5)),
+        )
 
 
-def _two_terminals(tree: _Tree, parent: int, length_range: tuple[float, float],
-                   end_frac: float) -> list[int]:
+def _two_terminals(
+    tree: _Tree, parent: int, length_range: tuple[float, float], end_frac: float
+) -> list[int]:
     rng = tree.rng
     par = tree.branches[parent]
     d_child = max(MIN_DIAM_UM, par.diam_um[1] * 0.63)
     half_angle = rng.uniform(0.3, 0.55)
     azimuth = rng.uniform(0.0, 2.0 * np.pi)
     return [
-        tree.add("apic", "apic", parent, rng.uniform(*length_range),
-                 _rotate_away(par.direction, half_angle, azimuth + off),
-                 (d_child, _taper(d_child, end_frac)))
+        tree.add(
+            "apic",
+            "apic",
+            parent,
+            rng.uniform(*length_range),
+            _rotate_away(par.direction, half_angle, azimuth + off),
+            (d_child, _taper(d_child, end_frac)),
+        )
         for off in (0.0, np.pi)
     ]
 
@@ -203,8 +226,14 @@ def _grow_tuft(tree: _Tree, parent: int, order: int) -> None:
         direction = _unit(direction + np.array([0.0, 0.35, 0.0]))  # the tuft spreads upwards
         branches = rng.random() < p_branch
         length = rng.uniform(40.0, 90.0) if branches else rng.uniform(90.0, 200.0)
-        child = tree.add("apic", "apic", parent, length, direction,
-                         (d_child, _taper(d_child, 0.85 if branches else 0.55)))
+        child = tree.add(
+            "apic",
+            "apic",
+            parent,
+            length,
+            direction,
+            (d_child, _taper(d_child, 0.85 if branches else 0.55)),
+        )
         if branches:
             _grow_tuft(tree, child, order + 1)
 
@@ -226,8 +255,12 @@ def build_tree(rng: np.random.Generator) -> _Tree:
     tree.add("axon", "axon", -1, AXON_LENGTH_UM, np.array([0.0, -1.0, 0.0]), AXON_DIAM_UM, 0.1)
 
     # Basal trees: a primary that bifurcates, daughters that end exactly at 50 µm and branch.
-    azimuths = (np.arange(N_BASAL_TREES) + rng.uniform(-0.3, 0.3, N_BASAL_TREES)) \
-        * 2.0 * np.pi / N_BASAL_TREES
+    azimuths = (
+        (np.arange(N_BASAL_TREES) + rng.uniform(-0.3, 0.3, N_BASAL_TREES))
+        * 2.0
+        * np.pi
+        / N_BASAL_TREES
+    )
     elevations = rng.uniform(np.radians(-60.0), np.radians(15.0), N_BASAL_TREES)
     weights = rng.uniform(0.75, 1.25, N_BASAL_TREES)
     reach_um = PROX_LIMIT_UM - SOMA_RADIUS_UM  # soma(0) -> soma(0.5) -> dendrite start
@@ -241,22 +274,32 @@ def build_tree(rng: np.random.Generator) -> _Tree:
         half_angle = rng.uniform(0.35, 0.6)
         azimuth = rng.uniform(0.0, 2.0 * np.pi)
         for off in (0.0, np.pi):
-            first = tree.add("dend", "prox", primary, reach_um - float(p_um),
-                             _rotate_away(direction, half_angle, azimuth + off), (d1, d1 * 0.95))
+            first = tree.add(
+                "dend",
+                "prox",
+                primary,
+                reach_um - float(p_um),
+                _rotate_away(direction, half_angle, azimuth + off),
+                (d1, d1 * 0.95),
+            )
             _grow_basal_subtree(tree, first, 0)
 
     # Apical trunk, split into pieces at the oblique branch points, then the tuft.
     gaps = rng.uniform(0.5, 1.5, N_OBLIQUES)
-    oblique_at = OBLIQUE_ZONE_UM[0] + (OBLIQUE_ZONE_UM[1] - OBLIQUE_ZONE_UM[0]) \
-        * (np.cumsum(gaps) - gaps[0]) / (gaps.sum() - gaps[0])
+    oblique_at = OBLIQUE_ZONE_UM[0] + (OBLIQUE_ZONE_UM[1] - OBLIQUE_ZONE_UM[0]) * (
+        np.cumsum(gaps) - gaps[0]
+    ) / (gaps.sum() - gaps[0])
     cuts = np.concatenate([[0.0], np.unique(np.round(oblique_at, 1)), [TRUNK_LENGTH_UM]])
     trunk_dir = np.array([0.0, 1.0, 0.0])
     parent = -1
     for start, stop in zip(cuts[:-1], cuts[1:], strict=True):
-        d0, d1 = (TRUNK_DIAM_UM[0] + (TRUNK_DIAM_UM[1] - TRUNK_DIAM_UM[0]) * s / TRUNK_LENGTH_UM
-                  for s in (start, stop))
-        piece = tree.add("apic", "trunk", parent, float(stop - start), trunk_dir,
-                         (float(d0), float(d1)), 0.12)
+        d0, d1 = (
+            TRUNK_DIAM_UM[0] + (TRUNK_DIAM_UM[1] - TRUNK_DIAM_UM[0]) * s / TRUNK_LENGTH_UM
+            for s in (start, stop)
+        )
+        piece = tree.add(
+            "apic", "trunk", parent, float(stop - start), trunk_dir, (float(d0), float(d1)), 0.12
+        )
         if stop < TRUNK_LENGTH_UM:
             _grow_oblique(tree, piece, trunk_dir, float(rng.uniform(1.0, 1.4)))
         parent = piece
@@ -312,8 +355,7 @@ def embed(tree: _Tree, scale: dict[str, float]) -> Geometry:
         full = own if b.parent < 0 else np.vstack([points[b.parent][-1], own])
         full32 = full.astype(np.float32).astype(np.float64)  # NEURON stores 3-D points as float
         lengths[i] = np.sum(np.linalg.norm(np.diff(full32, axis=0), axis=1))
-        start_dist[i] = (SOMA_RADIUS_UM if b.parent < 0
-                         else start_dist[b.parent] + lengths[b.parent])
+        start_dist[i] = SOMA_RADIUS_UM if b.parent < 0 else start_dist[b.parent] + lengths[b.parent]
     return Geometry(points, radii, lengths, start_dist)
 
 
@@ -369,7 +411,8 @@ def _names(tree: _Tree) -> list[str]:
 def swc_text(tree: _Tree, geom: Geometry, totals: dict[str, float], seed: int) -> str:
     """The SWC file: 3-point soma (NeuroMorpho convention), then each branch depth first."""
     lines = [
-        "# L5PC.swc: synthetic thick-tufted layer-5b pyramidal cell (soma, basal, apical, axon stub)",
+        "# L5PC.swc: synthetic thick-tufted layer-5b pyramidal cell "
+        "(soma, basal, apical, axon stub)",
         f"# generated by scripts/make_l5_morphology.py (seed {seed}); do not edit by hand",
         f"# dendritic length (um, path distance from soma(0)): basal >= 50: "
         f"{totals['basal_dist']:.1f}, basal < 50: {totals['basal_prox']:.1f}, "
@@ -386,8 +429,10 @@ def swc_text(tree: _Tree, geom: Geometry, totals: dict[str, float], seed: int) -
         b = tree.branches[i]
         parent_id = 1 if b.parent < 0 else last_id[b.parent]
         for p, r in zip(geom.points[i], geom.radii[i], strict=True):
-            lines.append(f"{next_id} {_KIND_TYPE[b.kind]} {p[0]:.3f} {p[1]:.3f} {p[2]:.3f} "
-                         f"{r:.4f} {parent_id}")
+            lines.append(
+                f"{next_id} {_KIND_TYPE[b.kind]} {p[0]:.3f} {p[1]:.3f} {p[2]:.3f} "
+                f"{r:.4f} {parent_id}"
+            )
             parent_id = next_id
             next_id += 1
         last_id[i] = parent_id
@@ -432,10 +477,12 @@ def hoc_block(tree: _Tree, geom: Geometry, totals: dict[str, float], seed: int) 
         if b.parent >= 0:
             pts = np.vstack([geom.points[b.parent][-1], pts])
             rad = np.concatenate([[geom.radii[b.parent][-1]], rad])
-        calls = [f"p({x:.3f}, {y:.3f}, {z:.3f}, {2 * rr:.4f})"
-                 for (x, y, z), rr in zip(pts, rad, strict=True)]
+        calls = [
+            f"p({x:.3f}, {y:.3f}, {z:.3f}, {2 * rr:.4f})"
+            for (x, y, z), rr in zip(pts, rad, strict=True)
+        ]
         out.append(f"    {names[i]} {{ pt3dclear()")
-        out.extend("        " + " ".join(calls[k:k + 3]) for k in range(0, len(calls), 3))
+        out.extend("        " + " ".join(calls[k : k + 3]) for k in range(0, len(calls), 3))
         out.append("    }")
     for i, b in enumerate(tree.branches):
         parent = "soma[0](0.5)" if b.parent < 0 else f"{names[b.parent]}(1)"
@@ -448,30 +495,38 @@ def hoc_block(tree: _Tree, geom: Geometry, totals: dict[str, float], seed: int) 
     return "\n".join(out) + "\n"
 
 
-def render_template(current: str, block: str) -> str:
-    """Replace the generated block of the template text ``current`` by ``block``."""
+def render_template(current: str, block: str, path: Path) -> str:
+    """Replace the generated block of the template text ``current`` (of ``path``) by
+    ``block``."""
     try:
         head, rest = current.split(BEGIN_MARK, 1)
         _, tail = rest.split(END_MARK, 1)
     except ValueError as exc:
-        raise SystemExit(f"{HOC_PATH}: geometry markers not found") from exc
+        raise SystemExit(f"{path}: geometry markers not found") from exc
     return head + block + tail.split("\n", 1)[1]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true",
-                        help="do not write; exit 1 if the committed files are not up to date")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="do not write; exit 1 if the committed files are not up to date",
+    )
     args = parser.parse_args(argv)
 
     tree, geom, totals = make_geometry(SEED)
     swc = swc_text(tree, geom, totals, SEED)
-    hoc = render_template(HOC_PATH.read_text(), hoc_block(tree, geom, totals, SEED))
-    outputs = {SWC_PATH: swc, HOC_PATH: hoc}
-    summary = (f"basal>=50 {totals['basal_dist']:.1f} um, basal<50 {totals['basal_prox']:.1f} um, "
-               f"apical {totals['apic']:.1f} um (trunk {totals['trunk']:.1f} um), "
-               f"{len(tree.branches)} sections + soma")
+    block = hoc_block(tree, geom, totals, SEED)
+    outputs = {SWC_PATH: swc}
+    for path in HOC_PATHS:
+        outputs[path] = render_template(path.read_text(), block, path)
+    summary = (
+        f"basal>=50 {totals['basal_dist']:.1f} um, basal<50 {totals['basal_prox']:.1f} um, "
+        f"apical {totals['apic']:.1f} um (trunk {totals['trunk']:.1f} um), "
+        f"{len(tree.branches)} sections + soma"
+    )
     if args.check:
         stale = [p for p, text in outputs.items() if not p.exists() or p.read_text() != text]
         for p in stale:

@@ -1,0 +1,77 @@
+COMMENT
+Ih: hyperpolarisation-activated cation (HCN) current of the Hay et al. (2011) L5b pyramidal
+cell (l5net project, written for it from the published kinetics).
+
+Kinetics: Kole, Hallermann & Stuart (2006) J Neurosci 26:1677, as used by Hay et al. (2011)
+PLoS Comput Biol 7:e1002107. One gate m (rates in 1/ms), x = v + 154.9 mV:
+    alpha_m = 0.00643 x / (exp(x/11.9) - 1),    beta_m = 0.193 exp(v/33.1)
+Kole et al. recorded at 33-34 degC and Hay used the rates as they are at 34 degC; here they
+scale with tadj = q10^((celsius - 34)/10), q10 = 2.3 (1 at 34 degC; set at finitialize).
+Non-specific current ihcn = gIhbar m (v - ehcn), ehcn = -45 mV.  Hay's parameter names.
+ENDCOMMENT
+
+NEURON {
+    SUFFIX Ih
+    NONSPECIFIC_CURRENT ihcn
+    RANGE gIhbar, gIh, ehcn, tadj
+    GLOBAL q10, tbase
+}
+
+UNITS {
+    (S) = (siemens)
+    (mV) = (millivolt)
+    (mA) = (milliamp)
+}
+
+PARAMETER {
+    gIhbar = 0.00001 (S/cm2)
+    ehcn = -45 (mV)
+    q10 = 2.3
+    tbase = 34 (degC)
+}
+
+ASSIGNED {
+    v (mV)
+    ihcn (mA/cm2)
+    gIh (S/cm2)
+    celsius (degC)
+    tadj
+}
+
+STATE { m }
+
+BREAKPOINT {
+    SOLVE kin METHOD cnexp
+    gIh = gIhbar * m
+    ihcn = gIh * (v - ehcn)
+}
+
+UNITSOFF : the rate expressions below are in mV and ms
+
+INITIAL {
+    tadj = q10^((celsius - tbase) / 10 (degC))
+    m = am(v) / (am(v) + bm(v))
+}
+
+DERIVATIVE kin {
+    LOCAL a, b
+    a = am(v)
+    b = bm(v)
+    m' = tadj * (a - (a + b) * m)
+}
+
+: 0.00643 x / (exp(x/11.9) - 1), continuous through x = 0
+FUNCTION am(v (mV)) (/ms) {
+    LOCAL x
+    x = v + 154.9
+    if (fabs(x / 11.9) < 1e-6) {
+        am = 0.00643 * 11.9 * (1 - x / 11.9 / 2)
+    } else {
+        am = 0.00643 * x / (exp(x / 11.9) - 1)
+    }
+}
+
+FUNCTION bm(v (mV)) (/ms) {
+    bm = 0.193 * exp(v / 33.1)
+}
+UNITSON

@@ -1,0 +1,65 @@
+COMMENT
+Im: muscarine-sensitive (M-type) potassium current of the Hay et al. (2011) L5b pyramidal cell
+(l5net project, written for it from the published kinetics).
+
+Kinetics: Adams, Brown & Constanti (1982) J Physiol 330:537, as used by Hay et al. (2011) PLoS
+Comput Biol 7:e1002107. One gate m (rates in 1/ms):
+    alpha_m = 0.0033 exp(0.1 (v + 35)),    beta_m = 0.0033 exp(-0.1 (v + 35))
+rates measured at 21 degC, multiplied by tadj = q10^((celsius - 21)/10), q10 = 2.3
+(set at finitialize).  g = gImbar m, ik = g (v - ek).  Hay's parameter names.
+ENDCOMMENT
+
+NEURON {
+    SUFFIX Im
+    USEION k READ ek WRITE ik
+    RANGE gImbar, gIm, tadj
+    GLOBAL q10, tbase
+}
+
+UNITS {
+    (S) = (siemens)
+    (mV) = (millivolt)
+    (mA) = (milliamp)
+}
+
+PARAMETER {
+    gImbar = 0.00001 (S/cm2)
+    q10 = 2.3
+    tbase = 21 (degC)
+}
+
+ASSIGNED {
+    v (mV)
+    ek (mV)
+    ik (mA/cm2)
+    gIm (S/cm2)
+    celsius (degC)
+    tadj
+}
+
+STATE { m }
+
+BREAKPOINT {
+    SOLVE kin METHOD cnexp
+    gIm = gImbar * m
+    ik = gIm * (v - ek)
+}
+
+UNITSOFF : the rate expressions below are in mV and ms
+
+INITIAL {
+    tadj = q10^((celsius - tbase) / 10 (degC))
+    m = minf(v)
+}
+
+DERIVATIVE kin {
+    LOCAL e
+    e = exp(0.1 * (v + 35))
+    : alpha + beta = 0.0033 (e + 1/e),  alpha / (alpha + beta) = minf
+    m' = tadj * 0.0033 * (e + 1 / e) * (minf(v) - m)
+}
+
+FUNCTION minf(v (mV)) {
+    minf = 1 / (1 + exp(-0.2 * (v + 35)))
+}
+UNITSON

@@ -1,0 +1,65 @@
+COMMENT
+SKv3_1: fast, high-threshold Kv3.1 potassium current of the Hay et al. (2011) L5b pyramidal
+cell (l5net project, written for it from the published kinetics).
+
+Kinetics: Rettig et al. (1992) EMBO J 11:2473, as used by Hay et al. (2011) PLoS Comput Biol
+7:e1002107. One gate m:
+    m_inf = 1 / (1 + exp(-(v - 18.7)/9.7)),   tau_m = 4 / (1 + exp(-(v + 46.56)/44.14))  (ms)
+Hay used these rates as they are at 34 degC; here they scale with tadj = q10^((celsius - 34)/10),
+q10 = 2.3 (1 at 34 degC; set at finitialize).  g = gSKv3_1bar m, ik = g (v - ek).
+Hay's parameter names.
+ENDCOMMENT
+
+NEURON {
+    SUFFIX SKv3_1
+    USEION k READ ek WRITE ik
+    RANGE gSKv3_1bar, gSKv3_1, tadj
+    GLOBAL q10, tbase
+}
+
+UNITS {
+    (S) = (siemens)
+    (mV) = (millivolt)
+    (mA) = (milliamp)
+}
+
+PARAMETER {
+    gSKv3_1bar = 0.00001 (S/cm2)
+    q10 = 2.3
+    tbase = 34 (degC)
+}
+
+ASSIGNED {
+    v (mV)
+    ek (mV)
+    ik (mA/cm2)
+    gSKv3_1 (S/cm2)
+    celsius (degC)
+    tadj
+}
+
+STATE { m }
+
+BREAKPOINT {
+    SOLVE kin METHOD cnexp
+    gSKv3_1 = gSKv3_1bar * m
+    ik = gSKv3_1 * (v - ek)
+}
+
+UNITSOFF : the rate expressions below are in mV and ms
+
+INITIAL {
+    tadj = q10^((celsius - tbase) / 10 (degC))
+    m = minf(v)
+}
+
+DERIVATIVE kin {
+    LOCAL rate
+    rate = 0.25 * (1 + exp(-(v + 46.56) / 44.14))
+    m' = tadj * rate * (minf(v) - m)
+}
+
+FUNCTION minf(v (mV)) {
+    minf = 1 / (1 + exp(-(v - 18.7) / 9.7))
+}
+UNITSON
