@@ -29,6 +29,10 @@ from typing import Any
 import jsonschema
 
 from .errors import ParamsError
+from .schema_messages import dotted as _dotted
+from .schema_messages import message, resolve_ref
+from .schema_messages import show as _show
+from .schema_messages import sort_key as _sort_key
 
 __all__ = [
     "LEGACY_NONE",
@@ -88,13 +92,7 @@ def schema() -> dict[str, Any]:
 
 def _resolve_ref(node: Mapping[str, Any]) -> Mapping[str, Any]:
     """Follow a local ``$ref`` (``#/$defs/...``); sibling keywords override the target's."""
-    ref = node.get("$ref")
-    if ref is None:
-        return node
-    target: Any = _schema()
-    for part in ref.removeprefix("#/").split("/"):
-        target = target[part]
-    return {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+    return resolve_ref(_schema(), node)
 
 
 _UNIT = re.compile(r"\((Hz|ms|s|µm|um|mV|nA|uS|mM|degC|°C|count)\b[^)]*\)")
@@ -370,83 +368,7 @@ def _schema_problems(data: Any) -> list[tuple[KeyPath, str]]:
 
 
 def _message(err: jsonschema.ValidationError) -> str:
-    """One line for a schema error: the offending value and what would be valid."""
-    kind, want, value = err.validator, err.validator_value, _show(err.instance)
-    if kind == "type":
-        return f"{value} is not {_type_phrase(want)}"
-    if kind == "enum":
-        return f"{value} is not one of {', '.join(_show(v) for v in want)}"
-    if kind == "const":
-        return f"{value} is not {_show(want)}"
-    if kind in ("anyOf", "oneOf"):
-        alts = [_describe(_resolve_ref(s)) for s in want]
-        return f"{value} is not valid; expected {_or_join(alts)}"
-    if kind == "minimum":
-        return f"{value} is less than the minimum of {_show(want)}"
-    if kind == "exclusiveMinimum":
-        return f"{value} must be greater than {_show(want)}"
-    if kind == "maximum":
-        return f"{value} is greater than the maximum of {_show(want)}"
-    if kind == "exclusiveMaximum":
-        return f"{value} must be less than {_show(want)}"
-    if kind == "minLength":
-        return f"{value} is too short; it must have at least {want} character(s)"
-    if kind == "minItems":
-        return f"{value} has too few entries; it needs at least {want}"
-    if kind == "pattern":
-        examples = err.schema.get("examples")
-        hint = f" (e.g. {', '.join(_show(e) for e in examples)})" if examples else ""
-        return f"{value} does not match the pattern {want!r}{hint}"
-    return err.message  # pragma: no cover - validators the schema does not use
-
-
-_ARTICLED = {
-    "integer": "an integer",
-    "number": "a number",
-    "string": "a string",
-    "object": "an object",
-    "array": "an array",
-    "boolean": "a boolean",
-    "null": "null",
-}
-
-
-def _type_phrase(types: str | list[str]) -> str:
-    return _or_join([_ARTICLED.get(t, t) for t in ([types] if isinstance(types, str) else types)])
-
-
-def _describe(sub: Mapping[str, Any]) -> str:
-    if "const" in sub:
-        return _show(sub["const"])
-    if "enum" in sub:
-        return "one of " + ", ".join(_show(v) for v in sub["enum"])
-    return _type_phrase(sub.get("type", "any value"))
-
-
-def _or_join(words: list[str]) -> str:
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
-
-
-def _show(value: Any, limit: int = 60) -> str:
-    """A value as the user wrote it in JSON, shortened when long."""
-    try:
-        text = json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):
-        text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _dotted(path: KeyPath) -> str:
-    if not path:
-        return "(top level)"
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _sort_key(path: KeyPath) -> tuple[tuple[int, str | int], ...]:
-    return tuple((1, p) if isinstance(p, int) else (0, str(p)) for p in path)
+    return message(err, _resolve_ref)
 
 
 def _nonfinite_problems(value: Any, path: KeyPath) -> list[tuple[KeyPath, str]]:

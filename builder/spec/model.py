@@ -27,7 +27,12 @@ from typing import Any
 import jsonschema
 
 from ..errors import ParamsError
-from ..params import _dotted, _given_as, _or_join, _show, _sort_key, _type_phrase, apply_overrides
+from ..params import _given_as, apply_overrides
+from ..schema_messages import dotted as _dotted
+from ..schema_messages import message, resolve_ref
+from ..schema_messages import or_join as _or_join
+from ..schema_messages import show as _show
+from ..schema_messages import sort_key as _sort_key
 
 __all__ = [
     "SPEC_FORMAT",
@@ -72,13 +77,7 @@ def spec_schema() -> dict[str, Any]:
 
 
 def _resolve_ref(node: Mapping[str, Any]) -> Mapping[str, Any]:
-    ref = node.get("$ref")
-    if ref is None:
-        return node
-    target: Any = _schema()
-    for part in ref.removeprefix("#/").split("/"):
-        target = target[part]
-    return {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+    return resolve_ref(_schema(), node)
 
 
 # ----------------------------------------------------------------------------- the result
@@ -349,43 +348,7 @@ def _type_fits(sub: Mapping[str, Any], value: Any) -> bool:
 
 
 def _message(err: jsonschema.ValidationError) -> str:
-    kind, want, value = err.validator, err.validator_value, _show(err.instance)
-    if kind == "type":
-        return f"{value} is not {_type_phrase(want)}"
-    if kind == "enum":
-        return f"{value} is not one of {', '.join(_show(v) for v in want)}"
-    if kind == "const":
-        return f"{value} is not {_show(want)}"
-    if kind in ("anyOf", "oneOf"):
-        alts = []
-        for s in want:
-            s = _resolve_ref(s)
-            if "const" in s:
-                alts.append(_show(s["const"]))
-            elif "enum" in s:
-                alts.append("one of " + ", ".join(_show(v) for v in s["enum"]))
-            elif s.get("type") == "object" and "required" in s:
-                alts.append("an object with " + ", ".join(s["required"]))
-            else:
-                alts.append(_type_phrase(s.get("type", "any value")))
-        return f"{value} is not valid; expected {_or_join(alts)}"
-    if kind == "minimum":
-        return f"{value} is less than the minimum of {_show(want)}"
-    if kind == "exclusiveMinimum":
-        return f"{value} must be greater than {_show(want)}"
-    if kind == "maximum":
-        return f"{value} is greater than the maximum of {_show(want)}"
-    if kind == "exclusiveMaximum":
-        return f"{value} must be less than {_show(want)}"
-    if kind == "minLength":
-        return f"{value} is too short; it must have at least {want} character(s)"
-    if kind in ("minItems", "minProperties"):
-        return f"{value} has too few entries; it needs at least {want}"
-    if kind == "maxItems":
-        return f"{value} has too many entries; at most {want}"
-    if kind == "pattern":
-        return f"{value} does not match the pattern {want!r}"
-    return err.message
+    return message(err, _resolve_ref)
 
 
 def _nonfinite(value: Any, path: KeyPath) -> Problems:
