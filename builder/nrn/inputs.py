@@ -23,7 +23,9 @@ import numpy as np
 
 __all__ = ["InputPlan", "plan_inputs", "build_inputs"]
 
-_REQUIRED_COLUMNS = ("sec_id", "sec_x", "syn_id")
+_REQUIRED_COLUMNS = ("sec_id", "sec_x")
+#: Needed only by our models (their release streams and weights are keyed by it).
+_STREAM_COLUMN = "syn_id"
 
 
 @dataclass
@@ -73,6 +75,8 @@ def plan_inputs(raw: dict[str, Any], base: Path, models: tuple[str, ...]) -> lis
                     grp = g.get("0")
                     if grp is None or not all(c in grp for c in _REQUIRED_COLUMNS):
                         ok = False
+                    elif _STREAM_COLUMN not in grp and _has_stream_models(types, models):
+                        ok = False
                     elif set(np.unique(g["edge_group_id"][()]).tolist()) != {0}:
                         ok = False
                     plan.edges.append((h5, epop, types))
@@ -86,6 +90,16 @@ def _edge_types(path: Path) -> dict[int, dict[str, str]]:
         rows = list(csv.reader(f, delimiter=" ", quotechar='"'))
     header = rows[0]
     return {int(r[0]): dict(zip(header, r, strict=True)) for r in rows[1:] if r}
+
+
+def _has_stream_models(types: Path, models: tuple[str, ...]) -> bool:
+    """Whether an edge-types file names a model with per-edge streams (not a linear one)."""
+    from .synapses import LINEAR_MODELS
+
+    return any(
+        t.get("model_template") in models and t.get("model_template") not in LINEAR_MODELS
+        for t in _edge_types(types).values()
+    )
 
 
 def _models_ok(plan: InputPlan, models: tuple[str, ...]) -> bool:
@@ -173,7 +187,10 @@ def build_inputs(
                 gi = g["edge_group_index"][()].astype(np.int64)
                 sec_id = g["0/sec_id"][()][gi].astype(np.int64)
                 sec_x = g["0/sec_x"][()][gi].astype(np.float64)
-                syn_id = g["0/syn_id"][()][gi].astype(np.int64)
+                if "0/syn_id" in g:
+                    syn_id = g["0/syn_id"][()][gi].astype(np.int64)
+                else:  # linear models only (checked by plan_inputs): the edge index
+                    syn_id = np.arange(src.size, dtype=np.int64)
             pop_name = f"{src_pop}_to_{trg_pop}"
             gids = np.array([graph.gid_pool.get_gid(name=trg_pop, node_id=int(t)) for t in trg])
             mine = np.flatnonzero(np.isin(gids, np.fromiter(local.keys(), dtype=np.int64)))
@@ -193,7 +210,9 @@ def build_inputs(
                 nc.weight[0] = float(t.get("syn_weight", 1.0))
                 nc.delay = float(t.get("delay", 0.0))
                 eid = int(syn_id[i])
-                if merge:
+                if model in synapses.LINEAR_MODELS:
+                    pass  # BMTK's linear models: weight and delay only, nothing to bind
+                elif merge:
                     synapses.set_release_stream(nc, seed, pop_name, eid)
                     if synapses.has_weight_distribution(params, model):
                         entry = pending.setdefault(id(params), (params, [], []))

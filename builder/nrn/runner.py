@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from ..runs import Interrupted, Stop, find_config, replace_dir, run_parser, write_failure
-from .inputs import build_inputs, plan_inputs
+from .inputs import _resolve, build_inputs, plan_inputs
 from .mpi import MPIContext, guard, setup_mpi
 
 __all__ = ["main", "run", "RunSummary", "find_config", "Interrupted", "Stop"]
@@ -115,7 +115,7 @@ class _MergingFactory:
         return hit[1]
 
     def function(self, model: str):
-        from .synapses import make_synapse
+        from .synapses import LINEAR_MODELS, make_linear_synapse, make_synapse
 
         def create(syn_params: Any, sec_x: float, section: Any) -> Any:
             seg = section(sec_x)
@@ -123,7 +123,10 @@ class _MergingFactory:
             key = (model, self._key(syn_params), section.name(), index)
             pp = self.cache.get(key)
             if pp is None:
-                pp = make_synapse(model, syn_params, seg.x, section, per_connection_weight=True)
+                if model in LINEAR_MODELS:
+                    pp = make_linear_synapse(model, syn_params, seg.x, section)
+                else:
+                    pp = make_synapse(model, syn_params, seg.x, section, per_connection_weight=True)
                 self.cache[key] = pp
             return pp
 
@@ -138,7 +141,7 @@ def _register(seed: int, merge: bool) -> _MergingFactory | None:
 
     if merge:
         factory = _MergingFactory()
-        for model in synapses.MODELS:
+        for model in synapses.MODELS + synapses.LINEAR_MODELS:
             add_synapse_model(factory.function(model), model, overwrite=True)
         return factory
     for model in synapses.MODELS:
@@ -162,6 +165,9 @@ def _bind(graph: Any, seed: int, merge: bool) -> tuple[int, set[str]]:
             params = edge["dynamics_params"]
             model = edge["model_template"]
             if model not in synapses.MODELS:
+                if merge and model in synapses.LINEAR_MODELS:  # weight and delay are BMTK's
+                    n_syn += 1
+                    pps.add(c._syn.hname())
                 continue
             pop = f"{edge.source_population}_to_{edge.target_population}"
             try:
@@ -286,7 +292,7 @@ def _run(
     from ..errors import OutputError, RunError
     from ..simconfig import rate_window_ms
     from ..synmodels import load_model_file
-    from . import bionet_ext, synapses
+    from . import bionet_ext, cellgeom, synapses
 
     t_setup = time.perf_counter()
     base = config.parent
@@ -296,14 +302,18 @@ def _run(
 
     mod_dir = base / "components" / "mechanisms" / "modfiles"
     mods = sorted(mod_dir.glob("*.mod")) if mod_dir.is_dir() else []
-    if not mods:
+    if not mods and mod_dir.is_dir():
         raise RunError(f"{mod_dir}: no NMODL files; the output directory is incomplete")
+    # a spec build has no NMODL folder when its cells use NEURON's built-in channels only
+    # (hh, pas): then our own mechanisms (synapse models, VecStim) are compiled alone
     chosen = select_mechanisms(mods, provided_mod_files())
     mods = list(chosen.mod_files)
     if mpi.rank == 0 and not quiet:
         for note in chosen.notes:
             print(f"run-network: note: {note}", file=sys.stderr)
     for js in sorted((base / "components" / "synaptic_models").glob("*.json")):
+        if not synapses.is_our_model_file(js):
+            continue  # BMTK's own synapse models (exp2syn, ...): BMTK reads them
         note = load_model_file(js)[1].warning(str(js))  # raises ParamsError naming the file
         if note is not None and mpi.rank == 0:
             log.warning(note)  # once per file; synapse creation itself is silent
@@ -328,9 +338,13 @@ def _run(
         # Outputs go to a partial directory that replaces output/ only once the run is complete.
         staged = copy.deepcopy(view.config)
         # spike inputs onto our synapse models are built in bulk (builder.nrn.inputs)
-        plans = [] if bmtk_inputs else plan_inputs(view.config, base, synapses.MODELS)
+        bulk_models = synapses.MODELS + (synapses.LINEAR_MODELS if merge else ())
+        plans = [] if bmtk_inputs else plan_inputs(view.config, base, bulk_models)
         handled = {p.name for p in plans}
         staged["inputs"] = {k: v for k, v in staged["inputs"].items() if k not in handled}
+        # no dL in the config (spec builds): every cell keeps its template's or morphology's
+        # segments, instead of BMTK's default re-segmentation at dL = 20 um
+        staged.setdefault("run", {}).setdefault("dL", None)
         staged.setdefault("manifest", {})["$OUTPUT_DIR"] = f"$BASE_DIR/{PARTIAL_OUTPUT}"
         staged["config_path"] = str(config)
         staged["config_dir"] = str(base)
@@ -350,7 +364,10 @@ def _run(
                 handler.setLevel(logging.WARNING)
     factory = _register(seed, merge)
     graph = bionet.BioNetwork.from_config(conf)
-    sim = bionet.BioSimulator.from_config(conf, network=graph)
+    sim = bionet.BioSimulator.from_config(conf, network=graph)  # builds cells and edges
+    # recurrent networks: every connection found its sections; the cells where their nodes are
+    _check_target_sections(graph, base)
+    cellgeom.place_cells(graph)
     n_syn, pp_names = _bind(graph, seed, merge)
     keep_inputs: list[Any] = []
     if plans:
@@ -436,6 +453,63 @@ def _run(
         window,
         n_window,
     )
+
+
+def _check_target_sections(graph: Any, base: Path) -> None:
+    """Fail before the simulation if an edge type targets a section type its cells lack.
+
+    BMTK only logs a warning and drops such synapses; we raise :class:`RunError` naming the
+    edge-types file, the edge type and its ``target_sections``.
+    """
+    import csv
+
+    import h5py
+    import numpy as np
+
+    from ..errors import RunError
+
+    types_by_pop: dict[str, list[tuple[Path, dict[str, str]]]] = {}
+    circuit = json.loads((base / "circuit_config.json").read_text())
+    manifest = {**circuit.get("manifest", {}), "$BASE_DIR": "."}
+    for entry in circuit.get("networks", {}).get("edges", []):
+        h5 = _resolve(str(entry["edges_file"]), base, manifest)
+        csv_path = _resolve(str(entry["edge_types_file"]), base, manifest)
+        if not h5.is_file() or not csv_path.is_file():
+            continue
+        with open(csv_path, newline="") as f:
+            rows = [r for r in csv.DictReader(f, delimiter=" ") if r.get("target_sections")]
+        if not rows:
+            continue
+        with h5py.File(h5, "r") as f:
+            for g in f.get("edges", {}).values():
+                trg = g["target_node_id"].attrs.get("node_population")
+                trg = trg.decode() if isinstance(trg, bytes) else str(trg)
+                types_by_pop.setdefault(trg, []).extend((csv_path, r) for r in rows)
+    names = {1: "somatic", 2: "axonal", 3: "basal", 4: "apical"}
+    checked: set[tuple[str, str, str]] = set()
+    for cell in graph.get_local_cells().values():
+        pop = cell._node.population_name
+        morph = getattr(cell, "morphology", None)
+        if morph is None or pop not in types_by_pop:
+            continue
+        present = {names.get(int(t)) for t in np.unique(morph.seg_props.type)}
+        present |= {"soma" if "somatic" in present else "", "dend" if "basal" in present else ""}
+        present |= {"apic" if "apical" in present else "", "axon" if "axonal" in present else ""}
+        for csv_path, row in types_by_pop[pop]:
+            key = (pop, str(csv_path), row["edge_type_id"])
+            if key in checked:
+                continue
+            checked.add(key)
+            wanted = json.loads(row["target_sections"])
+            wanted = [wanted] if isinstance(wanted, str) else list(wanted)
+            missing = [s for s in wanted if s not in present]
+            if missing:
+                has = sorted(n for n in present if n in names.values())
+                raise RunError(
+                    f"{csv_path}: edge type {row['edge_type_id']}: target_sections "
+                    f"{', '.join(missing)} not found on the cells of {pop} (they have: "
+                    f"{', '.join(has) or 'none'})"
+                )
 
 
 class _LoopGuard:

@@ -92,6 +92,7 @@ from ..synmodels import (
 )
 
 __all__ = [
+    "LINEAR_MODELS",
     "MODELS",
     "PARAMETER_KEYS",
     "SynapseModels",
@@ -101,6 +102,8 @@ __all__ = [
     "connection_weight",
     "draw_weights",
     "int2pyr",
+    "is_our_model_file",
+    "make_linear_synapse",
     "make_synapse",
     "pyr2pyr",
     "register",
@@ -350,6 +353,51 @@ def bind_edge(syn: Any, syn_params: Mapping, seed: int, population: str, edge_id
     model = _hoc_kind(syn)
     if _plan(syn_params, model).distribution is not None:
         syn.initW = float(draw_weights(syn_params, seed, population, [edge_id], model=model)[0])
+
+
+# ----------------------------------------------------------------------------- BMTK's linear models
+#: BMTK's built-in synapse models whose conductance is linear in the events (no plasticity, no
+#: release noise): synapses of one model and JSON on one segment share a point process, each
+#: connection's weight sits in its NetCon, which is exact. Their JSON keys are BMTK's
+#: (``tau1``, ``tau2``, ``erev``).
+LINEAR_MODELS: tuple[str, ...] = ("exp2syn", "Exp2Syn")
+
+_LINEAR_KEYS = {"tau1": "tau1", "tau2": "tau2", "erev": "e"}
+
+
+def make_linear_synapse(model: str, syn_params: Mapping, sec_x: float, section: Any) -> Any:
+    """An ``Exp2Syn`` at ``section(sec_x)`` with the JSON's ``tau1``, ``tau2`` and ``erev``.
+
+    Raises :class:`builder.errors.ParamsError` naming the missing key.
+    """
+    from neuron import h
+
+    from ..errors import ParamsError
+
+    if model not in LINEAR_MODELS:
+        raise ValueError(f"{model!r} is not one of {', '.join(LINEAR_MODELS)}")
+    missing = [k for k in _LINEAR_KEYS if k not in syn_params]
+    if missing:
+        raise ParamsError(
+            f"synapse model {model}", [f"{k}: required key is missing" for k in missing]
+        )
+    syn = h.Exp2Syn(section(sec_x))
+    for key, attr in _LINEAR_KEYS.items():
+        setattr(syn, attr, float(syn_params[key]))
+    return syn
+
+
+def is_our_model_file(path: Any) -> bool:
+    """Whether a synaptic-model JSON names one of our models (unreadable files count as ours,
+    so that reading them reports the problem)."""
+    import json
+    from pathlib import Path
+
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return True
+    return not (isinstance(data, Mapping) and data.get("level_of_detail") not in MODELS)
 
 
 # ----------------------------------------------------------------------------- creation

@@ -242,8 +242,10 @@ class NetworkBuilder:
                 row["target_sections"] = json.dumps(
                     [_BMTK_SECTIONS.get(s, s) for s in pl["sections"]], separators=(",", ":")
                 )
-            if "path_distance_um" in pl:
-                row["distance_range"] = json.dumps(pl["path_distance_um"], separators=(",", ":"))
+            # BMTK's own placement reads distance_range whenever it places (no sec_id column)
+            row["distance_range"] = json.dumps(
+                pl.get("path_distance_um", [0.0, 1.0e9]), separators=(",", ":")
+            )
             extra = {k: v for k, v in pl.items() if k not in ("sections", "path_distance_um")}
             if extra:
                 row["placement"] = json.dumps(extra, separators=(",", ":"), sort_keys=True)
@@ -392,6 +394,8 @@ class NetworkBuilder:
                         dirs[f"{sub}_dir"] = sub
                 dirs.setdefault("morphologies_dir", "morphologies")
                 dirs.setdefault("biophysical_neuron_models_dir", "biophysical_neuron_models")
+                for sub in ("morphologies", "biophysical_neuron_models"):  # named by the
+                    (comp / dirs[f"{sub}_dir"]).mkdir(parents=True, exist_ok=True)  # config
                 if m["template"].startswith("hoc:"):
                     self._copy(
                         m["template"][4:] + ".hoc",

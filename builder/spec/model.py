@@ -518,6 +518,8 @@ def _cross_checks(
                             f"{rname or '(no region)'}; layers: {', '.join(layers) or '(none)'}",
                         )
                     )
+            if "rotations" in pop and _mapping(pop.get("model")).get("type") == "virtual":
+                out.append((p + ("rotations",), "a virtual population has no cells to rotate"))
             if ("positions" in pop or "rotations" in pop) and region is None:
                 out.append((p + ("region",), "required key is missing (positions need a region)"))
             depth = pop.get("positions", {}).get("depth_um")
