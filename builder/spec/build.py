@@ -238,9 +238,12 @@ class NetworkBuilder:
             row["dynamics_params"] = Path(con["dynamics_params"]).name
         if tmodel == "biophysical":
             pl = con.get("placement", {})
-            if "sections" in pl:
+            # BMTK's own placement (no sec_id column) needs the section types: given, or the
+            # ones section_layer_density names
+            secs = pl.get("sections") or list(pl.get("section_layer_density", {}))
+            if secs:
                 row["target_sections"] = json.dumps(
-                    [_BMTK_SECTIONS.get(s, s) for s in pl["sections"]], separators=(",", ":")
+                    [_BMTK_SECTIONS.get(s, s) for s in secs], separators=(",", ":")
                 )
             # BMTK's own placement reads distance_range whenever it places (no sec_id column)
             row["distance_range"] = json.dumps(
