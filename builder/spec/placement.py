@@ -323,7 +323,8 @@ class SynapsePlacer:
         syn_t = np.repeat(t, nsyns)
         if syn_t.size == 0:
             return np.zeros(0, dtype=np.int64)
-        cells, first = np.unique(syn_t, return_index=True)
+        first = np.flatnonzero(np.r_[True, syn_t[1:] != syn_t[:-1]])  # syn_t is sorted
+        cells = syn_t[first]
         rows = np.empty(syn_t.size, dtype=np.int64)
         m = len(self.base)
         u = rng.random(syn_t.size)
@@ -336,7 +337,7 @@ class SynapsePlacer:
             total = cdf[:, -1:]
             cdf /= total
             # one searchsorted for all: row r's cdf lives in [r, r + 1]
-            k = np.searchsorted(cell, syn_t[lo:hi])
+            k = np.repeat(np.arange(cell.size), np.diff(np.r_[first[a : a + cell.size], hi]))
             flat = (cdf + np.arange(cell.size)[:, None]).ravel()
             idx = np.searchsorted(flat, k + u[lo:hi], side="right") - k * m
             # rounding at the top of a row: fall back to its last segment of positive weight
