@@ -321,7 +321,9 @@ def _spec_main(
         t0 = time.perf_counter()
         spec = load_spec(path, seed, overrides=overrides)
         log.debug("spec %s valid (seed %d) in %.2f s", path, spec.seed, time.perf_counter() - t0)
-        builder = NetworkBuilder(spec)
+        from .nrn.celltable import segment_table
+
+        builder = NetworkBuilder(spec, segment_tables=segment_table)
         if ns.check:
             est = builder.estimate()
             print(f"{path}: OK (seed {spec.seed}, scale {spec.data.get('scale', 1)})")

@@ -120,6 +120,7 @@ def place_group(
     syns_max: int,
     *,
     centres: np.ndarray | None = None,
+    n_syns: np.ndarray | None = None,
     label: str = "group",
 ) -> ClusteredGroup:
     """Draw one functional group and the synapses of its input cells.
@@ -144,6 +145,8 @@ def place_group(
         Inclusive bounds on synapses per input cell; ``syns_max <= n_clusters``.
     centres : ndarray of int, optional
         Rows the centre is drawn from (default ``eligible``); see :func:`feasible_centres`.
+    n_syns : ndarray of int, optional
+        Synapses of each cell, given instead of drawn (each in ``[syns_min, syns_max]``).
     label : str
         Names the group in error messages.
 
@@ -188,7 +191,14 @@ def place_group(
     cluster_members = np.broadcast_to(members, inside.shape)[inside].astype(np.int64)
 
     # Synapses of each cell: n_syns distinct clusters (first n of a random permutation).
-    n_syns = rng.integers(syns_min, syns_max + 1, size=n_cells)
+    if n_syns is None:
+        n_syns = rng.integers(syns_min, syns_max + 1, size=n_cells)
+    else:
+        n_syns = np.asarray(n_syns, dtype=np.int64)
+        if n_syns.shape != (n_cells,) or np.any((n_syns < syns_min) | (n_syns > syns_max)):
+            raise PlacementError(
+                f"{label}: synapses per cell must be {n_cells} counts in [{syns_min}, {syns_max}]"
+            )
     order = np.argsort(rng.random((n_cells, n_clusters)), axis=1, kind="stable")
     take = np.arange(n_clusters)[None, :] < n_syns[:, None]
     syn_cell = np.broadcast_to(np.arange(n_cells)[:, None], take.shape)[take].astype(np.int64)

@@ -439,6 +439,7 @@ def build_sweep(
             (target / FAILED_FILE).unlink(missing_ok=True)
         try:
             if is_spec:
+                from .nrn.celltable import segment_table
                 from .params import apply_overrides
                 from .spec import NetworkBuilder
                 from .spec.model import validate_spec
@@ -448,7 +449,9 @@ def build_sweep(
                     str(sweep.base),
                     seed=run.seed,
                 )
-                NetworkBuilder(spec).build(target, force=force or run.run_id in old)
+                NetworkBuilder(spec, segment_tables=segment_table).build(
+                    target, force=force or run.run_id in old
+                )
             else:
                 params = copy.deepcopy(data)
                 params["_source"] = str(sweep.base)

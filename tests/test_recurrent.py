@@ -177,11 +177,24 @@ def test_rotation_on_a_virtual_population_is_a_build_error(tmp_path, sim_env):
     assert not (tmp_path / "bad").exists()
 
 
-def test_connection_onto_a_missing_section_type_stops_the_run(tmp_path, sim_env, run_network):
+def test_connection_onto_a_missing_section_type_stops_the_build(tmp_path, sim_env):
     spec = _small_spec()
     spec["connections"]["E_to_I"]["placement"] = {"sections": ["dend"]}  # no basal dendrite
     proc = _build(tmp_path, spec, "nodend", sim_env)
+    assert proc.returncode == 2, proc.stderr
+    assert "nodend.json: connections.E_to_I.placement.sections" in proc.stderr
+    assert '"dend"' in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "nodend").exists()
+
+
+def test_edge_types_naming_a_missing_section_type_stop_the_run(tmp_path, sim_env, run_network):
+    """Outputs edited or written by other tools: the runner checks target_sections itself."""
+    proc = _build(tmp_path, _small_spec(), "nodend", sim_env)
     assert proc.returncode == 0, proc.stderr
+    types = tmp_path / "nodend" / "network" / "E_to_I_edge_types.csv"
+    text = types.read_text()
+    assert '""apical""' in text
+    types.write_text(text.replace('""apical""', '""basal""'))
     res = run_network(tmp_path / "nodend", timeout_s=120)
     assert res.returncode == 2, res.describe()
     assert "E_to_I_edge_types.csv" in res.stderr and "target_sections" in res.stderr

@@ -493,7 +493,17 @@ EXAMPLE_RUNS = {
 }
 
 
-@pytest.mark.parametrize("example", sorted(EXAMPLE_RUNS))
+#: Examples with biophysical cells: their synapses are placed on the segment table NEURON derives.
+NEEDS_NEURON = {"lfpy_network", "layered_volume"}
+
+
+@pytest.mark.parametrize(
+    "example",
+    [
+        pytest.param(e, marks=pytest.mark.neuron) if e in NEEDS_NEURON else e
+        for e in sorted(EXAMPLE_RUNS)
+    ],
+)
 def test_examples_build(tmp_path, example):
     libsonata = pytest.importorskip("libsonata")
     out = tmp_path / example
@@ -514,6 +524,7 @@ def test_examples_build(tmp_path, example):
         libsonata.SpikeReader(str(f))
 
 
+@pytest.mark.neuron
 def test_layered_volume_places_somata_in_their_layers(tmp_path):
     out = tmp_path / "lv"
     assert main([str(EXAMPLES / "layered_volume.json"), "-o", str(out), "-q"]) == 0

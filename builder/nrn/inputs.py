@@ -187,6 +187,11 @@ def build_inputs(
                 gi = g["edge_group_index"][()].astype(np.int64)
                 sec_id = g["0/sec_id"][()][gi].astype(np.int64)
                 sec_x = g["0/sec_x"][()][gi].astype(np.float64)
+                # per-edge weights and delays (spec builds) take the edge type's place
+                edge_w = (
+                    g["0/syn_weight"][()][gi].astype(np.float64) if "0/syn_weight" in g else None
+                )
+                edge_d = g["0/delay"][()][gi].astype(np.float64) if "0/delay" in g else None
                 if "0/syn_id" in g:
                     syn_id = g["0/syn_id"][()][gi].astype(np.int64)
                 else:  # linear models only (checked by plan_inputs): the edge index
@@ -207,8 +212,10 @@ def build_inputs(
                 section = cell.get_sections()[int(sec_id[i])]
                 pp = make_synapse(model, params, float(sec_x[i]), section)
                 nc = h.NetCon(stims.get(int(src[i])), pp)
-                nc.weight[0] = float(t.get("syn_weight", 1.0))
-                nc.delay = float(t.get("delay", 0.0))
+                nc.weight[0] = (
+                    float(edge_w[i]) if edge_w is not None else float(t.get("syn_weight", 1.0))
+                )
+                nc.delay = float(edge_d[i]) if edge_d is not None else float(t.get("delay", 0.0))
                 eid = int(syn_id[i])
                 if model in synapses.LINEAR_MODELS:
                     pass  # BMTK's linear models: weight and delay only, nothing to bind

@@ -372,13 +372,15 @@ def _run(
     keep_inputs: list[Any] = []
     if plans:
         if factory is not None:
-            made = {m: factory.function(m) for m in synapses.MODELS}
+            made = {m: factory.function(m) for m in synapses.MODELS + synapses.LINEAR_MODELS}
 
             def make(model: str, params: Any, x: float, section: Any) -> Any:
                 return made[model](params, x, section)
         else:
 
             def make(model: str, params: Any, x: float, section: Any) -> Any:
+                if model in synapses.LINEAR_MODELS:
+                    return synapses.make_linear_synapse(model, params, x, section)
                 return synapses.make_synapse(model, params, x, section)
 
         syn_dir = base / "components" / "synaptic_models"

@@ -34,7 +34,13 @@ from ..sonata import EdgeStreamWriter, SpikeStreamWriter, write_nodes
 from .distributions import draw
 from .inputs import SpikeTrains
 from .model import COMPONENT_SUBDIRS, Spec, _find_file, _sel_pop
-from .regions import expected_count, place
+from .placement import (
+    PLACEMENT_COLUMNS,
+    SegmentTableSource,
+    SynapsePlacer,
+    population_cell,
+)
+from .regions import expected_count, layer_bounds, place
 from .rules import Projection, pair_distance
 from .simconfig import write_configs
 
@@ -87,13 +93,26 @@ class NetworkBuilder:
         The validated spec.
     chunk_edges : int
         Largest number of edges written to HDF5 in one call (does not change the output).
+    segment_tables : callable, optional
+        ``(cell, dL_um) -> SegmentTable``: derives a biophysical cell's segment table (the
+        command layer passes :func:`builder.nrn.celltable.segment_table`). Needed to build
+        connections onto biophysical populations, whose synapses are placed at build time
+        (:mod:`builder.spec.placement`).
     """
 
-    def __init__(self, spec: Spec, *, chunk_edges: int = 1 << 22):
+    def __init__(
+        self,
+        spec: Spec,
+        *,
+        chunk_edges: int = 1 << 22,
+        segment_tables: SegmentTableSource | None = None,
+    ):
         self.spec = spec
         self.seed = spec.seed
         self.chunk_edges = int(chunk_edges)
         self._nodes: dict[str, _Nodes] | None = None
+        self._segment_tables = segment_tables
+        self._tables: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ nodes
     @property
@@ -256,16 +275,72 @@ class NetworkBuilder:
             row[k] = v
         return row
 
+    def segment_table(self, pop: str) -> Any:
+        """The segment table of a biophysical population's cell (derived once, cached)."""
+        if pop not in self._tables:
+            if self._segment_tables is None:
+                raise BuildError(
+                    f"{self.spec.source}: populations.{pop}: placing synapses on biophysical "
+                    "cells needs their segment table, which is derived with NEURON; build with "
+                    "the build-network command (NEURON installed)"
+                )
+            model = self.spec.populations[pop]["model"]
+            cell = population_cell(model, self.spec.components_dir, self.spec.source)
+            # None: the template's / morphology's own segments, as the runner keeps them
+            self._tables[pop] = self._segment_tables(cell, None)
+        return self._tables[pop]
+
+    def placer(self, cname: str, proj: Projection) -> SynapsePlacer:
+        """The synapse placer of a connection onto a biophysical population."""
+        con = self.spec.connections[cname]
+        tname = _sel_pop(con["target"])
+        pop = self.spec.populations[tname]
+        region = self.spec.data.get("regions", {}).get(pop.get("region", ""), {})
+        morph = pop["model"].get("morphology", pop["model"]["template"])
+        return SynapsePlacer(
+            f"{self.spec.source}: connections.{cname}",
+            cname,
+            con.get("placement", {}),
+            self.segment_table(tname),
+            f"{tname} ({morph})",
+            proj.trg,
+            self.nodes[tname].columns,
+            layer_bounds(region) if region.get("shape") == "layered" else {},
+            proj.n_src,
+            self.seed,
+        )
+
+    def _nsyns(self, con: Mapping[str, Any], cname: str, rng: Any, k: int) -> np.ndarray:
+        nsyns = draw(
+            con.get("synapses_per_connection", 1),
+            rng,
+            k,
+            what=f"connections.{cname}.synapses_per_connection",
+        )
+        return np.maximum(1, np.rint(nsyns)).astype(np.int64)
+
     def _write_projection(self, cname: str, type_id: int, outdir: Path) -> int:
         con = self.spec.connections[cname]
         proj = self.projection(cname)
         sname, tname = _sel_pop(con["source"]), _sel_pop(con["target"])
         point_target = self.nodes[tname].model == "point"
+        placer = self.placer(cname, proj) if self.nodes[tname].model == "biophysical" else None
         total = proj.exact_total()
-        if total is None:  # distance-dependent: a counting pass (same streams) first
+        per_conn = con.get("synapses_per_connection", 1)
+        if placer is not None and not (total is not None and isinstance(per_conn, int)):
+            # one row per synapse: count them first (the same streams, so the same draws)
+            total = 0
+            for b in range(len(proj.blocks())):
+                s, _, rng = proj.generate(b)
+                total += int(self._nsyns(con, cname, rng, len(s)).sum())
+        elif placer is not None:
+            total = int(total or 0) * int(per_conn)
+        elif total is None:  # distance-dependent: a counting pass (same streams) first
             total = sum(len(proj.generate(b)[0]) for b in range(len(proj.blocks())))
         columns: dict[str, Any] = {"syn_weight": np.float64, "delay": np.float64}
-        if not point_target:
+        if placer is not None:
+            columns.update(PLACEMENT_COLUMNS)
+        elif not point_target:
             columns["nsyns"] = np.uint32
         dly = con.get("delay_ms", 1.0)
         with EdgeStreamWriter(
@@ -285,13 +360,7 @@ class NetworkBuilder:
                 s, t, rng = proj.generate(b)
                 k = len(s)
                 where = f"connections.{cname}"
-                nsyns = draw(
-                    con.get("synapses_per_connection", 1),
-                    rng,
-                    k,
-                    what=f"{where}.synapses_per_connection",
-                )
-                nsyns = np.maximum(1, np.rint(nsyns)).astype(np.int64)
+                nsyns = self._nsyns(con, cname, rng, k)
                 weight = draw(con.get("weight", 1.0), rng, k, what=f"{where}.weight")
                 if isinstance(dly, Mapping) and "velocity_um_per_ms" in dly:
                     assert proj.src_pos is not None and proj.trg_pos is not None  # validated
@@ -303,7 +372,12 @@ class NetworkBuilder:
                 else:
                     delay = draw(dly, rng, k, what=f"{where}.delay_ms")
                 cols = {"syn_weight": weight, "delay": delay}
-                if point_target:
+                if placer is not None:  # one row per synapse, each on its own segment
+                    rows = placer.place(b, t, nsyns, s)
+                    cols = {key: np.repeat(v, nsyns) for key, v in cols.items()}
+                    cols.update(placer.columns(rows))
+                    s, t = np.repeat(s, nsyns), np.repeat(t, nsyns)
+                elif point_target:
                     cols["syn_weight"] = weight * nsyns  # NEST has no nsyns: fold it in
                 else:
                     cols["nsyns"] = nsyns

@@ -754,6 +754,7 @@ def _check_connection(
                 )
             )
     pl = con.get("placement", {})
+    out += _check_placement_rule(p, pl, pops[trg], trg)
     if "depth_profile" in pl:
         dp = pl["depth_profile"]
         if len(dp["depth_um"]) != len(dp["density"]):
@@ -781,6 +782,30 @@ def _check_connection(
                         f"{_show(lay)} is not a layer of {trg}'s region",
                     )
                 )
+    return out
+
+
+_DEPTH_KEYS = ("depth_um", "depth_profile", "layer_density", "section_layer_density")
+_GROUP_KEYS = ("cells_per_group", "clusters_per_group", "group_radius_um", "cluster_radius_um")
+
+
+def _check_placement_rule(
+    p: KeyPath, pl: Mapping[str, Any], pop: Mapping[str, Any], trg: str
+) -> Problems:
+    """Keys of one placement rule given to the other; depth rules on cells without positions."""
+    out: Problems = []
+    groups = pl.get("rule") == "functional_groups"
+    for key in _DEPTH_KEYS if groups else _GROUP_KEYS:
+        if key in pl:
+            rule = "functional_groups" if groups else "density (the default)"
+            out.append((p + ("placement", key), f"not a key of the placement rule {rule}"))
+    if not groups and any(k in pl for k in _DEPTH_KEYS) and "region" not in pop:
+        out.append(
+            (
+                p + ("placement",),
+                f"depth-dependent placement needs positions; {trg} has no region",
+            )
+        )
     return out
 
 
