@@ -19,10 +19,10 @@ gets ``OMP_WAIT_POLICY=PASSIVE`` unless set (our runner's default).
    simulated as long, with a spike recorder.
 3. **SONATA load** -- the same files loaded into NEST by our loader and by BMTK PointNet
    (``PointNetwork`` + ``PointSimulator.from_config``, which creates and connects), without
-   simulating. PointNet needs an edge ``dynamics_params``; the builder writes none for point
-   targets, so PointNet reads a copy of the configs whose edge types name an empty JSON.
-4. **transfer-function grid** -- f_e 0..30 Hz (step 3) x f_i 0..20 Hz (step 2.5): 99 AdExp
-   cells, ``--tf-seconds`` each, through ``run-network``.
+   simulating. PointNet reads the build as written (point edge types name an empty synapse
+   params file).
+4. **transfer-function grid** -- ``examples/adexp_tf.json``: f_e 0..30 Hz (step 3) x f_i
+   0..20 Hz (step 2.5), 99 RS and 99 FS AdExp cells, ``--tf-seconds`` each, built and run.
 
 Prints one line per side and the ratios the issue sets targets for: ours / NEST whole process
 (<= 1.2), PointNet / ours load time (>= 3), ours / PointNet load memory (<= 0.5), the TF grid
@@ -149,28 +149,19 @@ print(json.dumps({"edges": int(nest.GetKernelStatus("num_connections")),
 
 
 def pointnet_copy(src: Path, dst: Path, threads: int) -> Path:
-    """The configs of ``src`` for PointNet: edge types with an (empty) dynamics_params JSON;
-    the HDF5 files are linked, not copied."""
+    """The build of ``src`` for PointNet as written (point edge types name an empty synapse
+    params file), in its own directory: files linked, configs copied with PointNet's
+    ``run.n_thread`` and its own output directory."""
     shutil.rmtree(dst, ignore_errors=True)
-    (dst / "network").mkdir(parents=True)
-    for f in (src / "network").iterdir():
-        if f.name.endswith("_edge_types.csv"):
-            head, *rows = f.read_text().splitlines()
-            text = [head + " dynamics_params"] + [r + " static.json" for r in rows]
-            (dst / "network" / f.name).write_text("\n".join(text) + "\n")
-        else:
-            os.symlink(f, dst / "network" / f.name)
-    shutil.copytree(src / "components", dst / "components")
-    (dst / "components" / "synaptic_models").mkdir(exist_ok=True)
-    (dst / "components" / "synaptic_models" / "static.json").write_text("{}\n")
-    circuit = json.loads((src / "circuit_config.json").read_text())
-    circuit["components"]["synaptic_models_dir"] = "$COMPONENTS_DIR/synaptic_models"
-    (dst / "circuit_config.json").write_text(json.dumps(circuit, indent=1))
+    dst.mkdir(parents=True)
+    for name in ("network", "components"):
+        os.symlink(src / name, dst / name)
+    for name in ("circuit_config.json", "node_sets.json"):
+        shutil.copy(src / name, dst / name)
     sim = json.loads((src / "simulation_config.json").read_text())
     sim["run"]["n_thread"] = threads
     sim["output"]["output_dir"] = "$BASE_DIR/pointnet_output"
     (dst / "simulation_config.json").write_text(json.dumps(sim, indent=1))
-    shutil.copy(src / "node_sets.json", dst / "node_sets.json")
     return dst
 
 
@@ -231,25 +222,20 @@ def microcircuit(scale: float, ns: argparse.Namespace, tmp: Path) -> dict[str, f
 
 
 def transfer_grid(ns: argparse.Namespace, tmp: Path) -> float:
-    sys.path.insert(0, str(ROOT / "tests"))
-    from nest_networks import write_tf_network
-
-    fe = [3.0 * i for i in range(11)]
-    fi = [2.5 * j for j in range(9)]
-    grid = [(a, b) for a in fe for b in fi]
+    """examples/adexp_tf.json as it is (99 grid points x RS and FS cells, 10 s each, unless
+    --tf-seconds says otherwise): build + run-network, whole processes."""
     d = tmp / "tf"
-    shutil.rmtree(d, ignore_errors=True)
-    write_tf_network(
-        d,
-        [a for a, _ in grid],
-        [b for _, b in grid],
-        tstop_ms=1000.0 * ns.tf_seconds,
-        warmup_ms=500.0,
+    sets = ["--set", f"run.duration_ms={1000.0 * ns.tf_seconds}"]
+    example = ROOT / "examples" / "adexp_tf.json"
+    b = run_child(
+        [sys.executable, str(ROOT / "build_network.py"), str(example), "-o", str(d)]
+        + ["-q", "--force", *sets]
     )
     r = run_child([sys.executable, str(ROOT / "run_network.py"), str(d), "-q", "--no-progress"])
-    print(f"transfer-function grid, {len(grid)} points x {ns.tf_seconds:g} s:")
+    print(f"transfer-function grid (examples/adexp_tf.json, RS + FS), {ns.tf_seconds:g} s:")
+    print(_line("build-network", b))
     print(_line("run-network (whole process)", r, "(target < 20 s)"))
-    return r["wall_s"]
+    return b["wall_s"] + r["wall_s"]
 
 
 def main(argv: list[str] | None = None) -> int:

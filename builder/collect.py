@@ -133,9 +133,40 @@ def collect(
     tmp = outdir / f".{SUMMARY}.{os.getpid()}.tmp"
     tmp.write_text(buf.getvalue())
     os.replace(tmp, path)
+    _collect_transfer_tables(outdir, [r["run_id"] for r in table if r["status"] == "done"])
     notes = [] if notes is None else notes
     pngs = _plots(outdir, sweep.keys, table, notes) if plots else []
     return path, pngs
+
+
+TRANSFER = "transfer_function.csv"
+
+
+def _collect_transfer_tables(outdir: Path, run_ids: list[str]) -> Path | None:
+    """``DIR/transfer_function.csv``: every finished run's ``output/transfer_function.csv``
+    (the NEST runner writes one for cells driven at per-cell rates), rows in run order, each
+    prefixed by its ``run_id``; the sweep form of one run over the whole grid. None when no
+    run wrote one."""
+    header: list[str] | None = None
+    lines: list[str] = []
+    for rid in run_ids:
+        f = outdir / rid / "output" / TRANSFER
+        if not f.is_file():
+            continue
+        head, *rows = f.read_text().splitlines()
+        cols = head.split(",")
+        if header is None:
+            header = cols
+        elif cols != header:
+            raise RunError(f"{f}: columns {head} differ from the other runs' {','.join(header)}")
+        lines += [f"{rid},{r}" for r in rows if r]
+    if header is None:
+        return None
+    path = outdir / TRANSFER
+    tmp = outdir / f".{TRANSFER}.{os.getpid()}.tmp"
+    tmp.write_text("\n".join(["run_id," + ",".join(header), *lines]) + "\n")
+    os.replace(tmp, path)
+    return path
 
 
 def _unit(key: str) -> str:

@@ -142,15 +142,14 @@ PD14_REFERENCE = {
 def _build_microcircuit(out: Path, *sets: str, spec_file: Path | None = None) -> Path:
     spec_file = spec_file or ROOT / "examples" / "microcircuit.json"
     cmd = [sys.executable, str(ROOT / "build_network.py"), str(spec_file)]
-    cmd += ["-o", str(out), "-q", "--set", "scale=0.1", "--set", "run.duration_ms=1500"]
+    cmd += ["-o", str(out), "-q", "--set", "scale=0.1"]
     for s in sets:
         cmd += ["--set", s]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    # the recording window excludes the first 0.5 s (the spec has no warm-up key yet)
+    # the example's run: 1.5 s, rates over 500-1500 ms (run.warmup_ms)
     cfg = json.loads((out / "simulation_config.json").read_text())
-    cfg["run"]["warmup_ms"] = 500.0
-    (out / "simulation_config.json").write_text(json.dumps(cfg, indent=1))
+    assert (cfg["run"]["tstop"], cfg["run"]["warmup_ms"]) == (1500.0, 500.0)
     return out
 
 
@@ -183,3 +182,157 @@ def test_microcircuit_scale_01_reproduces_the_reference_rates(tmp_path: Path) ->
         lo, hi = PD14_SEED_RANGE.get(pop, (ref, ref))
         spread = 3.0 * ours.std(ddof=1) * np.sqrt(1 + 1 / ours.size) + (hi - lo)
         assert abs(ours.mean() - ref) <= spread + 0.05, (pop, ours, ref)
+
+
+def _build(spec_file: Path, out: Path, *sets: str) -> Path:
+    cmd = [sys.executable, str(ROOT / "build_network.py"), str(spec_file), "-o", str(out), "-q"]
+    for s in sets:
+        cmd += ["--set", s]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+#: A quick grid of the example: 3 points of each cell type, 3 s each (1 s warm-up).
+QUICK_FE, QUICK_FI = [5.0, 10.0, 20.0], [5.0, 5.0, 10.0]
+
+
+def _quick_tf_sets() -> list[str]:
+    sets = ["run.duration_ms=3000"]
+    for p in ("RS", "FS"):
+        sets += [
+            f"populations.{p}.count={len(QUICK_FE)}",
+            f"populations.{p}.properties.fe_hz={json.dumps(QUICK_FE)}",
+            f"populations.{p}.properties.fi_hz={json.dumps(QUICK_FI)}",
+        ]
+    return sets
+
+
+def test_adexp_tf_example_gives_both_cell_types_table_and_figure(tmp_path: Path) -> None:
+    """The example as the issue sets it (RS spike cut at V_th + 5 Delta_T, FS as a second
+    cell type, a 1 s warm-up), on a quick grid: one table row per cell, the figure."""
+    spec = json.loads((ROOT / "examples" / "adexp_tf.json").read_text())
+    rs = spec["populations"]["RS"]["model"]["params"]
+    fs = spec["populations"]["FS"]["model"]["params"]
+    assert rs["V_peak"] == rs["V_th"] + 5 * rs["Delta_T"] == -40.0
+    assert (fs["Delta_T"], fs["a"], fs["b"], fs["V_peak"]) == (0.5, 0.0, 0.0, -47.5)
+    assert spec["populations"]["RS"]["count"] == 99 and spec["run"]["duration_ms"] == 10000.0
+    assert {k: v for k, v in rs.items() if k in ADEX_RS} == ADEX_RS
+    out = _build(ROOT / "examples" / "adexp_tf.json", tmp_path / "tf", *_quick_tf_sets())
+    assert nest_main([str(out), "-q", "--plot"]) == 0
+    rows = list(csv.DictReader(open(out / "output" / "transfer_function.csv", newline="")))
+    assert [(r["population"], float(r["fe_hz"]), float(r["fi_hz"])) for r in rows] == [
+        (p, a, b) for p in ("RS", "FS") for a, b in zip(QUICK_FE, QUICK_FI, strict=True)
+    ]
+    rate = {(r["population"], float(r["fe_hz"])): float(r["rate_hz"]) for r in rows}
+    # no adaptation and a sharper spike onset: FS fires more than RS at the same input
+    assert rate[("FS", 10.0)] > rate[("RS", 10.0)] > 0
+    assert (out / "output" / "plots" / "transfer_function.png").stat().st_size > 10_000
+
+
+def test_adexp_tf_sweep_and_collect_give_the_same_table(tmp_path: Path) -> None:
+    """The grid as a sweep (one run per point, zip): ``run-network collect`` writes the table
+    of the all-at-once run, with a run_id column, rows in grid order."""
+    n = len(QUICK_FE)
+    sweep = {
+        "base": str(ROOT / "examples" / "adexp_tf.json"),
+        "overrides": {"run.duration_ms": [3000.0] * n},
+        "seeds": [1],
+        "combine": "zip",
+    }
+    for p in ("RS", "FS"):
+        sweep["overrides"][f"populations.{p}.count"] = [1] * n
+        sweep["overrides"][f"populations.{p}.properties.fe_hz"] = QUICK_FE
+        sweep["overrides"][f"populations.{p}.properties.fi_hz"] = QUICK_FI
+    sfile = tmp_path / "sweep.json"
+    sfile.write_text(json.dumps(sweep))
+    d = tmp_path / "sw"
+    cmd = [sys.executable, str(ROOT / "build_network.py"), "sweep", str(sfile), "-o", str(d), "-q"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    for step in ([str(d), "-q"], ["collect", str(d), "-q"]):
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "run_network.py"), *step],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader(open(d / "transfer_function.csv", newline="")))
+    one = tmp_path / "one"
+    _build(ROOT / "examples" / "adexp_tf.json", one, *_quick_tf_sets())
+    assert nest_main([str(one), "-q"]) == 0
+    ref = list(csv.DictReader(open(one / "output" / "transfer_function.csv", newline="")))
+    assert list(rows[0]) == ["run_id", *ref[0]]
+    key = [(r["population"], r["fe_hz"], r["fi_hz"]) for r in rows]
+    assert sorted(key) == sorted((r["population"], r["fe_hz"], r["fi_hz"]) for r in ref)
+    assert len({r["run_id"] for r in rows}) == n
+    # the same statistics within their errors (independent Poisson streams)
+    by_key = {(r["population"], r["fe_hz"], r["fi_hz"]): r for r in ref}
+    for r in rows:
+        o = by_key[(r["population"], r["fe_hz"], r["fi_hz"])]
+        se = np.hypot(float(r["rate_se_hz"]), float(o["rate_se_hz"]))
+        assert abs(float(r["rate_hz"]) - float(o["rate_hz"])) <= 5 * se + 1.0, (r, o)
+
+
+# ------------------------------------------------------------------ PD14 with DC background
+POPS = list(PD14_REFERENCE)
+AS_DC = [f"inputs.bg_{p}.as_dc=true" for p in POPS]
+
+
+def test_dc_background_is_the_published_models_formula() -> None:
+    """``as_dc``: the DC of the published package (bg_rate x K_ext x w_ext x tau_syn / 1000,
+    full-scale K_ext and w_ext, not scaled), and the scaling compensation in I_e counts only
+    the recurrent input (the Poisson part belongs to a Poisson background)."""
+    import math
+
+    from builder.spec.model import load_spec
+
+    full = load_spec(ROOT / "examples" / "microcircuit.json")
+    over = {k: True for k in (s.split("=")[0] for s in AS_DC)}
+    dc = load_spec(ROOT / "examples" / "microcircuit.json", overrides={**over, "scale": 0.1})
+    pois = load_spec(ROOT / "examples" / "microcircuit.json", overrides={"scale": 0.1})
+    k = 1.0 - math.sqrt(0.1)
+    for p in POPS:
+        bg = full.inputs[f"bg_{p}"]
+        amp = 8.0 * bg["indegree"] * 87.8 * 0.5 / 1000.0
+        got = dict(dc.inputs[f"bg_{p}"])
+        assert got.pop("amplitude_pA") == pytest.approx(amp, rel=1e-12)
+        assert got == {"type": "dc", "target": p}
+        i_dc = dc.populations[p]["model"]["params"]["I_e"]
+        i_pois = pois.populations[p]["model"]["params"]["I_e"]
+        # the Poisson background's share of the compensation: 0.5 ms x (1 - sqrt s) x its mean
+        assert i_pois - i_dc == pytest.approx(0.001 * 0.5 * k * 8.0 * bg["indegree"] * 87.8)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="the published DC background is bistable at scale 0.1: with the compensation "
+    "current for the scaled-down recurrent input the silent state is stable and the network "
+    "falls into it (NEST's own Connect with the published formula: all populations 0 Hz but "
+    "L6I 3.4 Hz, also with the published 'optimized' initial V_m or a 300 ms Poisson start); "
+    "at scale 0.25 it is active and within the reference (test below)",
+)
+def test_microcircuit_scale_01_with_dc_background(tmp_path: Path) -> None:
+    out = _build_microcircuit(tmp_path / "pd14_dc01", *AS_DC)
+    assert nest_main([str(out), "-q"]) == 0
+    rates = _rates(out)
+    for pop, ref in PD14_REFERENCE.items():
+        assert abs(rates[pop] - ref) <= 0.15 * ref + 0.1, (pop, rates)
+
+
+@pytest.mark.slow
+def test_microcircuit_with_dc_background_reproduces_the_reference_rates(tmp_path: Path) -> None:
+    """DC background (the published formula) at scale 0.25, where the active state is the
+    stable one: every population within 15 % + 0.1 Hz of the published scale-0.1 rates and
+    the reference's ordering. Measured: 0.62 2.24 3.91 5.03 6.56 7.76 0.85 6.85 Hz (NEST's
+    own Connect with the same formula: 0.55 2.18 3.89 5.02 6.65 7.72 0.90 6.84)."""
+    out = _build_microcircuit(tmp_path / "pd14_dc", "scale=0.25", *AS_DC)
+    assert nest_main([str(out), "-q"]) == 0
+    rates = _rates(out)
+    low = sorted(rates, key=rates.get)
+    assert set(low[:2]) == {"L23E", "L6E"}, rates
+    assert max(rates, key=rates.get) == "L5I", rates
+    for pop, ref in PD14_REFERENCE.items():
+        assert abs(rates[pop] - ref) <= 0.15 * ref + 0.1, (pop, rates[pop], ref)

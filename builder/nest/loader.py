@@ -85,9 +85,23 @@ def _dynamics(cfg: NetworkConfig, row: dict[str, str]) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+_MODEL_PARAMS: dict[str, set[str]] = {}
+
+
 def model_params(nest: Any, model: str) -> set[str]:
-    """Parameters a NEST model has (its defaults' keys)."""
-    return set(nest.GetDefaults(model).keys())
+    """Parameters a built-in NEST model has (its defaults' keys; asked once per model)."""
+    if model not in _MODEL_PARAMS:
+        _MODEL_PARAMS[model] = set(nest.GetDefaults(model).keys())
+    return _MODEL_PARAMS[model]
+
+
+def _node_ids(nodes: Any) -> np.ndarray:
+    """NEST ids of a freshly created (contiguous) NodeCollection; ``tolist()`` asks NEST node by
+    node (0.8 s for 20,000 nodes)."""
+    first, last = nodes[0].global_id, nodes[-1].global_id
+    if last - first + 1 == len(nodes):
+        return np.arange(first, last + 1, dtype=np.int64)
+    return np.asarray(nodes.tolist(), dtype=np.int64)
 
 
 def _create_nodes(nest: Any, cfg: NetworkConfig, net: Network) -> None:
@@ -101,7 +115,7 @@ def _create_nodes(nest: Any, cfg: NetworkConfig, net: Network) -> None:
                 nodes = nest.Create(
                     "spike_generator", sel.size, params={"allow_offgrid_times": True}
                 )
-                gids[sel] = nodes.tolist()
+                gids[sel] = _node_ids(nodes)
                 continue
             model = strip_prefix(row.get("model_template", ""))
             params = _dynamics(cfg, row)
@@ -111,7 +125,7 @@ def _create_nodes(nest: Any, cfg: NetworkConfig, net: Network) -> None:
                 nodes = nest.Create(typed, sel.size)
             else:
                 nodes = nest.Create(model, sel.size)
-            gids[sel] = nodes.tolist()
+            gids[sel] = _node_ids(nodes)
             models[sel] = model
             known = model_params(nest, model)
             per_node = {
@@ -145,15 +159,21 @@ def _type_value(types: dict[int, dict[str, str]], key: str, tids: np.ndarray) ->
 def iter_edge_chunks(edges: Any, chunk: int | None = None):
     """(source ids, target ids, edge type ids, weight, delay) of one edge population, by chunk."""
     chunk = chunk or EDGE_CHUNK
+    one_type = len(edges.types) == 1
     with h5py.File(edges.file, "r") as f:
         g = f["edges"][edges.name]
         cols = _edge_columns(g)
+        src_ds, trg_ds, tid_ds = g["source_node_id"], g["target_node_id"], g["edge_type_id"]
         n = edges.size
         for a in range(0, n, chunk):
             z = min(n, a + chunk)
-            src = g["source_node_id"][a:z].astype(np.int64)
-            trg = g["target_node_id"][a:z].astype(np.int64)
-            tid = g["edge_type_id"][a:z].astype(np.int64)
+            # ids index the NEST id arrays as read (no int64 copies)
+            src = src_ds[a:z]
+            trg = trg_ds[a:z]
+            if one_type:  # the spec builder's files: one edge type each, no need to read it
+                tid = np.full(z - a, next(iter(edges.types)), dtype=np.int64)
+            else:
+                tid = tid_ds[a:z].astype(np.int64)
             if "syn_weight" in cols:
                 w = cols["syn_weight"][a:z].astype(np.float64)
             else:
@@ -188,7 +208,7 @@ def _connect_edges(nest: Any, cfg: NetworkConfig, net: Network) -> None:
                 spec["receptor_type"] = int(float(port))
             spec_of[t] = spec
         for src, trg, tid, w, d in iter_edge_chunks(edges):
-            for t in np.unique(tid).tolist():
+            for t in np.unique(tid).tolist() if len(spec_of) > 1 else [int(tid[0])]:
                 sel = tid == t if len(spec_of) > 1 else slice(None)
                 base = spec_of.get(int(t), {"synapse_model": "static_synapse"})
                 syn = dict(base, weight=w[sel], delay=d[sel])

@@ -255,6 +255,8 @@ class NetworkBuilder:
         row["model_template"] = con.get("synapse_model", "static_synapse")
         if "dynamics_params" in con:
             row["dynamics_params"] = Path(con["dynamics_params"]).name
+        elif tmodel == "point":  # BMTK PointNet reads every point edge type's params file
+            row["dynamics_params"] = EMPTY_SYNAPSE_PARAMS
         if tmodel == "biophysical":
             pl = con.get("placement", {})
             # BMTK's own placement (no sec_id column) needs the section types: given, or the
@@ -481,15 +483,19 @@ class NetworkBuilder:
                     )
                     dirs["templates_dir"] = "templates"
         for con in self.spec.connections.values():
-            if "dynamics_params" in con:
-                tname = _sel_pop(con["target"])
-                if self.spec.populations[tname]["model"]["type"] == "biophysical":
-                    self._copy(
-                        con["dynamics_params"],
-                        COMPONENT_SUBDIRS["synapse"],
-                        comp / "synaptic_models",
-                    )
-                    dirs["synaptic_models_dir"] = "synaptic_models"
+            tmodel = self.spec.populations[_sel_pop(con["target"])]["model"]["type"]
+            if "dynamics_params" in con and tmodel in ("biophysical", "point"):
+                self._copy(
+                    con["dynamics_params"],
+                    COMPONENT_SUBDIRS["synapse"],
+                    comp / "synaptic_models",
+                )
+                dirs["synaptic_models_dir"] = "synaptic_models"
+            elif tmodel == "point":
+                d = comp / "synaptic_models"
+                d.mkdir(parents=True, exist_ok=True)
+                (d / EMPTY_SYNAPSE_PARAMS).write_text("{}\n")
+                dirs["synaptic_models_dir"] = "synaptic_models"
         return dirs
 
     def _copy(self, value: str, subdirs: tuple[str, ...], dest: Path) -> None:
@@ -524,6 +530,9 @@ class NetworkBuilder:
 
         return estimate(self)
 
+
+#: The synapse params file of point edge types that name none: ``{}`` (NEST's defaults).
+EMPTY_SYNAPSE_PARAMS = "no_params.json"
 
 _BMTK_SECTIONS = {
     "dend": "basal",

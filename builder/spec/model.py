@@ -238,6 +238,7 @@ def validate_spec(
     _fill_defaults(_schema(), out)
     comp = Path(str(out.get("components_dir", "."))).expanduser()
     comp_dir = comp if comp.is_absolute() else base_dir / comp
+    _inputs_as_dc(out)
     _apply_scale(out)
     return Spec(out, source, base_dir, comp_dir, int(out["seed"] if seed is None else seed))
 
@@ -744,7 +745,7 @@ def _check_connection(
         out.append(
             (p + ("placement",), f"synapse placement needs a biophysical target; {trg} is {tmodel}")
         )
-    if tmodel == "biophysical" and "dynamics_params" in con:
+    if tmodel in ("biophysical", "point") and "dynamics_params" in con:
         if _find_file(comp_dir, con["dynamics_params"], COMPONENT_SUBDIRS["synapse"]) is None:
             out.append(
                 (
@@ -864,6 +865,12 @@ def _check_input(
             out.append((p, "give exactly one of rate_hz and rate_property"))
         if kind != "poisson_generator" and "rate_property" in inp:
             out.append((p + ("rate_property",), "only a poisson_generator takes rate_property"))
+        if inp.get("as_dc") and (kind != "poisson_generator" or "rate_hz" not in inp):
+            out.append((p + ("as_dc",), "only a poisson_generator with rate_hz becomes a DC"))
+        elif inp.get("as_dc") and pn in pops:
+            tau = pops[pn]["model"].get("params", {}).get("tau_syn_ex")
+            if not isinstance(tau, (int, float)) or isinstance(tau, bool):
+                out.append((p + ("as_dc",), f"{pn} has no model.params.tau_syn_ex for the DC"))
     if "stop_ms" in inp and inp["stop_ms"] <= inp.get("start_ms", 0):
         out.append((p + ("stop_ms",), f"{_show(inp['stop_ms'])} is not after start_ms"))
     return out
@@ -932,6 +939,17 @@ def mean_of(v: Any) -> float:
     if name == "lognormal":
         return float(v["mean"]) if "mean" in v else math.exp(v["mu"] + v["sigma"] ** 2 / 2)
     return (v["low"] + v["high"]) / 2.0
+
+
+def _inputs_as_dc(out: dict[str, Any]) -> None:
+    """``as_dc`` Poisson inputs replaced by their mean current (in place, before scaling)."""
+    for name, inp in out.get("inputs", {}).items():
+        if inp["type"] == "poisson_generator" and inp.get("as_dc"):
+            params = out["populations"][_sel_pop(inp["target"])]["model"]["params"]
+            amp = 0.001 * params["tau_syn_ex"] * inp["rate_hz"] * inp.get("indegree", 1)
+            dc = {"type": "dc", "target": inp["target"], "amplitude_pA": amp * inp["weight"]}
+            dc.update({k: inp[k] for k in ("start_ms", "stop_ms") if k in inp})
+            out["inputs"][name] = dc
 
 
 def _apply_scale(out: dict[str, Any]) -> None:

@@ -200,6 +200,10 @@ def write_configs(
         "node_sets_file": "$BASE_DIR/node_sets.json",
         "network": "$BASE_DIR/circuit_config.json",
     }
+    if "warmup_ms" in run:
+        sim["run"]["warmup_ms"] = float(run["warmup_ms"])
+    if simulator == "NEST":  # where NEST readers (ours, BMTK PointNet) look for threads
+        sim["run"]["n_thread"] = int(run.get("threads", 1))
     sets: dict[str, Any] = {name: {"population": name} for name in spec.populations}
     bio = [n for n, m in models.items() if m == "biophysical"]
     if bio:
