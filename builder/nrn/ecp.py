@@ -504,7 +504,8 @@ def add_ecp(sim: Any, reports: Iterable[EcpReport]) -> list[Any]:
     reports = list(reports)
     if not reports:
         return []
-    h.CVode().use_fast_imem(1)
+    if any(True for _ in h.allsec()):  # NEURON 9 asserts on a rank without sections
+        h.CVode().use_fast_imem(1)
     populations = sorted(p.name for p in sim.net.get_node_populations() if not p.virtual_nodes_only)
     cls = _sim_module_class()
     mods = []
