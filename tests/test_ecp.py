@@ -278,3 +278,31 @@ def test_electrode_inside_the_soma_fails_before_the_run(tiny_network, run_networ
     assert "soma" in res.stderr
     assert "Traceback" not in res.stderr
     assert not (net / "output").exists()
+
+
+def test_probe_axis_and_csd_of_a_known_potential():
+    from builder.plots_ecp import csd, probe_axis
+
+    z = np.array([300.0, 0.0, 100.0, 200.0, 400.0])
+    pos = np.stack([np.full(5, 20.0), np.zeros(5), z], axis=1)
+    order, along = probe_axis(pos)
+    np.testing.assert_array_equal(order, [1, 2, 3, 0, 4])
+    np.testing.assert_allclose(along, [0, 100, 200, 300, 400])
+    assert (
+        probe_axis(pos + np.array([[0, 0, 0], [0, 0, 0], [0, 5, 0], [0, 0, 0], [0, 0, 0]])) is None
+    )
+    # phi = a z^2 (mV, z in um): d2phi/dz2 = 2a everywhere, CSD = -sigma 2a (S/m mV/um2 -> uA/mm3)
+    a = 1e-6
+    phi = np.tile(a * along**2, (3, 1))
+    np.testing.assert_allclose(csd(phi, 100.0, SIGMA), np.full((3, 3), -SIGMA * 2 * a * 1e6))
+
+
+@pytest.mark.neuron
+def test_plots_show_the_ecp(ecp_run, tmp_path):
+    from builder.plots import plot_run
+
+    notes: list[str] = []
+    pngs = {p.name for p in plot_run(ecp_run, tmp_path, notes=notes)}
+    assert {"ecp_traces.png", "ecp_layout.png"} <= pngs
+    # the four electrodes are not on a line: no CSD, and the note says why
+    assert "ecp_csd.png" not in pngs and any("constant pitch" in n for n in notes)
