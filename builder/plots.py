@@ -735,6 +735,9 @@ def plot_run(
         else:
             written.append(vm)
     written.append(_plot_morphology(out, target / "morphology_synapses.png"))
+    from .plots_ecp import ecp_figures  # extracellular reports: traces, CSD, electrode layout
+
+    written += ecp_figures(out.config, out.base, out.output_dir, target, say)
     return written
 
 

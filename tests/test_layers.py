@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,27 @@ def test_core_imports_without_simulators() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+#: The command layer: modules the contracts forbid below them (they import everything).
+COMMANDS = {"build", "cli", "sweep", "farm", "collect", "simulators", "run_cli"}
+
+
+def test_every_module_belongs_to_a_layer() -> None:
+    """A new top-level module must be named in a contract, or no contract checks it."""
+    conf = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    core = set(conf["contracts"][0]["source_modules"])
+    packages = {"builder.recipes", "builder.nrn", "builder.nest", "builder.spec", "builder.schema"}
+    loose = []
+    for path in sorted((ROOT / "builder").iterdir()):
+        name = path.stem if path.suffix == ".py" else path.name
+        if (
+            name == "__init__"
+            or name.startswith("__")
+            or not (path.suffix == ".py" or (path / "__init__.py").is_file())
+        ):
+            continue
+        module = f"builder.{name}"
+        if module not in core and module not in packages and name not in COMMANDS:
+            loose.append(module)
+    assert not loose, f"modules in no layer of pyproject's import contracts: {loose}"

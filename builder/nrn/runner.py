@@ -292,7 +292,7 @@ def _run(
     from ..errors import OutputError, RunError
     from ..simconfig import rate_window_ms
     from ..synmodels import load_model_file
-    from . import bionet_ext, cellgeom, synapses
+    from . import bionet_ext, cellgeom, ecp, synapses
 
     t_setup = time.perf_counter()
     base = config.parent
@@ -348,6 +348,8 @@ def _run(
         staged.setdefault("manifest", {})["$OUTPUT_DIR"] = f"$BASE_DIR/{PARTIAL_OUTPUT}"
         staged["config_path"] = str(config)
         staged["config_dir"] = str(base)
+        # extracellular reports are ours (builder.nrn.ecp), not BMTK's per-step module
+        ecp_reports = ecp.take_reports(staged, config, base / PARTIAL_OUTPUT)
         if mpi.rank == 0:
             shutil.rmtree(base / PARTIAL_OUTPUT, ignore_errors=True)
         mpi.barrier()
@@ -399,6 +401,7 @@ def _run(
     bionet_ext.add_modules(
         sim, bionet_ext.BionetView(view.config, [], view.reports), base, base / PARTIAL_OUTPUT
     )
+    ecp.add_ecp(sim, ecp_reports)
     sim.add_mod(Progress(bool(progress) and mpi.rank == 0))
     pc = h.ParallelContext()
     n_syn = int(pc.allreduce(n_syn, 1))

@@ -164,10 +164,13 @@ def write_configs(
             "module": "extracellular",
             "electrode_positions": _base("components/electrodes.csv"),
             "sigma": float(rep["electrodes"].get("sigma_S_per_m", 0.3)),
+            "method": rep["electrodes"].get("method", "line_source"),
             "file_name": "ecp.h5",
-            "contributions_dir": "ecp_contributions",
+            "dipole_file": "dipole.h5" if rep["electrodes"].get("dipole", True) else None,
             "enabled": True,
         }
+        if rep["electrodes"].get("contributions", False):
+            reports["ecp"]["contributions_dir"] = "ecp_contributions"
     output: dict[str, Any] = {
         "output_dir": "$OUTPUT_DIR",
         "log_file": "log.txt",

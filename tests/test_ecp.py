@@ -1,0 +1,310 @@
+"""Extracellular potentials and current dipole moments (issue 12.2, :mod:`builder.nrn.ecp`).
+
+The NEURON tests run the tiny L5 network with its cell moved and rotated (node columns
+``x, y, z`` and ``rotation_angle_*axis``), four electrodes around it, and a membrane report of
+every segment's ``i_membrane_`` at every step. From those recorded currents and the segment
+table the build wrote (``segments.csv``: each segment's centre in the cell's own coordinates),
+the test computes the potentials (point-source formula), the dipole and the net current
+itself, placing the cell with rotation matrices written here.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from builder.errors import RunError
+from builder.nrn import ecp
+
+SIGMA = 0.3
+POSITION = np.array([30.0, -20.0, 50.0])
+ANGLES = np.array([0.4, -0.3, 1.1])  # about x, y, z (rad)
+#: electrodes in the world (um): beside the soma, along the apical trunk, below, far away
+ELECTRODES = np.array(
+    [[80.0, -20.0, 50.0], [30.0, 40.0, 250.0], [-60.0, -20.0, -150.0], [500.0, 500.0, 500.0]]
+)
+
+
+# ------------------------------------------------------------------ pure numpy / LFPykit
+def _rot(a: np.ndarray) -> np.ndarray:
+    cx, sx, cy, sy, cz, sz = (
+        np.cos(a[0]),
+        np.sin(a[0]),
+        np.cos(a[1]),
+        np.sin(a[1]),
+        *(
+            np.cos(a[2]),
+            np.sin(a[2]),
+        ),
+    )
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return rx @ ry @ rz
+
+
+def test_line_source_matrix_is_the_integral_of_point_sources():
+    """LFPykit's line source against the closed-form integral of 1/r along the segment."""
+    rng = np.random.default_rng(3)
+    start = rng.uniform(-50, 50, size=(20, 3))
+    end = start + rng.uniform(-30, 30, size=(20, 3))
+    diam = np.full(20, 1.0)
+    points = rng.uniform(-200, 200, size=(7, 3))
+    m, dip = ecp.transfer_matrices(start, end, diam, points, SIGMA, "line_source")
+    length = np.linalg.norm(end - start, axis=1)
+    u = (end - start) / length[:, None]
+    t0 = np.einsum("sj,csj->cs", u, start[None] - points[:, None])  # along the axis
+    perp = np.linalg.norm(
+        (start[None] - points[:, None]) - t0[..., None] * u[None], axis=2
+    )  # distance from the axis
+    assert perp.min() > 0.5  # outside every segment: no clipping at the radius
+    expected = (np.arcsinh((t0 + length) / perp) - np.arcsinh(t0 / perp)) / (
+        4 * np.pi * SIGMA * length
+    )
+    np.testing.assert_allclose(m, expected, rtol=1e-9)
+    np.testing.assert_allclose(dip, ((start + end) / 2).T, rtol=1e-12)
+    pm, _ = ecp.transfer_matrices(start, end, diam, points, SIGMA, "point_source")
+    r = np.linalg.norm(points[:, None] - (start + end)[None] / 2, axis=2)
+    np.testing.assert_allclose(pm, 1 / (4 * np.pi * SIGMA * r), rtol=1e-12)
+
+
+def test_electrode_inside_a_segment_is_found():
+    start = np.array([[0.0, 0.0, -10.0], [0.0, 0.0, 10.0]])
+    end = np.array([[0.0, 0.0, 10.0], [0.0, 0.0, 500.0]])
+    diam = np.array([20.0, 2.0])
+    points = np.array([[5.0, 0.0, 0.0], [0.0, 0.5, 300.0], [0.0, 1.5, 300.0], [0.0, 0.0, 520.0]])
+    found = ecp.electrode_problems(points, start, end, diam)
+    assert [(ch, seg) for ch, seg, _ in found] == [(0, 0), (1, 1)]
+    assert found[0][2] == pytest.approx(5.0)
+
+
+def _config(tmp_path: Path, report: dict) -> tuple[dict, Path]:
+    (tmp_path / "el.csv").write_text("channel x_pos y_pos z_pos\n0 1 2 3\n1 4 5 6\n")
+    cfg = {
+        "manifest": {"$BASE_DIR": "."},
+        "reports": {
+            "v": {"module": "membrane_report"},
+            "lfp": {"module": "extracellular", "electrode_positions": "$BASE_DIR/el.csv", **report},
+        },
+    }
+    return cfg, tmp_path / "simulation_config.json"
+
+
+def test_reports_are_taken_from_the_config(tmp_path):
+    cfg, path = _config(tmp_path, {"sigma": 0.5, "method": "point_source"})
+    (rep,) = ecp.take_reports(cfg, path, tmp_path / "out")
+    assert list(cfg["reports"]) == ["v"]  # BMTK never sees it
+    assert rep.sigma == 0.5 and rep.method == "point_source"
+    np.testing.assert_array_equal(rep.positions_um, [[1, 2, 3], [4, 5, 6]])
+    assert rep.file_name == tmp_path / "out" / "lfp.h5"
+    assert rep.dipole_file == tmp_path / "out" / "dipole.h5" and rep.contributions_dir is None
+
+
+@pytest.mark.parametrize(
+    "report,key,words",
+    [
+        ({"sigma": -1}, "reports.lfp.sigma", "-1"),
+        ({"method": "dipole"}, "reports.lfp.method", "line_source"),
+        ({"electrode_positions": "$BASE_DIR/none.csv"}, "reports.lfp.electrode_positions", "none"),
+    ],
+)
+def test_bad_report_names_file_and_key(tmp_path, report, key, words):
+    cfg, path = _config(tmp_path, report)
+    with pytest.raises(RunError) as err:
+        ecp.take_reports(cfg, path, tmp_path)
+    assert str(path) in str(err.value) and key in str(err.value) and words in str(err.value)
+
+
+def test_spec_electrodes_reach_the_config(tmp_path):
+    from builder.spec.simconfig import electrode_positions
+
+    assert electrode_positions({"probe": {"n": 3, "pitch_um": 100.0, "axis": "x"}}) == [
+        [0.0, 0.0, 0.0],
+        [100.0, 0.0, 0.0],
+        [200.0, 0.0, 0.0],
+    ]
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    spec = json.loads((ROOT / "examples" / "lfpy_network.json").read_text())
+    spec["components_dir"] = str(ROOT / "examples" / "components")
+    spec["reports"]["electrodes"].update(method="point_source", contributions=True, dipole=False)
+    (tmp_path / "s.json").write_text(json.dumps(spec))
+    subprocess.run(
+        [sys.executable, str(ROOT / "build_network.py"), str(tmp_path / "s.json"), "-o", "net"],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+    )
+    rep = json.loads((tmp_path / "net" / "simulation_config.json").read_text())["reports"]["ecp"]
+    assert rep["method"] == "point_source" and rep["dipole_file"] is None
+    assert rep["contributions_dir"] == "ecp_contributions"
+    (parsed,) = ecp.take_reports({"reports": {"ecp": rep}}, tmp_path / "net" / "x.json", tmp_path)
+    expected = np.array(electrode_positions(spec["reports"]["electrodes"]))
+    assert expected.shape[0] > 1 and np.ptp(expected[:, 2]) > 0  # a probe along z
+    np.testing.assert_array_equal(parsed.positions_um, expected)
+
+
+# ------------------------------------------------------------------ NEURON runs
+def _prepare(src: Path, dst: Path, electrodes: np.ndarray, method: str = "point_source") -> Path:
+    shutil.copytree(src, dst)
+    rows = "".join(f"{i} {x} {y} {z}\n" for i, (x, y, z) in enumerate(electrodes))
+    (dst / "components" / "electrodes.csv").write_text("channel x_pos y_pos z_pos\n" + rows)
+    cfg_path = dst / "simulation_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    dt = float(cfg["run"]["dt"])
+    cfg["reports"]["ecp"] = {
+        "module": "extracellular",
+        "electrode_positions": "$BASE_DIR/components/electrodes.csv",
+        "sigma": SIGMA,
+        "method": method,
+        "file_name": "ecp.h5",
+        "contributions_dir": "ecp_contributions",
+        "cells": "biophysical_nodes",
+    }
+    cfg["reports"]["imem"] = {
+        "type": "compartment",
+        "cells": "biophysical_nodes",
+        "variable_name": "i_membrane_",
+        "module": "membrane_report",
+        "sections": "all",
+        "file_name": "imem.h5",
+        "dt": dt,
+        "enabled": True,
+    }
+    cfg_path.write_text(json.dumps(cfg, indent=1))
+    with h5py.File(dst / "network" / "biophysical_nodes.h5", "r+") as f:
+        g = f["nodes/biophysical/0"]
+        for name, value in zip(("x", "y", "z"), POSITION, strict=True):
+            g.create_dataset(name, data=[value])
+        for ax, value in zip("xyz", ANGLES, strict=True):
+            g.create_dataset(f"rotation_angle_{ax}axis", data=[value])
+    return dst
+
+
+def _segment_centres(net: Path, report: h5py.Group) -> np.ndarray:
+    """World centres of the report's segments, from segments.csv and the node's placement."""
+    with open(net / "segments.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    local = {
+        (int(r["BMTK ID"]), round(float(r["X"]), 4)): [
+            float(r["Coord X"]),
+            float(r["Coord Y"]),
+            float(r["Coord Z"]),
+        ]
+        for r in rows
+    }
+    sec = report["mapping/element_ids"][()]
+    x = report["mapping/element_pos"][()]
+    p = np.array([local[(int(s), round(float(v), 4))] for s, v in zip(sec, x, strict=True)])
+    soma = np.array(local[(0, 0.5)])
+    return (p - soma) @ _rot(ANGLES).T + POSITION
+
+
+@pytest.fixture(scope="module")
+def ecp_run(tiny_network, run_network, tmp_path_factory):
+    net = _prepare(tiny_network, tmp_path_factory.mktemp("ecp") / "net", ELECTRODES)
+    res = run_network(net, "-q", timeout_s=300)
+    assert res.returncode == 0, res.describe()
+    return net
+
+
+@pytest.mark.neuron
+def test_ecp_equals_point_sources_of_the_recorded_currents(ecp_run):
+    with h5py.File(ecp_run / "output" / "imem.h5") as f:
+        g = f["report/biophysical"]
+        cur = g["data"][()].astype(np.float64)  # time x segment, nA
+        centres = _segment_centres(ecp_run, g)
+    with h5py.File(ecp_run / "output" / "ecp.h5") as f:
+        v = f["ecp/data"][()]
+        assert f["ecp/data"].attrs["units"] == "mV"
+        np.testing.assert_array_equal(f["ecp/channel_id"][()], np.arange(len(ELECTRODES)))
+        np.testing.assert_array_equal(f["ecp/positions"][()], ELECTRODES)
+        t0, t1, dt = f["ecp/time"][()]
+    assert v.shape == cur.shape[:1] + (len(ELECTRODES),)
+    assert v.shape[0] == round((t1 - t0) / dt)
+    dist = np.linalg.norm(ELECTRODES[:, None] - centres[None], axis=2)
+    expected = cur @ (1.0 / (4 * np.pi * SIGMA * dist)).T
+    # segments.csv holds each segment's centre on its 3-D path; the model takes the middle of
+    # the chord between its ends (< 0.1 um apart for 5 um segments); and the report is float32
+    scale = np.abs(expected).max(axis=0)
+    assert (scale > 0).all()
+    np.testing.assert_array_less(np.abs(v - expected).max(axis=0), 2e-3 * scale)
+    with h5py.File(ecp_run / "output" / "ecp_contributions" / "biophysical.h5") as f:
+        np.testing.assert_array_equal(f["ecp/data"][()], v)  # one population: all of it
+
+
+@pytest.mark.neuron
+def test_net_membrane_current_is_zero_and_dipole_is_sum_of_i_r(ecp_run):
+    with h5py.File(ecp_run / "output" / "imem.h5") as f:
+        g = f["report/biophysical"]
+        cur = g["data"][()].astype(np.float64)
+        centres = _segment_centres(ecp_run, g)
+    peak = np.abs(cur).max()
+    assert peak > 0.1  # the cell is driven: synaptic and spike currents of tenths of nA and more
+    # float32 rounding of each stored current bounds the sum
+    assert np.abs(cur.sum(axis=1)).max() < cur.shape[1] * peak * 2.0**-24
+    with h5py.File(ecp_run / "output" / "dipole.h5") as f:
+        p = f["dipole/biophysical/data"][()]
+        assert f["dipole/biophysical/data"].attrs["units"] == "nA um"
+    expected = cur @ centres
+    np.testing.assert_array_less(np.abs(p - expected).max(axis=0), 2e-3 * np.abs(expected).max())
+
+
+@pytest.mark.neuron
+@pytest.mark.mpi
+def test_two_ranks_give_the_same_ecp(ecp_run, run_network, tmp_path):
+    net = shutil.copytree(ecp_run, tmp_path / "net", ignore=shutil.ignore_patterns("output"))
+    res = run_network(net, "-q", np=2, timeout_s=300)
+    assert res.returncode == 0, res.describe()
+    for name, key in (("ecp.h5", "ecp/data"), ("dipole.h5", "dipole/biophysical/data")):
+        with h5py.File(ecp_run / "output" / name) as a, h5py.File(net / "output" / name) as b:
+            np.testing.assert_allclose(b[key][()], a[key][()], rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.neuron
+def test_electrode_inside_the_soma_fails_before_the_run(tiny_network, run_network, tmp_path):
+    net = _prepare(tiny_network, tmp_path / "net", np.vstack([ELECTRODES[:1], [POSITION]]))
+    res = run_network(net, timeout_s=300)
+    assert res.returncode == 2, res.describe()
+    assert "reports.ecp.electrode_positions" in res.stderr
+    assert "simulation_config.json" in res.stderr and "channel 1" in res.stderr
+    assert "soma" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert not (net / "output").exists()
+
+
+def test_probe_axis_and_csd_of_a_known_potential():
+    from builder.plots_ecp import csd, probe_axis
+
+    z = np.array([300.0, 0.0, 100.0, 200.0, 400.0])
+    pos = np.stack([np.full(5, 20.0), np.zeros(5), z], axis=1)
+    order, along = probe_axis(pos)
+    np.testing.assert_array_equal(order, [1, 2, 3, 0, 4])
+    np.testing.assert_allclose(along, [0, 100, 200, 300, 400])
+    assert (
+        probe_axis(pos + np.array([[0, 0, 0], [0, 0, 0], [0, 5, 0], [0, 0, 0], [0, 0, 0]])) is None
+    )
+    # phi = a z^2 (mV, z in um): d2phi/dz2 = 2a everywhere, CSD = -sigma 2a (S/m mV/um2 -> uA/mm3)
+    a = 1e-6
+    phi = np.tile(a * along**2, (3, 1))
+    np.testing.assert_allclose(csd(phi, 100.0, SIGMA), np.full((3, 3), -SIGMA * 2 * a * 1e6))
+
+
+@pytest.mark.neuron
+def test_plots_show_the_ecp(ecp_run, tmp_path):
+    from builder.plots import plot_run
+
+    notes: list[str] = []
+    pngs = {p.name for p in plot_run(ecp_run, tmp_path, notes=notes)}
+    assert {"ecp_traces.png", "ecp_layout.png"} <= pngs
+    # the four electrodes are not on a line: no CSD, and the note says why
+    assert "ecp_csd.png" not in pngs and any("constant pitch" in n for n in notes)
