@@ -122,7 +122,7 @@ print(json.dumps({"edges": int(nest.num_connections), "build_s": t_built - t0,
 OUR_LOAD = r"""
 import json, sys, time
 t0 = time.perf_counter()
-from builder.nest.config import read_config
+from builder.netconfig import read_config
 from builder.nest.loader import import_nest, load
 nest = import_nest()
 cfg = read_config(sys.argv[1], int(sys.argv[2]))

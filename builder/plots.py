@@ -43,6 +43,7 @@ import numpy as np
 
 from .errors import BuildError, OutputError, RunError
 from .rng import stream
+from .runs import CONFIG_NAME, SPEC_COPY
 from .segments import SegmentTable
 from .simconfig import rate_window_ms
 from .sonata_read import read_report, read_spikes
@@ -69,7 +70,6 @@ RATE_BIN_MS = 10.0
 #: Longest trace drawn point by point; longer ones become a min/max envelope of this many bins.
 VM_MAX_POINTS = 4000
 
-CONFIG_NAME = "simulation_config.json"
 PLOTS_SUBDIR = "plots"
 _COLOURS = {"exc_stim": "tab:red", "prox_inh_stim": "tab:blue", "dist_inh_stim": "tab:green"}
 _LABELS = {
@@ -712,6 +712,16 @@ def plot_run(
     OutputError
         The plot folder cannot be written.
     """
+    base = Path(outdir)
+    base = base.parent if base.is_file() else base
+    if (base / SPEC_COPY).is_file():  # a spec network: spikes per population, no L5 inputs
+        from .plots_ecp import ecp_figures
+        from .plots_network import plot_run as plot_network
+
+        written = plot_network(base, plot_dir)
+        config = json.loads((base / CONFIG_NAME).read_text())
+        say = notes.append if notes is not None else log.warning
+        return written + ecp_figures(config, base, base / "output", written[0].parent, say)
     out = _open_output(outdir)
     target = Path(plot_dir) if plot_dir is not None else out.output_dir / PLOTS_SUBDIR
     try:

@@ -29,6 +29,8 @@ __all__ = [
 ]
 
 CONFIG_NAME = "simulation_config.json"
+#: The resolved spec a spec build keeps beside its config (it marks a spec build).
+SPEC_COPY = "spec.json"
 
 
 class Interrupted(BaseException):

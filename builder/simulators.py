@@ -14,9 +14,10 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from .runs import CONFIG_NAME
+
 __all__ = ["register", "simulators", "target_simulator", "entry_point", "dispatch"]
 
-CONFIG_NAME = "simulation_config.json"
 
 _REGISTRY: dict[str, str] = {
     "NEURON": "builder.nrn.runner:main",

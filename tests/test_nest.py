@@ -237,7 +237,7 @@ def test_sigterm_keeps_the_previous_output(tmp_path: Path) -> None:
 
 def test_plots(small: Path, tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    from builder.nest.plots import plot_run
+    from builder.plots_network import plot_run
 
     pngs = plot_run(small, tmp_path / "plots")
     assert [p.name for p in pngs] == ["raster.png", "rate_histograms.png", "vm.png"]

@@ -124,6 +124,32 @@ def test_recurrent_edges_change_the_spikes(small_net, run_network, tmp_path, sim
     )
 
 
+def test_rates_table_and_network_figures(small_net, run_network, tmp_path):
+    """rates.csv counts the spikes per population in the window; plot draws the network."""
+    import csv
+
+    out = _run_copy(small_net, tmp_path / "r", run_network, None)
+    with open(tmp_path / "r" / "output" / "rates.csv", newline="") as f:
+        rows = {r["population"]: r for r in csv.DictReader(f) if r["pop_name"] == "*"}
+    assert set(rows) == {"E", "I"}
+    spec = _small_spec()
+    for pop in ("E", "I"):
+        n = spec["populations"][pop]["count"]
+        assert int(rows[pop]["cells"]) == n
+        assert int(rows[pop]["spikes"]) == out[f"spikes/{pop}/timestamps"].size
+        expected = out[f"spikes/{pop}/timestamps"].size / n / (spec["run"]["duration_ms"] / 1e3)
+        assert float(rows[pop]["rate_hz"]) == pytest.approx(expected, rel=1e-5)
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "run_network.py"), "plot", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    plots = tmp_path / "r" / "output" / "plots"
+    assert {"raster.png", "rate_histograms.png", "vm.png"} <= {p.name for p in plots.glob("*.png")}
+
+
 def test_cells_are_moved_to_their_node_position_and_rotation(sim_env, tmp_path):
     """segment_geometry after move_cell equals builder.geometry.to_world of the template."""
     driver = textwrap.dedent(

@@ -25,7 +25,8 @@ import numpy as np
 
 from ..checks import InputError
 from ..errors import RunError
-from .config import NetworkConfig, strip_prefix
+from ..netconfig import NetworkConfig
+from .config import strip_prefix
 from .loader import _edge_columns, import_nest
 
 __all__ = ["check_nest_inputs"]

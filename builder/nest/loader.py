@@ -32,7 +32,8 @@ import h5py
 import numpy as np
 
 from ..errors import RunError
-from .config import NetworkConfig, strip_prefix
+from ..netconfig import NetworkConfig
+from .config import strip_prefix
 
 __all__ = ["EDGE_CHUNK", "Network", "import_nest", "load"]
 

@@ -333,8 +333,8 @@ def run(
 def check_inputs(config: Path, threads: int | None = None) -> None:
     """Generic SONATA checks, then the NEST ones (raises InputError / RunError)."""
     from ..checks import check_run_inputs
+    from ..netconfig import read_config
     from .checks import check_nest_inputs
-    from .config import read_config
 
     check_run_inputs(config)
     check_nest_inputs(read_config(config, threads))
@@ -343,10 +343,10 @@ def check_inputs(config: Path, threads: int | None = None) -> None:
 def _run(
     config: Path, threads: int | None, progress: bool | None, quiet: bool, stop: Stop
 ) -> NestSummary:
+    from ..netconfig import read_config
+    from ..rates import population_rates, write_rates, write_table
     from ..sonata import write_spikes_multi
-    from .config import read_config
     from .loader import import_nest, load
-    from .output import population_rates, write_rates, write_table
 
     t_setup = time.perf_counter()
     cfg = read_config(config, threads)
@@ -452,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "plot":
-        from .plots import main as plot_main
+        from ..plots_network import main as plot_main
 
         return plot_main(argv[1:])
     ns = _parser().parse_args(argv)
@@ -506,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
     if not ns.quiet:
         print(summary.text())
     if ns.plot:
-        from .plots import plot_run
+        from ..plots_network import plot_run
 
         try:
             pngs = plot_run(summary.config.parent)

@@ -437,6 +437,7 @@ def _run(
             for report in _report_files(conf, base / PARTIAL_OUTPUT):
                 sonata_report(report)  # ours (view.reports) are written in the layout already
             n_window = _spikes_in(partial_spikes, window)
+            _write_rates(config, partial_spikes, internal, window)
             stop.check("after the simulation, before its output was put in place")
             with stop.deferred():  # the two renames are not interrupted half-way
                 replace_dir(base / PARTIAL_OUTPUT, base / OUTPUT_DIR)
@@ -590,6 +591,23 @@ def _report_files(conf: Any, partial: Path) -> list[Path]:
         if p.is_file():
             out.append(p)
     return out
+
+
+def _write_rates(
+    config: Path, spikes_file: Path, populations: list[str], window: tuple[float, float]
+) -> None:
+    """``rates.csv`` next to the spikes: per population and ``pop_name``, over ``window``."""
+    from ..netconfig import read_config
+    from ..rates import population_rates, write_rates
+    from ..sonata_read import read_spikes, spike_populations
+
+    net = read_config(config)
+    have = set(spike_populations(spikes_file)) if spikes_file.is_file() else set()
+    pops = [p for p in populations if p in net.nodes]
+    sizes = {p: net.nodes[p].size for p in pops}
+    labels = {p: net.nodes[p].column("pop_name") for p in pops}
+    spikes = {p: read_spikes(spikes_file, p) for p in pops if p in have}
+    write_rates(spikes_file.parent / "rates.csv", population_rates(spikes, sizes, labels, window))
 
 
 def _steady_state_init(h: Any) -> None:

@@ -30,6 +30,7 @@ import numpy as np
 from ..errors import BuildError
 from ..output import Staging
 from ..rng import stream
+from ..runs import SPEC_COPY
 from ..sonata import EdgeStreamWriter, SpikeStreamWriter, write_nodes
 from .distributions import draw
 from .inputs import SpikeTrains
@@ -424,7 +425,7 @@ class NetworkBuilder:
                 )
             spike_files = self._write_inputs(root, counts)
             write_configs(self, root, spike_files, comp)
-            (root / "spec.json").write_text(
+            (root / SPEC_COPY).write_text(
                 json.dumps(self.spec.data, indent=1, sort_keys=True) + "\n", encoding="utf-8"
             )
             files = st.commit()

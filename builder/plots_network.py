@@ -1,4 +1,4 @@
-"""Figures of a NEST run (``run-network DIR --plot`` / ``run-network plot DIR``).
+"""Figures of a network run, NEST or NEURON (``run-network DIR --plot`` / ``run-network plot DIR``).
 
 Written into ``output/plots/``, read back through :mod:`builder.sonata_read` and the run's
 CSV tables (no NEST needed):
@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BuildError, OutputError, RunError
-from ..plots import _figure, _save, _spread_cells
-from ..sonata_read import read_report, read_spikes, spike_populations
+from .errors import BuildError, OutputError, RunError
+from .plots import _figure, _save, _spread_cells
+from .sonata_read import read_report, read_spikes, spike_populations
 
 __all__ = ["plot_run", "main"]
 
@@ -150,8 +150,19 @@ def _transfer(table: Path, path: Path) -> Path | None:
     return _save(fig, path)
 
 
+def _is_report(path: Path) -> bool:
+    """A membrane report (``/report``), not spikes, extracellular potentials or dipoles."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return "report" in f
+    except OSError as exc:
+        raise RunError(f"{path}: cannot read ({exc})") from None
+
+
 def plot_run(rundir: str | Path, plot_dir: str | Path | None = None) -> list[Path]:
-    """Write the figures of a finished NEST run; returns the PNGs written."""
+    """Write the figures of a finished network run; returns the PNGs written."""
     out = Path(rundir)
     if out.is_file():
         out = out.parent
@@ -170,7 +181,9 @@ def plot_run(rundir: str | Path, plot_dir: str | Path | None = None) -> list[Pat
         _histograms(out, rates, target / "rate_histograms.png"),
     ]
     reports = sorted(
-        p for p in out.glob("*.h5") if p.name != "spikes.h5" and not p.name.startswith(".")
+        p
+        for p in out.glob("*.h5")
+        if p.name != "spikes.h5" and not p.name.startswith(".") and _is_report(p)
     )
     if reports:
         vm = _vm(reports, target / "vm.png")
@@ -184,7 +197,7 @@ def plot_run(rundir: str | Path, plot_dir: str | Path | None = None) -> list[Pat
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``run-network plot DIR`` for a NEST run."""
+    """``run-network plot DIR`` for a network run."""
     p = argparse.ArgumentParser(prog="run-network plot", description=__doc__.splitlines()[0])
     p.add_argument("dir", metavar="DIR")
     p.add_argument("-o", "--out", metavar="PLOTDIR")
