@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from builder.cli import main
+from builder.errors import BuildError
 from builder.sonata import edge_index
 from builder.spec import NetworkBuilder, is_spec_file, load_spec
 
@@ -629,3 +630,44 @@ def test_stream_writer_rejects_unsorted_and_short(tmp_path):
         with EdgeStreamWriter(tmp_path / "x.h5", tmp_path / "x.csv", "e", "s", "t", **kw) as w:
             w.append(np.array([0, 1]), np.array([3, 4]), 1)
     assert not (tmp_path / "x.h5").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_electrode_clearance_redraws_only_the_cells_too_close(tmp_path):
+    """Somata drawn within clearance_um of an electrode are drawn again; the rest stay put."""
+    base = {
+        "format": "l5net-spec/1",
+        "seed": 5,
+        "components_dir": str(REPO / "examples" / "components"),
+        "regions": {"disc": {"shape": "cylinder", "radius_um": 60.0, "height_um": 40.0}},
+        "populations": {
+            "P": {
+                "count": 300,
+                "region": "disc",
+                "model": {"type": "biophysical", "template": "hoc:BallAndStick"},
+            }
+        },
+        "reports": {"electrodes": {"probe": {"n": 5, "pitch_um": 10.0, "origin_um": [0, 0, 0]}}},
+    }
+
+    def xyz(clearance: float) -> np.ndarray:
+        data = copy.deepcopy(base)
+        data["reports"]["electrodes"]["clearance_um"] = clearance
+        spec = load_spec(tmp_path / "c.json", data=data)
+        cols = NetworkBuilder(spec).nodes["P"].columns
+        return np.stack([cols["x"], cols["y"], cols["z"]], axis=1)
+
+    points = np.array([[0.0, 0.0, 10.0 * k] for k in range(5)])
+
+    def nearest(p: np.ndarray) -> np.ndarray:
+        return np.sqrt(((p[:, None] - points[None]) ** 2).sum(axis=2)).min(axis=1)
+
+    free, cleared = xyz(0.0), xyz(15.0)
+    moved = np.flatnonzero(np.any(free != cleared, axis=1))
+    assert moved.size > 0 and np.all(nearest(free)[moved] < 15.0)
+    np.testing.assert_array_equal(np.sort(moved), np.flatnonzero(nearest(free) < 15.0))
+    assert nearest(cleared).min() >= 15.0
+    radius = np.hypot(cleared[:, 0], cleared[:, 1])
+    assert radius.max() <= 60.0 and cleared[:, 2].min() >= 0.0 and cleared[:, 2].max() <= 40.0
+    np.testing.assert_array_equal(cleared, xyz(15.0))  # deterministic
+    with pytest.raises(BuildError, match=r"reports\.electrodes\.clearance_um"):
+        xyz(500.0)  # no place in the disc is that far from the probe

@@ -43,7 +43,7 @@ from .placement import (
 )
 from .regions import expected_count, layer_bounds, place
 from .rules import Projection, pair_distance
-from .simconfig import write_configs
+from .simconfig import electrode_positions, write_configs
 
 __all__ = ["BuildResult", "NetworkBuilder", "EDGE_COLUMN_BYTES"]
 
@@ -122,6 +122,51 @@ class NetworkBuilder:
             self._nodes = {name: self._make_nodes(name) for name in self.spec.populations}
         return self._nodes
 
+    def _clear_electrodes(
+        self, name: str, cols: dict[str, np.ndarray], region: Any, n: int, tries: int = 1000
+    ) -> None:
+        """Redraw the cells whose soma centre lies within ``clearance_um`` of an electrode.
+
+        Each attempt redraws the whole population from its own stream and takes the new rows
+        of the offending cells only, so a cell's layer and depth distribution are kept and the
+        result does not depend on anything but the seed.
+        """
+        elec = self.spec.data.get("reports", {}).get("electrodes", {})
+        clearance = float(elec.get("clearance_um", 0.0))
+        if clearance <= 0:
+            return
+        points = np.asarray(electrode_positions(elec), dtype=np.float64)
+        pop = self.spec.populations[name]
+
+        def too_close() -> np.ndarray:
+            xyz = np.stack([cols["x"], cols["y"], cols["z"]], axis=1)
+            step = max(1, (1 << 22) // max(1, points.shape[0]))  # bounded memory per pass
+            near = [
+                np.flatnonzero(
+                    ((xyz[i : i + step, None, :] - points[None]) ** 2).sum(axis=2).min(axis=1)
+                    < clearance**2
+                )
+                + i
+                for i in range(0, n, step)
+            ]
+            return np.concatenate(near) if near else np.zeros(0, dtype=np.int64)
+
+        bad = too_close()
+        for attempt in range(1, tries + 1):
+            if bad.size == 0:
+                return
+            fresh = place(pop, region, stream(self.seed, "nodes", name, "clearance", attempt), n)
+            for key in ("x", "y", "z", "layer"):
+                if key in cols:
+                    cols[key][bad] = fresh[key][bad]
+            bad = too_close()
+        if bad.size:
+            raise BuildError(
+                f"{self.spec.source}: reports.electrodes.clearance_um: {clearance:g}: "
+                f"{bad.size} cell(s) of {name} still lie that close to an electrode after "
+                f"{tries} redraws; the region is too small for this clearance"
+            )
+
     def population_size(self, name: str) -> int:
         pop = self.spec.populations[name]
         if "count" in pop:
@@ -135,6 +180,8 @@ class NetworkBuilder:
         region = self.spec.data.get("regions", {}).get(pop.get("region", ""))
         rng = stream(self.seed, "nodes", name, "placement")
         cols = place(pop, region, rng, n)
+        if "x" in cols and pop["model"]["type"] == "biophysical":
+            self._clear_electrodes(name, cols, region, n)
         for key, value in pop.get("properties", {}).items():
             if isinstance(value, list):
                 if len(value) != n:
