@@ -471,7 +471,7 @@ _BMTK_SECTIONS = {
 #: Blocks of edges drawn ahead by a worker thread while the previous block is written (0: no
 #: thread). numpy releases the GIL while it draws, so drawing overlaps with the HDF5 writes;
 #: each block draws from its own streams, so the files do not depend on this.
-EDGE_PREFETCH_BLOCKS = 2
+EDGE_PREFETCH_BLOCKS = 1
 
 
 def _ahead(fn: Callable[[int], Any], n: int, depth: int) -> Iterator[Any]:
