@@ -313,11 +313,11 @@ def _sorted_draws(
         m -= excl >= 0
     if np.any(m[counts > 0] <= 0):
         raise BuildError("cannot draw connections from an empty population")
-    gaps = rng.standard_exponential(total)
-    last = rng.standard_exponential(len(counts))  # the (k+1)-th gap of each row
     psum = np.empty(total + 1)  # psum[j]: sum of the first j gaps
     psum[0] = 0.0
-    np.cumsum(gaps, out=psum[1:])
+    rng.standard_exponential(out=psum[1:])  # the gaps, summed in place
+    last = rng.standard_exponential(len(counts))  # the (k+1)-th gap of each row
+    np.cumsum(psum[1:], out=psum[1:])
     ends = np.cumsum(counts)
     base = psum[ends - counts]
     span = psum[ends] - base + last
