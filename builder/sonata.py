@@ -626,8 +626,9 @@ class EdgeStreamWriter:
         Largest number of source-index ranges placed at once (a bucket of sources).
     runs_in_memory : int
         Up to this many edges, :meth:`append` keeps each source run's first edge and source
-        (4-8 + 1-4 bytes per run) and :meth:`close` sorts them by source with a radix sort;
-        above it, :meth:`close` reads the source ids back from the file. Same bytes either way.
+        (4-8 + 1-4 bytes per run) and :meth:`close` sorts them by source at once (a radix sort
+        for up to 65,536 sources; 8 more bytes per run); above it, :meth:`close` reads the
+        source ids back from the file, bucket by bucket. Same bytes either way.
     """
 
     def __init__(
@@ -688,11 +689,15 @@ class EdgeStreamWriter:
         self._closed = False
         # the source runs of a projection that fits: (first edge, source) of each, kept in
         # compact dtypes for the source index instead of reading the ids back from the file
-        self._mem_runs: list[tuple[np.ndarray, np.ndarray]] | None = None
+        # (at most one run per edge: allocated for n_edges, pages touched only as runs come)
+        self._mem_runs: tuple[np.ndarray, np.ndarray] | None = None
+        self._n_runs = 0
         if self.n_edges <= int(runs_in_memory):
-            self._mem_runs = []
-            self._start_dtype = np.uint32 if self.n_edges < (1 << 32) else np.uint64
-            self._src_dtype = np.min_scalar_type(max(1, self.n_src - 1))
+            start_dtype = np.uint32 if self.n_edges < (1 << 32) else np.uint64
+            self._mem_runs = (
+                np.empty(self.n_edges + 1, dtype=start_dtype),  # + the end of the last run
+                np.empty(self.n_edges, dtype=np.min_scalar_type(max(1, self.n_src - 1))),
+            )
 
     def __enter__(self) -> EdgeStreamWriter:
         return self
@@ -755,11 +760,12 @@ class EdgeStreamWriter:
         del new_run
         run_src = s64[run_first]
         self.src_runs += np.bincount(run_src, minlength=self.n_src)
-        if self._mem_runs is not None and len(run_first):
+        if self._mem_runs is not None:
+            r0, r1 = self._n_runs, self._n_runs + len(run_first)
             run_first += self.pos
-            self._mem_runs.append(
-                (run_first.astype(self._start_dtype), run_src.astype(self._src_dtype))
-            )
+            self._mem_runs[0][r0:r1] = run_first
+            self._mem_runs[1][r0:r1] = run_src
+            self._n_runs = r1
         del run_first, run_src
         # per-target counts from where the target changes (targets are grouped)
         cut = np.flatnonzero(dt) + 1
@@ -891,6 +897,9 @@ class EdgeStreamWriter:
         r2e = _dataset_empty(grp, "range_to_edge_id", n_ranges, np.uint64, 2)
         if n_ranges == 0:
             return
+        if self._mem_runs is not None:
+            self._source_ranges_from_memory(r2e)
+            return
         # buckets of consecutive sources whose ranges fit the budget; one pass over the ids each
         bounds = [0]
         acc = 0
@@ -901,9 +910,6 @@ class EdgeStreamWriter:
             acc += c
         bounds.append(self.n_src)
         key_dtype = np.min_scalar_type(max(1, self.n_src))
-        if self._mem_runs is not None:
-            self._source_ranges_from_memory(r2e, bounds, stop, counts)
-            return
         for s0, s1 in zip(bounds[:-1], bounds[1:], strict=True):
             lo, hi = int(stop[s0] - counts[s0]), int(stop[s1 - 1])
             if hi == lo:
@@ -913,37 +919,23 @@ class EdgeStreamWriter:
             r2e[lo:hi] = out
             del out
 
-    def _source_ranges_from_memory(
-        self, r2e: h5py.Dataset, bounds: list[int], stop: np.ndarray, counts: np.ndarray
-    ) -> None:
-        """The source index's ranges from the runs kept by :meth:`append`: a stable sort of
-        the runs by source (a radix sort for small source ids), bucket by bucket."""
+    def _source_ranges_from_memory(self, r2e: h5py.Dataset) -> None:
+        """The source index's ranges from the runs kept by :meth:`append`: one stable sort of
+        the runs by source (a radix sort for small source ids), written chunk by chunk."""
         assert self._mem_runs is not None
-        parts, self._mem_runs = self._mem_runs, []
-        first = np.empty(sum(len(f) for f, _ in parts) + 1, self._start_dtype)
-        np.concatenate([f for f, _ in parts], out=first[:-1])
-        first[-1] = self.n_edges  # sentinel: the end of the last run
-        srcs = np.concatenate([s for _, s in parts])
-        del parts
-        for s0, s1 in zip(bounds[:-1], bounds[1:], strict=True):
-            lo, hi = int(stop[s0] - counts[s0]), int(stop[s1 - 1])
-            if hi == lo:
-                continue
-            if s0 == 0 and s1 == self.n_src:
-                idx = np.argsort(srcs, kind="stable")
-            else:
-                sel = np.flatnonzero((srcs >= s0) & (srcs < s1))
-                idx = sel[np.argsort(srcs[sel], kind="stable")]
-                del sel
-            for a in range(0, hi - lo, self.chunk):
-                b = min(hi - lo, a + self.chunk)
-                part = idx[a:b]
-                out = np.empty((b - a, 2), dtype=np.uint64)
-                out[:, 0] = first[part]
-                part += 1  # (a view of idx, not needed again) the next run's first edge
-                out[:, 1] = first[part]
-                r2e[lo + a : lo + b] = out
-            del idx
+        n = self._n_runs
+        first, srcs = self._mem_runs[0][: n + 1], self._mem_runs[1][:n]
+        first[n] = self.n_edges  # the end of the last run
+        idx = np.argsort(srcs, kind="stable")
+        for a in range(0, n, self.chunk):
+            b = min(n, a + self.chunk)
+            part = idx[a:b]
+            out = np.empty((b - a, 2), dtype=np.uint64)
+            out[:, 0] = first[part]
+            part += 1  # (a view of idx, not needed again) the next run's first edge
+            out[:, 1] = first[part]
+            r2e[a:b] = out
+        self._mem_runs = None
 
     def _sorted_runs(
         self, s0: int, s1: int, lo: int, hi: int, whole: bool, key_dtype: Any
