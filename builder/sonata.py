@@ -623,7 +623,12 @@ class EdgeStreamWriter:
     chunk_edges : int
         Largest slice written in one HDF5 call (and read when building the indices).
     index_budget : int
-        Largest number of source-index ranges held in memory at once (16 bytes each).
+        Largest number of source-index ranges placed at once (a bucket of sources).
+    runs_in_memory : int
+        Up to this many edges, :meth:`append` keeps each source run's first edge and source
+        (4-8 + 1-4 bytes per run) and :meth:`close` sorts them by source at once (a radix sort
+        for up to 65,536 sources; 8 more bytes per run); above it, :meth:`close` reads the
+        source ids back from the file, bucket by bucket. Same bytes either way.
     """
 
     def __init__(
@@ -641,6 +646,7 @@ class EdgeStreamWriter:
         columns: Mapping[str, Any] | None = None,
         chunk_edges: int = 1 << 22,
         index_budget: int = 1 << 25,
+        runs_in_memory: int = 1 << 26,
     ):
         for name in (population, source_population, target_population):
             _check_name(name)
@@ -681,6 +687,17 @@ class EdgeStreamWriter:
         self.src_runs = np.zeros(self.n_src, dtype=np.int64)
         self._last: tuple[int, int] | None = None
         self._closed = False
+        # the source runs of a projection that fits: (first edge, source) of each, kept in
+        # compact dtypes for the source index instead of reading the ids back from the file
+        # (at most one run per edge: allocated for n_edges, pages touched only as runs come)
+        self._mem_runs: tuple[np.ndarray, np.ndarray] | None = None
+        self._n_runs = 0
+        if self.n_edges <= int(runs_in_memory):
+            start_dtype = np.uint32 if self.n_edges < (1 << 32) else np.uint64
+            self._mem_runs = (
+                np.empty(self.n_edges + 1, dtype=start_dtype),  # + the end of the last run
+                np.empty(self.n_edges, dtype=np.min_scalar_type(max(1, self.n_src - 1))),
+            )
 
     def __enter__(self) -> EdgeStreamWriter:
         return self
@@ -725,20 +742,38 @@ class EdgeStreamWriter:
         t64 = t64.astype(np.int64, copy=False)
         if s64.min() < 0 or s64.max() >= self.n_src or t64[0] < 0 or t64[-1] >= self.n_trg:
             raise ValueError("node id out of range")
-        same_t = t64[1:] == t64[:-1]
-        if np.any(t64[1:] < t64[:-1]) or np.any(same_t & (s64[1:] < s64[:-1])):
+        dt = np.diff(t64)
+        ds = np.diff(s64)
+        # sorted by (target, source): targets never decrease, sources only where targets rise
+        if dt.min(initial=0) < 0 or np.any((ds < 0) & (dt == 0)):
             raise ValueError("edges must be appended sorted by target, then source")
         # a source-index range: a maximal run of consecutive edges with one source
         new_run = np.empty(k, dtype=bool)
-        np.not_equal(s64[1:], s64[:-1], out=new_run[1:])
+        np.not_equal(ds, 0, out=new_run[1:])
+        del ds
         first = (int(t64[0]), int(s64[0]))
         if self._last is not None and first < self._last:
             raise ValueError("edges must be appended sorted by target, then source")
         new_run[0] = self._last is None or first[1] != self._last[1]
         self._last = (int(t64[-1]), int(s64[-1]))
-        self.src_runs += np.bincount(s64[new_run], minlength=self.n_src)
-        lo_t, hi_t = int(t64[0]), int(t64[-1]) + 1
-        self.trg_counts[lo_t:hi_t] += np.bincount(t64 - lo_t, minlength=hi_t - lo_t)
+        run_first = np.flatnonzero(new_run)
+        del new_run
+        run_src = s64[run_first]
+        self.src_runs += np.bincount(run_src, minlength=self.n_src)
+        if self._mem_runs is not None:
+            r0, r1 = self._n_runs, self._n_runs + len(run_first)
+            run_first += self.pos
+            self._mem_runs[0][r0:r1] = run_first
+            self._mem_runs[1][r0:r1] = run_src
+            self._n_runs = r1
+        del run_first, run_src
+        # per-target counts from where the target changes (targets are grouped)
+        cut = np.flatnonzero(dt) + 1
+        del dt
+        bounds = np.empty(len(cut) + 2, dtype=np.int64)
+        bounds[0], bounds[-1] = 0, k
+        bounds[1:-1] = cut
+        self.trg_counts[t64[bounds[:-1]]] += np.diff(bounds)
         if np.isscalar(edge_type_id) or np.ndim(edge_type_id) == 0:
             tid = int(edge_type_id)
             if tid not in self.declared:
@@ -862,6 +897,9 @@ class EdgeStreamWriter:
         r2e = _dataset_empty(grp, "range_to_edge_id", n_ranges, np.uint64, 2)
         if n_ranges == 0:
             return
+        if self._mem_runs is not None:
+            self._source_ranges_from_memory(r2e)
+            return
         # buckets of consecutive sources whose ranges fit the budget; one pass over the ids each
         bounds = [0]
         acc = 0
@@ -880,6 +918,24 @@ class EdgeStreamWriter:
             out = self._sorted_runs(s0, s1, lo, hi, whole, key_dtype)
             r2e[lo:hi] = out
             del out
+
+    def _source_ranges_from_memory(self, r2e: h5py.Dataset) -> None:
+        """The source index's ranges from the runs kept by :meth:`append`: one stable sort of
+        the runs by source (a radix sort for small source ids), written chunk by chunk."""
+        assert self._mem_runs is not None
+        n = self._n_runs
+        first, srcs = self._mem_runs[0][: n + 1], self._mem_runs[1][:n]
+        first[n] = self.n_edges  # the end of the last run
+        idx = np.argsort(srcs, kind="stable")
+        for a in range(0, n, self.chunk):
+            b = min(n, a + self.chunk)
+            part = idx[a:b]
+            out = np.empty((b - a, 2), dtype=np.uint64)
+            out[:, 0] = first[part]
+            part += 1  # (a view of idx, not needed again) the next run's first edge
+            out[:, 1] = first[part]
+            r2e[a:b] = out
+        self._mem_runs = None
 
     def _sorted_runs(
         self, s0: int, s1: int, lo: int, hi: int, whole: bool, key_dtype: Any

@@ -20,7 +20,9 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,7 @@ from ..output import Staging
 from ..rng import stream
 from ..runs import SPEC_COPY
 from ..sonata import EdgeStreamWriter, SpikeStreamWriter, write_nodes
-from .distributions import draw
+from .distributions import draw, is_random
 from .inputs import SpikeTrains
 from .model import COMPONENT_SUBDIRS, Spec, _find_file, _sel_pop
 from .placement import (
@@ -393,6 +395,51 @@ class NetworkBuilder:
         elif not point_target:
             columns["nsyns"] = np.uint32
         dly = con.get("delay_ms", 1.0)
+        where = f"connections.{cname}"
+        nsyn_spec = con.get("synapses_per_connection", 1)
+        nsyn_const = None if is_random(nsyn_spec) else _constant_nsyns(nsyn_spec)
+        # a selection of the whole population: indices are node ids (no gather)
+        src_ids = None if proj.n_src == self.nodes[sname].n else proj.src
+        trg_ids = None if proj.n_trg == self.nodes[tname].n else proj.trg
+
+        def block(b: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+            """Block ``b``'s edges and columns (its own streams only: any thread, any order)."""
+            s, t, rng = proj.generate(b)
+            k = len(s)
+            if nsyn_const is None:
+                nsyns = draw(nsyn_spec, rng, k, what=f"{where}.synapses_per_connection")
+                nsyns = np.maximum(1, np.rint(nsyns)).astype(np.int64)
+            weight = draw(con.get("weight", 1.0), rng, k, what=f"{where}.weight")
+            if isinstance(dly, Mapping) and "velocity_um_per_ms" in dly:
+                assert proj.src_pos is not None and proj.trg_pos is not None  # validated
+                d = pair_distance(proj.src_pos[s], proj.trg_pos[t], dly.get("in_sheet", False))
+                delay = np.maximum(
+                    d / dly["velocity_um_per_ms"] + dly.get("constant_ms", 0.0),
+                    dly.get("min_ms", 0.0),
+                )
+            else:
+                delay = draw(dly, rng, k, what=f"{where}.delay_ms")
+            cols = {"syn_weight": weight, "delay": delay}
+            if placer is not None:  # one row per synapse, each on its own segment
+                if nsyn_const is not None:
+                    nsyns = np.full(k, nsyn_const, dtype=np.int64)
+                rows = placer.place(b, t, nsyns, s)
+                cols = {key: np.repeat(v, nsyns) for key, v in cols.items()}
+                cols.update(placer.columns(rows))
+                s, t = np.repeat(s, nsyns), np.repeat(t, nsyns)
+            elif point_target:  # NEST has no nsyns: fold it in
+                if nsyn_const is None:
+                    weight *= nsyns
+                elif nsyn_const != 1:
+                    weight *= nsyn_const
+            else:
+                cols["nsyns"] = (
+                    nsyns if nsyn_const is None else np.full(k, nsyn_const, dtype=np.uint32)
+                )
+            s_ids = s if src_ids is None else src_ids[s]
+            t_ids = t if trg_ids is None else trg_ids[t]
+            return s_ids, t_ids, cols
+
         with EdgeStreamWriter(
             outdir / "network" / f"{cname}_edges.h5",
             outdir / "network" / f"{cname}_edge_types.csv",
@@ -406,32 +453,8 @@ class NetworkBuilder:
             columns=columns,
             chunk_edges=self.chunk_edges,
         ) as w:
-            for b in range(len(proj.blocks())):
-                s, t, rng = proj.generate(b)
-                k = len(s)
-                where = f"connections.{cname}"
-                nsyns = self._nsyns(con, cname, rng, k)
-                weight = draw(con.get("weight", 1.0), rng, k, what=f"{where}.weight")
-                if isinstance(dly, Mapping) and "velocity_um_per_ms" in dly:
-                    assert proj.src_pos is not None and proj.trg_pos is not None  # validated
-                    d = pair_distance(proj.src_pos[s], proj.trg_pos[t], dly.get("in_sheet", False))
-                    delay = np.maximum(
-                        d / dly["velocity_um_per_ms"] + dly.get("constant_ms", 0.0),
-                        dly.get("min_ms", 0.0),
-                    )
-                else:
-                    delay = draw(dly, rng, k, what=f"{where}.delay_ms")
-                cols = {"syn_weight": weight, "delay": delay}
-                if placer is not None:  # one row per synapse, each on its own segment
-                    rows = placer.place(b, t, nsyns, s)
-                    cols = {key: np.repeat(v, nsyns) for key, v in cols.items()}
-                    cols.update(placer.columns(rows))
-                    s, t = np.repeat(s, nsyns), np.repeat(t, nsyns)
-                elif point_target:
-                    cols["syn_weight"] = weight * nsyns  # NEST has no nsyns: fold it in
-                else:
-                    cols["nsyns"] = nsyns
-                w.append(proj.src[s], proj.trg[t], type_id, cols)
+            for s_ids, t_ids, cols in _ahead(block, len(proj.blocks()), EDGE_PREFETCH_BLOCKS):
+                w.append(s_ids, t_ids, type_id, cols)
         return total
 
     # ------------------------------------------------------------------ the build
@@ -589,6 +612,39 @@ _BMTK_SECTIONS = {
     "soma": "somatic",
     "axon": "axonal",
 }
+
+
+#: Blocks of edges drawn ahead by a worker thread while the previous block is written (0: no
+#: thread). numpy releases the GIL while it draws, so drawing overlaps with the HDF5 writes;
+#: each block draws from its own streams, so the files do not depend on this.
+EDGE_PREFETCH_BLOCKS = 1
+
+
+def _ahead(fn: Callable[[int], Any], n: int, depth: int) -> Iterator[Any]:
+    """``fn(0), ..., fn(n - 1)`` in order, computed up to ``depth`` items ahead in one worker
+    thread (in the calling thread when ``depth`` is 0 or there is one item)."""
+    if depth <= 0 or n <= 1:
+        for i in range(n):
+            yield fn(i)
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="edges") as pool:
+        pending: deque[Future[Any]] = deque()
+        try:
+            for i in range(n):
+                pending.append(pool.submit(fn, i))
+                if len(pending) > depth:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:  # an error (or an abandoned generator): drop what is not started
+            for f in pending:
+                f.cancel()
+
+
+def _constant_nsyns(value: Any) -> int:
+    """A non-random synapses_per_connection as the integer every edge gets (at least 1)."""
+    v = float(value["value"]) if isinstance(value, Mapping) else float(value)
+    return max(1, int(np.rint(v)))
 
 
 def _node_columns(cols: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

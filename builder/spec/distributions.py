@@ -63,8 +63,7 @@ def _bad(d: Mapping[str, Any], x: np.ndarray) -> np.ndarray:
     if "max" in d:
         bad |= x > d["max"]
     if d.get("keep_sign"):
-        sign = 1.0 if _center(d) >= 0 else -1.0
-        bad |= x * sign <= 0
+        bad |= (x <= 0) if _center(d) >= 0 else (x >= 0)
     return bad
 
 

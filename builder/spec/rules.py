@@ -272,6 +272,10 @@ class Projection:
         excl: np.ndarray | None,
         unique: bool,
     ) -> tuple[np.ndarray, np.ndarray, np.random.Generator]:
+        if not unique:  # with replacement: drawn in order, no sort
+            cols = _sorted_draws(rng, counts, self.n_src, excl)
+            rows = np.repeat(np.arange(lo, lo + len(counts), dtype=np.int64), counts)
+            return cols, rows, rng
         rows, cols = _sample_rows(rng, counts, self.n_src, excl, unique)
         return _sorted_pairs(cols, rows + lo, self.n_src) + (rng,)
 
@@ -287,6 +291,47 @@ def _sorted_pairs(s: np.ndarray, t: np.ndarray, n_src: int) -> tuple[np.ndarray,
     key.sort()
     t_rel, s_out = np.divmod(key, key.dtype.type(n_src))
     return s_out.astype(np.int64), t_rel.astype(np.int64) + t0
+
+
+def _sorted_draws(
+    rng: np.random.Generator, counts: np.ndarray, n: int, excl: np.ndarray | None
+) -> np.ndarray:
+    """For row i, ``counts[i]`` values uniform in [0, n) without ``excl[i]``, with replacement,
+    each row's values in ascending order.
+
+    The order statistics of k uniforms are the partial sums of k + 1 standard exponentials
+    over their total (Rényi's representation), so sorted draws cost one exponential per value
+    and a cumulative sum, not a sort. Values are ``floor(u * m)`` with m the row's number of
+    candidates, shifted past the excluded one.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    m = np.full(len(counts), n, dtype=np.int64)
+    if excl is not None:
+        m -= excl >= 0
+    if np.any(m[counts > 0] <= 0):
+        raise BuildError("cannot draw connections from an empty population")
+    psum = np.empty(total + 1)  # psum[j]: sum of the first j gaps
+    psum[0] = 0.0
+    rng.standard_exponential(out=psum[1:])  # the gaps, summed in place
+    last = rng.standard_exponential(len(counts))  # the (k+1)-th gap of each row
+    np.cumsum(psum[1:], out=psum[1:])
+    ends = np.cumsum(counts)
+    base = psum[ends - counts]
+    span = psum[ends] - base + last
+    csum = psum[1:]
+    csum -= np.repeat(base, counts)
+    csum *= np.repeat(m / span, counts)
+    vals = csum.astype(np.int64)
+    if excl is None:
+        np.minimum(vals, n - 1, out=vals)
+        return vals
+    np.minimum(vals, np.repeat(m - 1, counts), out=vals)
+    skip = np.repeat(np.where(excl >= 0, excl, n), counts)
+    vals += vals >= skip
+    return vals
 
 
 def _sample_rows(

@@ -1,0 +1,170 @@
+"""The fast edge path of the spec builder: sorted draws without a sort, the source index from
+runs kept in memory, blocks drawn ahead in a worker thread. None of them may change a byte:
+the same seed gives the same files whatever the chunk size, the number of blocks drawn ahead
+and the way the source index is built; and the draws keep their distribution."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import h5py
+import libsonata
+import numpy as np
+import pytest
+
+from builder.errors import BuildError
+from builder.sonata import EdgeStreamWriter
+from builder.spec import NetworkBuilder, load_spec, rules
+from builder.spec import build as spec_build
+from builder.spec.rules import _sorted_draws
+
+REPO = Path(__file__).resolve().parents[1]
+MICROCIRCUIT = REPO / "examples" / "microcircuit.json"
+
+
+def _digests(outdir: Path) -> dict[str, str]:
+    return {
+        p.relative_to(outdir).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(outdir.rglob("*"))
+        if p.is_file() and not p.name.startswith(".l5net")
+    }
+
+
+# ------------------------------------------------------------------ sorted draws
+def test_sorted_draws_are_sorted_uniform_and_skip_the_excluded():
+    rng = np.random.default_rng(11)
+    n, k, rows = 37, 400, 300
+    counts = np.full(rows, k)
+    counts[::7] = 0  # empty rows in between change nothing for the others
+    excl = np.where(np.arange(rows) % 3 == 0, np.arange(rows) % n, -1)
+    vals = _sorted_draws(rng, counts, n, excl)
+    assert len(vals) == counts.sum() and vals.min() >= 0 and vals.max() < n
+    row = np.repeat(np.arange(rows), counts)
+    assert np.all((np.diff(vals) >= 0) | (np.diff(row) != 0))  # ascending within each row
+    assert not np.any(vals == excl[row])  # never the excluded value
+    # rows without an exclusion: each value has probability 1/n; a chi-square test with
+    # n - 1 degrees of freedom, threshold at its 0.999 quantile (about 69 for 36 dof)
+    free = excl[row] < 0
+    obs = np.bincount(vals[free], minlength=n)
+    exp = free.sum() / n
+    assert ((obs - exp) ** 2 / exp).sum() < 69.0
+    # rows with one: the n - 1 others are equally likely
+    for v in (0, 5):
+        sel = excl[row] == v
+        obs = np.bincount(vals[sel], minlength=n)
+        assert obs[v] == 0
+        exp = sel.sum() / (n - 1)
+        assert ((np.delete(obs, v) - exp) ** 2 / exp).sum() < 69.0
+
+
+def test_sorted_draws_order_statistics_match_uniform_ones():
+    # the smallest of k uniform draws from n values: E = sum_j P(min >= j) = sum (1 - j/n)^k
+    rng = np.random.default_rng(3)
+    n, k, rows = 1000, 10, 20000
+    vals = _sorted_draws(rng, np.full(rows, k), n, None).reshape(rows, k)
+    expect = sum((1 - j / n) ** k for j in range(1, n))
+    sd = np.sqrt(n * n / (k * k))  # the minimum's sd is about n / k
+    assert abs(vals[:, 0].mean() - expect) < 5 * sd / np.sqrt(rows)
+
+
+def test_sorted_draws_refuse_an_empty_candidate_set():
+    rng = np.random.default_rng(0)
+    with pytest.raises(BuildError, match="empty population"):
+        _sorted_draws(rng, np.array([2]), 1, np.array([0]))
+    assert len(_sorted_draws(rng, np.array([0, 0]), 1, np.array([0, -1]))) == 0
+
+
+# ------------------------------------------------------------------ the source index
+@pytest.mark.parametrize("index_budget", [5, 1 << 20])
+def test_source_index_from_memory_equals_from_file(tmp_path, index_budget):
+    rng = np.random.default_rng(9)
+    n_src, n_trg, n = 23, 31, 2000
+    trg = np.sort(rng.integers(0, n_trg, n))
+    src = rng.integers(0, n_src, n)
+    order = np.lexsort((src, trg))
+    src, trg = src[order], trg[order]
+    w = rng.normal(size=n)
+    types = [{"edge_type_id": 1, "model_template": "static_synapse"}]
+    for name, in_memory in (("mem", 1 << 30), ("file", 0)):
+        with EdgeStreamWriter(
+            tmp_path / f"{name}.h5",
+            tmp_path / f"{name}.csv",
+            "e",
+            "s",
+            "t",
+            n_edges=n,
+            n_source_nodes=n_src,
+            n_target_nodes=n_trg,
+            edge_types=types,
+            columns={"syn_weight": "f8"},
+            chunk_edges=64,
+            index_budget=index_budget,
+            runs_in_memory=in_memory,
+        ) as wr:
+            for a in range(0, n, 333):  # appends that split targets and source runs
+                wr.append(src[a : a + 333], trg[a : a + 333], 1, {"syn_weight": w[a : a + 333]})
+    assert (tmp_path / "mem.h5").read_bytes() == (tmp_path / "file.h5").read_bytes()
+    pop = libsonata.EdgeStorage(str(tmp_path / "mem.h5")).open_population("e")
+    for s in range(n_src):
+        assert sorted(pop.efferent_edges([s]).flatten()) == list(np.flatnonzero(src == s))
+
+
+# ------------------------------------------------------------------ whole builds
+@pytest.fixture(scope="module")
+def small_microcircuit(tmp_path_factory):
+    """The microcircuit at scale 0.02 (about 120 k edges), blocks of at most 4096 edges
+    (several per projection) so that drawing ahead has something to overlap."""
+    mp = pytest.MonkeyPatch()
+    mp.setattr(rules, "EDGE_BUDGET", 4096)
+    spec = load_spec(MICROCIRCUIT, overrides={"scale": 0.02})
+    out = tmp_path_factory.mktemp("mc")
+    NetworkBuilder(spec, chunk_edges=1 << 22).build(out / "ref")
+    yield spec, out, mp
+    mp.undo()
+
+
+@pytest.mark.parametrize("chunk,ahead", [(1000, 0), (77, 2), (1 << 22, 5)])
+def test_chunks_and_threads_do_not_change_a_byte(small_microcircuit, monkeypatch, chunk, ahead):
+    spec, out, _ = small_microcircuit
+    assert rules.EDGE_BUDGET == 4096
+    monkeypatch.setattr(spec_build, "EDGE_PREFETCH_BLOCKS", ahead)
+    dest = out / f"c{chunk}_a{ahead}"
+    NetworkBuilder(spec, chunk_edges=chunk).build(dest)
+    ref = _digests(out / "ref")
+    assert ref == _digests(dest)
+    assert sum(k.endswith("_edges.h5") for k in ref) == len(spec.connections)
+
+
+def test_small_microcircuit_is_valid_sonata_with_sorted_edges(small_microcircuit):
+    spec, out, _ = small_microcircuit
+    name = "L4E_to_L23E"
+    path = out / "ref" / "network" / f"{name}_edges.h5"
+    pop = libsonata.EdgeStorage(str(path)).open_population(name)
+    with h5py.File(path) as h5:
+        g = h5["edges"][name]
+        s = g["source_node_id"][()].astype(np.int64)
+        t = g["target_node_id"][()].astype(np.int64)
+        w = g["0"]["syn_weight"][()]
+    assert len(s) == pop.size > 1000
+    assert np.all((np.diff(t) > 0) | ((np.diff(t) == 0) & (np.diff(s) >= 0)))
+    assert np.all(w > 0)  # keep_sign
+    for node in (0, 7, int(s[len(s) // 2])):
+        assert sorted(pop.efferent_edges([node]).flatten()) == list(np.flatnonzero(s == node))
+        assert sorted(pop.afferent_edges([node]).flatten()) == list(np.flatnonzero(t == node))
+
+
+def test_an_error_in_a_block_drawn_ahead_reaches_the_caller(small_microcircuit, monkeypatch):
+    spec, out, _ = small_microcircuit
+    monkeypatch.setattr(spec_build, "EDGE_PREFETCH_BLOCKS", 2)
+    real = rules.Projection.generate
+
+    def failing(self, b):
+        if b == 2:
+            raise BuildError("block 2 failed")
+        return real(self, b)
+
+    monkeypatch.setattr(rules.Projection, "generate", failing)
+    with pytest.raises(BuildError, match="block 2 failed"):
+        NetworkBuilder(spec).build(out / "failed")
+    assert not (out / "failed").exists()
