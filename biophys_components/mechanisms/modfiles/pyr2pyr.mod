@@ -78,6 +78,7 @@ NEURON {
     RANGE gbar_AMPA, gbar_NMDA, e_AMPA, e_NMDA, mg, initW
     RANGE tauD1, d1, tauD2, d2, tauF, f, P_0
     RANGE rng_id1, rng_id2, rng_id3, rng_set
+    RANDOM release_rng
     RANGE g_AMPA, g_NMDA, i_AMPA, i_NMDA, mgblock
     RANGE n_spike, n_release
 }
@@ -152,8 +153,18 @@ STATE {
 }
 
 VERBATIM
-#include <cstring>
-#include "nrnran123.h"
+#if defined(CORENEURON_BUILD)
+/* random_setids below becomes nrnran123_setids, which the CoreNEURON of NEURON 9.0 does not
+   declare: the same assignment as NEURON's (counter words 1, 2, 3 = ids 3, 1, 2; the next
+   random_setseq recomputes the stream's block). Identifiers avoid this file's variable names. */
+static inline void nrnran123_setids(nrnran123_State* state_l5, uint32_t first_l5,
+                                    uint32_t second_l5, uint32_t third_l5) {
+    auto& ctr_l5 = state_l5->c;
+    ctr_l5[1] = third_l5;
+    ctr_l5[2] = first_l5;
+    ctr_l5[3] = second_l5;
+}
+#endif
 ENDVERBATIM
 
 INITIAL {
@@ -219,14 +230,11 @@ FUNCTION unit_peak(tr (ms), td (ms)) (1) {
 }
 
 FUNCTION uniform123(seq, id1, id2, id3) {
-VERBATIM
-    nrnran123_array4x32 r123 = nrnran123_iran3((uint32_t) _lseq, (uint32_t) _lid1,
-                                               (uint32_t) _lid2, (uint32_t) _lid3);
-    /* word 0 of the result; read via memcpy because NEURON defines 'v' as a macro */
-    uint32_t word0;
-    memcpy(&word0, &r123, sizeof word0);
-    _luniform123 = ((double) word0 + 0.5) * 2.3283064365386962890625e-10;
-ENDVERBATIM
+    : draw seq of stream (id1, id2, id3): word 0 of philox4x32(counter {seq, id3, id1, id2},
+    : key {global index}), mapped to (0, 1) by (word + 1/2) / 2^32
+    random_setids(release_rng, id1, id2, id3)
+    random_setseq(release_rng, 4 * seq)
+    uniform123 = (random_ipick(release_rng) + 0.5) * 2.3283064365386962890625e-10
 }
 
 PROCEDURE fatal(code) {
