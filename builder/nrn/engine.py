@@ -15,10 +15,16 @@ them, so more than one helps only with several cells per rank.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ENGINES", "engine_options", "simulate"]
+__all__ = ["ENGINES", "coreneuron_mod_files", "engine_options", "simulate"]
+
+#: Our VecStim, for both engines (BMTK's ``vecevent.mod`` does not compile for CoreNEURON).
+VECSTIM = Path(__file__).with_name("vecstim_coreneuron.mod")
+_MECH_NAME = re.compile(r"^\s*(?:SUFFIX|POINT_PROCESS|ARTIFICIAL_CELL)\s+(\w+)", re.M)
 
 #: The values of ``run.engine`` / ``--engine``.
 ENGINES = ("neuron", "coreneuron")
@@ -52,8 +58,45 @@ def engine_options(
     return str(engine), int(n_thread)
 
 
-def simulate(sim: Any, engine: str, n_thread: int) -> None:
-    """Run ``sim`` (a BMTK ``BioSimulator``, fully set up) with ``engine`` on ``n_thread``."""
+def coreneuron_mod_files(mod_files: Sequence[Path], base: Path) -> list[Path]:
+    """The NMODL files a CoreNEURON run compiles: ours and those the network names.
+
+    An output directory carries BMTK's whole channel library as fallback; some of those files
+    (``NaV.mod``: a ``sparse`` KINETIC solved twice) do not compile with NEURON 9.0's CoreNEURON
+    code generator although no cell of ours uses them. A file is kept if it is one of ours
+    (:data:`builder.components.PROVIDED_MECHANISMS`) or its mechanism name appears as a word in
+    a component file (cell templates, models, synapse models) or a node-types table; a cell
+    inserting a mechanism by any other route would fail to instantiate, naming it. The file
+    defining ``VecStim`` is replaced by :data:`VECSTIM`.
+    """
+    from ..components import PROVIDED_MECHANISMS
+
+    texts = []
+    for folder, pattern in ((base / "components", "*"), (base / "network", "*.csv")):
+        for path in sorted(folder.rglob(pattern)) if folder.is_dir() else []:
+            if path.is_file() and "mechanisms" not in path.relative_to(folder).parts[:1]:
+                try:
+                    texts.append(path.read_text(errors="replace"))
+                except OSError:
+                    continue
+    words = set(re.findall(r"\w+", "\n".join(texts)))
+    kept = []
+    for mod in mod_files:
+        names = _MECH_NAME.findall(Path(mod).read_text(errors="replace"))
+        if "VecStim" in names:
+            kept.append(VECSTIM)  # BMTK's vecevent.mod is NEURON-only
+        elif any(n in PROVIDED_MECHANISMS or n in words for n in names):
+            kept.append(Path(mod))
+    return kept
+
+
+def simulate(sim: Any, engine: str, n_thread: int, mechanisms_dir: Path | None = None) -> None:
+    """Run ``sim`` (a BMTK ``BioSimulator``, fully set up) with ``engine`` on ``n_thread``.
+
+    ``mechanisms_dir`` (coreneuron): the directory :func:`builder.mechanisms.compiled_mechanisms`
+    built with ``coreneuron=True``; CoreNEURON loads its ``libcorenrnmech`` (NEURON looks for
+    it through ``CORENEURONLIB``, else finds only its built-in mechanisms).
+    """
     from neuron import h
 
     pc = h.ParallelContext()
@@ -62,10 +105,25 @@ def simulate(sim: Any, engine: str, n_thread: int) -> None:
     if engine == "neuron":
         sim.run()
         return
-    _run_coreneuron(sim, h, pc)
+    _run_coreneuron(sim, h, pc, mechanisms_dir)
 
 
-def _run_coreneuron(sim: Any, h: Any, pc: Any) -> None:
+def _corenrn_library(mechanisms_dir: Path) -> Path:
+    from ..errors import RunError
+    from ..mechanisms import mechanisms_library
+
+    lib = mechanisms_library(mechanisms_dir)
+    core = lib.with_name(lib.name.replace("libnrnmech", "libcorenrnmech"))
+    if not core.is_file():
+        raise RunError(
+            f"{mechanisms_dir}: no CoreNEURON mechanisms library ({core.name}) next to {lib.name}"
+        )
+    return core
+
+
+def _run_coreneuron(sim: Any, h: Any, pc: Any, mechanisms_dir: Path | None) -> None:
+    import os
+
     from bmtk.simulator.bionet.modules import SpikesMod
     from bmtk.simulator.bionet.modules.record_cellvars import MembraneReport, SomaReport
     from neuron import coreneuron
@@ -97,9 +155,11 @@ def _run_coreneuron(sim: Any, h: Any, pc: Any) -> None:
         for seg, var in pairs:
             vec = h.Vector(n_steps + 1)
             vec.resize(0)
-            vec.record(getattr(seg, f"_ref_{var}"), sim.dt)
+            vec.record(getattr(seg, f"_ref_{var}"))  # every step (CoreNEURON: no Dt form)
             recs.append((seg, var, vec))
     h.CVode().cache_efficient(1)  # CoreNEURON requires it (the NEURON engine sets it too)
+    if mechanisms_dir is not None:
+        os.environ["CORENEURONLIB"] = str(_corenrn_library(Path(mechanisms_dir)))
     coreneuron.enable = True
     coreneuron.verbose = 0
     try:

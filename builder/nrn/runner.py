@@ -302,7 +302,7 @@ def _run(
     from ..simconfig import rate_window_ms
     from ..synmodels import load_model_file
     from . import bionet_ext, synapses
-    from .engine import engine_options, simulate
+    from .engine import coreneuron_mod_files, engine_options, simulate
 
     t_setup = time.perf_counter()
     base = config.parent
@@ -317,6 +317,8 @@ def _run(
         raise RunError(f"{mod_dir}: no NMODL files; the output directory is incomplete")
     chosen = select_mechanisms(mods, provided_mod_files())
     mods = list(chosen.mod_files)
+    if engine == "coreneuron":
+        mods = coreneuron_mod_files(mods, base)
     if mpi.rank == 0 and not quiet:
         for note in chosen.notes:
             print(f"run-network: note: {note}", file=sys.stderr)
@@ -412,7 +414,7 @@ def _run(
     t_sim = time.perf_counter()
     with stop.deferred():
         try:
-            simulate(sim, engine, n_thread)
+            simulate(sim, engine, n_thread, compiled)
         except OSError as exc:  # BMTK writing its outputs at the end of the run
             raise OutputError(write_failure(exc, base / PARTIAL_OUTPUT)) from None
         loop.outcome()
