@@ -115,8 +115,19 @@ def test_bad_engine_settings_exit_2(tiny_network, run_network, tmp_path, keys, w
 def test_engine_option_overrides_the_config(tiny_network, run_network, tmp_path):
     # a config asking for an unknown engine is not read when the command line names one
     net = _with_run(tiny_network, tmp_path / "net", engine="gpu")
-    res = run_network(net, "--engine", "neuron", "-t", "2")
+    res = run_network(net, "--engine", "neuron")
     assert res.returncode == 0, res.describe()
+
+
+def test_threads_with_zero_delays_are_a_clear_error(tiny_network, run_network, tmp_path):
+    # NEURON's threads cannot run the default network (it stops with "usable mindelay is 0"
+    # at initialisation): one clear message, nothing written
+    net = _with_run(tiny_network, tmp_path / "net")
+    res = run_network(net, "-t", "2")
+    assert res.returncode == 2, res.describe()
+    assert "Traceback" not in res.stderr
+    assert "-t/--threads 2" in res.stderr and "one thread" in res.stderr
+    assert not (net / "output").exists()
 
 
 LEGACY_RANDOM = """

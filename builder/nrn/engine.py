@@ -10,7 +10,8 @@
   files); spikes come back through ``pc.spike_record`` as with NEURON.
 
 ``run.n_thread`` (or ``-t N``) sets ``pc.nthread``: NEURON's threads split the cells between
-them, so more than one helps only with several cells per rank.
+them, so more than one helps only with several cells per rank; a network NEURON cannot split
+(minimum delay between threads below dt) is a clear error.
 """
 
 from __future__ import annotations
@@ -102,10 +103,23 @@ def simulate(sim: Any, engine: str, n_thread: int, mechanisms_dir: Path | None =
     pc = h.ParallelContext()
     if n_thread > 1:
         pc.nthread(n_thread)
-    if engine == "neuron":
-        sim.run()
-        return
-    _run_coreneuron(sim, h, pc, mechanisms_dir)
+        pc.set_maxstep(10)  # recomputes the minimum delay for the new thread layout
+    try:
+        if engine == "neuron":
+            sim.run()
+        else:
+            _run_coreneuron(sim, h, pc, mechanisms_dir)
+    except RuntimeError as exc:
+        if n_thread > 1 and "mindelay" in str(exc):
+            from ..errors import RunError
+
+            raise RunError(
+                f"-t/--threads {n_thread} (run.n_thread): NEURON cannot split this network "
+                "over threads (its usable minimum delay between threads is 0 or below dt: the "
+                "default network's inputs and the resting-state start with dt = 2 ms); run it "
+                "with one thread"
+            ) from None
+        raise
 
 
 def _corenrn_library(mechanisms_dir: Path) -> Path:
