@@ -79,6 +79,9 @@ ASSIGNED {
     n_spike
     n_release
     n_pp_stream_users
+    dt_decay (ms)
+    kon (1)
+    koff (1)
 }
 
 STATE {
@@ -113,18 +116,27 @@ INITIAL {
     n_spike = 0
     n_release = 0
     n_pp_stream_users = 0
+    dt_decay = -1
 }
 
 BREAKPOINT {
-    SOLVE kinetics METHOD cnexp
+    SOLVE kinetics
     g_GABA = gbar_GABA * (Ron + Roff)
     i_GABA = g_GABA * (v - e_GABA)
     i = i_GABA
 }
 
-DERIVATIVE kinetics {
-    Ron' = (on_sum * Rinf - Ron) / Rtau
-    Roff' = -Beta_GABA * Roff
+PROCEDURE kinetics() {
+    : One fixed step of Ron' = (on_sum Rinf - Ron) / Rtau, Roff' = -Beta_GABA Roff with the
+    : exact exponential update, operation for operation as NEURON's cnexp writes it (same
+    : numbers); the factors 1 - exp(-dt / tau) are computed once per dt, not every step.
+    if (dt != dt_decay) {
+        kon = 1 - exp(dt * ((-1) / Rtau))
+        koff = 1 - exp(dt * ((-Beta_GABA) * 1))
+        dt_decay = dt
+    }
+    Ron = Ron + kon * (-((on_sum * Rinf) / Rtau) / ((-1) / Rtau) - Ron)
+    Roff = Roff + koff * (0 - Roff)
 }
 
 FUNCTION uniform123(seq, id1, id2, id3) {

@@ -143,6 +143,11 @@ ASSIGNED {
     n_spike
     n_release
     n_pp_stream_users
+    dt_decay (ms)
+    kfast_AMPA (1)
+    kslow_AMPA (1)
+    kfast_NMDA (1)
+    kslow_NMDA (1)
 }
 
 STATE {
@@ -199,10 +204,11 @@ INITIAL {
     n_spike = 0
     n_release = 0
     n_pp_stream_users = 0
+    dt_decay = -1
 }
 
 BREAKPOINT {
-    SOLVE kinetics METHOD cnexp
+    SOLVE kinetics
     mgblock = 1 / (1 + exp(-0.08 (/mV) * v) * mg / 3.57 (mM))
     g_AMPA = gbar_AMPA * (slow_AMPA + sgn * fast_AMPA)
     g_NMDA = gbar_NMDA * (slow_NMDA + sgn * fast_NMDA) * mgblock
@@ -211,11 +217,24 @@ BREAKPOINT {
     i = i_AMPA + i_NMDA
 }
 
-DERIVATIVE kinetics {
-    fast_AMPA' = (on_AMPA * Rinf_AMPA - fast_AMPA) / tfast_AMPA
-    slow_AMPA' = -slow_AMPA / tslow_AMPA
-    fast_NMDA' = (on_NMDA * Rinf_NMDA - fast_NMDA) / tfast_NMDA
-    slow_NMDA' = -slow_NMDA / tslow_NMDA
+PROCEDURE kinetics() {
+    : One fixed step of
+    :   fast_X' = (on_X Rinf_X - fast_X) / tfast_X,   slow_X' = -slow_X / tslow_X
+    : with the exact exponential update X <- X + (1 - exp(-dt / tau)) (target - X), written
+    : operation for operation as NEURON's cnexp writes it (same numbers); the factors
+    : 1 - exp(-dt / tau) depend on dt and the time constants only, so they are computed once
+    : per dt instead of four exp calls per step. (Fixed time step only, as cnexp in practice.)
+    if (dt != dt_decay) {
+        kfast_AMPA = 1 - exp(dt * ((-1) / tfast_AMPA))
+        kslow_AMPA = 1 - exp(dt * ((-1) / tslow_AMPA))
+        kfast_NMDA = 1 - exp(dt * ((-1) / tfast_NMDA))
+        kslow_NMDA = 1 - exp(dt * ((-1) / tslow_NMDA))
+        dt_decay = dt
+    }
+    fast_AMPA = fast_AMPA + kfast_AMPA * (-((on_AMPA * Rinf_AMPA) / tfast_AMPA) / ((-1) / tfast_AMPA) - fast_AMPA)
+    slow_AMPA = slow_AMPA + kslow_AMPA * (0 - slow_AMPA)
+    fast_NMDA = fast_NMDA + kfast_NMDA * (-((on_NMDA * Rinf_NMDA) / tfast_NMDA) / ((-1) / tfast_NMDA) - fast_NMDA)
+    slow_NMDA = slow_NMDA + kslow_NMDA * (0 - slow_NMDA)
 }
 
 FUNCTION unit_peak(tr (ms), td (ms)) (1) {
