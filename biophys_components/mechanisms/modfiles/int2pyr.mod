@@ -18,7 +18,7 @@ Per connection (in the NetCon weight vector, so that any number of NetCons may s
 point process): short-term plasticity (F -> F + f at every presynaptic spike, relaxing to 1
 with tauF; D1, D2 multiplied by d1, d2 at every release, recovering to 1 with tauD1, tauD2),
 stochastic release with probability P_0 (Random123, exactly as in pyr2pyr.mod: the n-th draw
-of a connection is philox4x32(counter = {n, id1, id2, id3}, key = {global index}), word 0,
+of a connection is philox4x32(counter = {n, id3, id1, id2}, key = {global index}), word 0,
 mapped to (0, 1); the ids are the NetCon's (slots 1-3, used when slot 4 is 1) or the point
 process's rng_id1..3 (when rng_set is 1); missing or shared fallback streams are an error at
 finitialize when 0 < P_0 < 1), and the pulse state.

@@ -49,8 +49,9 @@ may share one point process:
     a release of amplitude weight * initW * F * D1 * D2 drives BOTH the AMPA and the NMDA
     conductance, a failure neither;
   - its Random123 stream: the uniform number of the n-th draw of a connection is
-    philox4x32(counter = {n, id1, id2, id3}, key = {NEURON global index}), word 0,
-    mapped to (0, 1). The ids are either the NetCon's own (weight vector slots 1-3, used when
+    philox4x32(counter = {n, id3, id1, id2}, key = {NEURON global index}), word 0,
+    mapped to (0, 1), drawn through the NMODL RANDOM variable release_rng (re-keyed to the
+    connection's ids before each draw), so NEURON and CoreNEURON draw the same. The ids are either the NetCon's own (weight vector slots 1-3, used when
     slot 4 is 1) or the point process's rng_id1..3 (when rng_set is 1). Both are set from
     Python (builder.nrn.synapses.set_release_stream). With 0 < P_0 < 1, a connection without
     a stream, or several connections falling back to the same point-process stream, is an
