@@ -5,7 +5,7 @@ Usage::
 
     python benchmarks/bench_run.py [--stop-s 1.0] [--repeat 1] [--seed 123]
                                    [--params params/L5NetParams.json] [--no-settle]
-                                   [--coreneuron] [--keep]
+                                   [--threads N] [--no-engine] [--coreneuron] [--keep]
 
 Steps:
 
@@ -20,7 +20,11 @@ Steps:
      ``run_network.py DIR --no-progress`` does and prints the runner's own
      :class:`~builder.nrn.runner.RunSummary` as JSON;
    * **stock**: ``benchmarks/stock_bionet_run.py DIR``, BMTK's ``run_bionet.py`` flow with one
-     point process per synapse.
+     point process per synapse;
+   * **core**: ours with ``engine="coreneuron"`` (``run-network --engine coreneuron``: the
+     mechanisms compiled with ``nrnivmodl -coreneuron``, one ``pc.psolve``), unless
+     ``--no-engine``; its spikes must equal ours exactly;
+   * with ``--threads N`` (N > 1) also **ours-tN** and **core-tN** (``pc.nthread(N)``).
 
    Each child reports its setup and simulation wall times (and the CPU time it spent in each);
    the parent takes the child's wall time, CPU time and peak RSS from ``os.wait4``.
@@ -93,8 +97,25 @@ if orig_modules is not None:
     runner._modules = _modules
 import inspect
 opts = {}
-if sys.argv[2:] == ["--no-settle"] and "settle" in inspect.signature(runner.run).parameters:
+args = sys.argv[2:]
+if "--no-settle" in args and "settle" in inspect.signature(runner.run).parameters:
     opts["settle"] = False
+if "--engine" in args:
+    opts["engine"] = args[args.index("--engine") + 1]
+if "--threads" in args:
+    opts["n_thread"] = int(args[args.index("--threads") + 1])
+try:  # the engine module runs the simulation itself (the coreneuron engine never calls sim.run)
+    import builder.nrn.engine as engine
+    orig_simulate = engine.simulate
+    def simulate(*a, **k):
+        c0 = time.process_time()
+        try:
+            return orig_simulate(*a, **k)
+        finally:
+            cpu["sim"] = time.process_time() - c0
+    engine.simulate = simulate
+except ImportError:
+    pass
 ctx = setup_mpi()
 with guard(ctx):
     s = runner.run(sys.argv[1], merge=True, mpi=ctx, progress=False, **opts)
@@ -115,6 +136,12 @@ from pathlib import Path
 from builder.mechanisms import compiled_mechanisms
 mods = sorted(Path(sys.argv[1], "components", "mechanisms", "modfiles").glob("*.mod"))
 print(compiled_mechanisms(mods, quiet=False))
+if sys.argv[2:] == ["--coreneuron"]:
+    from builder.components import provided_mod_files, select_mechanisms
+    from builder.nrn.engine import coreneuron_mod_files
+    chosen = list(select_mechanisms(mods, provided_mod_files()).mod_files)
+    core = coreneuron_mod_files(chosen, Path(sys.argv[1]))
+    print(compiled_mechanisms(core, quiet=False, coreneuron=True))
 import bmtk.simulator.bionet, h5py  # warm the file cache and the bytecode
 """
 
@@ -301,7 +328,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=123, help="build seed")
     ap.add_argument("--stop-s", type=float, default=1.0, help="biological time to simulate (s)")
     ap.add_argument("--repeat", type=int, default=1, help="timed runs per side")
-    ap.add_argument("--coreneuron", action="store_true", help="also try CoreNEURON (stock side)")
+    ap.add_argument("--coreneuron", action="store_true", help="also try stock BMTK on CoreNEURON")
+    ap.add_argument(
+        "--no-engine",
+        action="store_true",
+        help="leave out our coreneuron engine (run-network --engine coreneuron)",
+    )
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        metavar="N",
+        help="also time ours and core with pc.nthread(N) (N > 1)",
+    )
     ap.add_argument(
         "--no-settle",
         action="store_true",
@@ -365,30 +404,47 @@ def _bench(ns: argparse.Namespace, params: Path, work: Path) -> int:
         print(f"bench_run: the build failed (exit {rc}):\n{tail(log)}", file=sys.stderr)
         return 1
     print(f"built {net} in {wall:.1f} s (untimed)")
-    wall, _, _, rc = run_child([python, "-c", WARM, str(net)], work / "warm.log", ROOT)
+    warm = [python, "-c", WARM, str(net)] + ([] if ns.no_engine else ["--coreneuron"])
+    wall, _, _, rc = run_child(warm, work / "warm.log", ROOT)
     if rc != 0:
         print(f"bench_run: warm-up failed (exit {rc}):\n{tail(work / 'warm.log')}", file=sys.stderr)
         return 1
     print(f"mechanisms compiled/cached and libraries imported in {wall:.1f} s (untimed)")
-    dirs = {side: work / side for side in ("ours", "stock")}
+    variants = {"ours": [], "stock": None}
+    if not ns.no_engine:
+        variants["core"] = ["--engine", "coreneuron"]
+    if ns.threads > 1:
+        variants[f"ours-t{ns.threads}"] = ["--threads", str(ns.threads)]
+        if not ns.no_engine:
+            variants[f"core-t{ns.threads}"] = variants["core"] + ["--threads", str(ns.threads)]
+    dirs = {side: work / side for side in variants}
     for d in dirs.values():
         shutil.copytree(net, d)
+    settle = ["--no-settle"] if ns.no_settle else []
     commands = {
-        "ours": [python, "-c", OURS_LAUNCHER, str(dirs["ours"])]
-        + (["--no-settle"] if ns.no_settle else []),
-        "stock": [python, str(STOCK), str(dirs["stock"])],
+        side: (
+            [python, str(STOCK), str(dirs[side])]
+            if extra is None
+            else [python, "-c", OURS_LAUNCHER, str(dirs[side]), *settle, *extra]
+        )
+        for side, extra in variants.items()
     }
 
     # 2. timed runs, alternating
     runs: list[Run] = []
     for i in range(ns.repeat):
-        for side in ("ours", "stock"):
+        for side in list(variants):
             r = _timed(side, commands[side], work / f"{side}{i}.log", i)
-            if r is None:
+            if r is None and side in ("ours", "stock"):
                 return 1
+            if r is None:  # an engine variant this network cannot use: reported, left out
+                print(f"  {side}: left out of the comparison")
+                del variants[side]
+                runs[:] = [x for x in runs if x.side != side]
+                continue
             runs.append(r)
 
-    sides = ["ours", "stock"]
+    sides = list(variants)
     if ns.coreneuron:
         sides += _coreneuron(ns, python, work, net, runs)
 
@@ -513,6 +569,17 @@ def _report(
     if abs(a - b) > tol:
         failures.append(f"spike counts differ beyond statistical error: ours {a}, stock {b}")
     for s in sides:
+        if s in ("ours", "stock") or s not in dirs:
+            continue
+        same = compare_trains(
+            spike_times(dirs["ours"] / "output" / "spikes.h5"),
+            spike_times(dirs[s] / "output" / "spikes.h5"),
+            dt_ms=0.0,
+        )
+        print(f"spikes ours vs {s}: {same}")
+        if same not in ("identical spike times", "both silent"):
+            failures.append(f"{s}: spikes differ from ours ({same})")
+    for s in sides:
         if len(set(spikes[s])) > 1:
             failures.append(f"{s}: repeats gave different spike counts {spikes[s]}")
     o, st = m["ours"], m["stock"]
@@ -523,6 +590,15 @@ def _report(
         f"cpu-time ratio {st['sim_cpu'] / o['sim_cpu']:.1f}x simulation (RTF cpu ours "
         f"{o['rtf_cpu']:.1f}, stock {st['rtf_cpu']:.1f})"
     )
+    for s in sides:
+        if s in ("ours", "stock"):
+            continue
+        v = m[s]
+        print(
+            f"speedup {s}: RTF {v['rtf']:.2f} wall ({o['sim'] / v['sim']:.2f}x ours, "
+            f"{st['sim'] / v['sim']:.1f}x stock), RTF cpu {v['rtf_cpu']:.2f} "
+            f"({o['sim_cpu'] / v['sim_cpu']:.2f}x ours, {st['sim_cpu'] / v['sim_cpu']:.1f}x stock)"
+        )
     if failures:
         print("FAILED checks:\n  " + "\n  ".join(failures), file=sys.stderr)
         return 1

@@ -162,11 +162,14 @@ def sources_digest(mod_files: Sequence[Path]) -> str:
     return h.hexdigest()
 
 
-def mechanisms_key(mod_files: Sequence[Path], *, nrnivmodl: Path | None = None) -> str:
+def mechanisms_key(
+    mod_files: Sequence[Path], *, nrnivmodl: Path | None = None, coreneuron: bool = False
+) -> str:
     """Cache key of a compiled mechanisms directory (24 hex digits).
 
     Covers the sources (:func:`sources_digest`), the NEURON version, the ``nrnivmodl`` location
-    (the built library links to that installation) and the machine type.
+    (the built library links to that installation) and the machine type; a CoreNEURON build
+    (``nrnivmodl -coreneuron``) has its own key.
     """
     tool = nrnivmodl if nrnivmodl is not None else nrnivmodl_path()
     h = hashlib.sha256()
@@ -178,6 +181,8 @@ def mechanisms_key(mod_files: Sequence[Path], *, nrnivmodl: Path | None = None) 
         sys.platform,
     ):
         h.update(part.encode() + b"\0")
+    if coreneuron:
+        h.update(b"coreneuron\0")
     return h.hexdigest()[:24]
 
 
@@ -262,7 +267,12 @@ def compile_errors(output: str, origins: dict[str, Path]) -> list[str]:
 
 
 def _compile(
-    sources: dict[str, bytes], build: Path, tool: Path, quiet: bool, origins: dict[str, Path]
+    sources: dict[str, bytes],
+    build: Path,
+    tool: Path,
+    quiet: bool,
+    origins: dict[str, Path],
+    coreneuron: bool = False,
 ) -> None:
     mod_dir = build / "mod"
     mod_dir.mkdir()
@@ -277,7 +287,7 @@ def _compile(
         )
     try:
         proc = subprocess.run(
-            [str(tool), "mod"],
+            [str(tool), *(["-coreneuron"] if coreneuron else []), "mod"],
             cwd=build,
             env=env,
             stdout=subprocess.PIPE,
@@ -299,6 +309,16 @@ def _compile(
             log = None
         full = f"\nFull compiler output: {log}" if log else ""
         errors = compile_errors(proc.stdout, origins)
+        if errors and coreneuron:
+            lines = "\n".join(f"  {e}" for e in errors)
+            n = len(errors)
+            raise ComponentError(
+                f"{n} NMODL file{'s' if n != 1 else ''} did not compile for CoreNEURON "
+                f"(nrnivmodl -coreneuron, NEURON {neuron_version()}):\n{lines}\nCoreNEURON "
+                f"needs THREADSAFE mechanisms without NEURON-only VERBATIM code (hoc objects, "
+                f"nrn_random / legacy Random calls); random streams are portable as NMODL "
+                f"RANDOM variables. Run with --engine neuron to use NEURON itself.{full}"
+            )
         if errors:
             lines = "\n".join(f"  {e}" for e in errors)
             n = len(errors)
@@ -321,6 +341,7 @@ def compiled_mechanisms(
     *,
     cache_dir: str | os.PathLike | None = None,
     quiet: bool = True,
+    coreneuron: bool = False,
 ) -> Path:
     """Compile ``mod_files`` with ``nrnivmodl`` (once per content) and return the directory.
 
@@ -332,6 +353,9 @@ def compiled_mechanisms(
         Cache root (default: :func:`cache_root`).
     quiet : bool
         When false, announce the compilation and copy the compiler output to stderr.
+    coreneuron : bool
+        Compile with ``nrnivmodl -coreneuron`` (the library then serves NEURON and CoreNEURON;
+        cached under its own key).
 
     Returns
     -------
@@ -348,7 +372,7 @@ def compiled_mechanisms(
         raise ComponentError("no NMODL files to compile")
     tool = nrnivmodl_path()
     sources = _sources(mod_files)
-    key = mechanisms_key(mod_files, nrnivmodl=tool)
+    key = mechanisms_key(mod_files, nrnivmodl=tool, coreneuron=coreneuron)
     parent = cache_root(cache_dir) / "mechanisms"
     parent.mkdir(parents=True, exist_ok=True)
     final = parent / key
@@ -360,7 +384,8 @@ def compiled_mechanisms(
         # the umask's permissions (not mkdtemp's 0700): the cache may be shared
         build = make_temp_dir(parent, f".build-{key}-")
         try:
-            _compile(sources, build, tool, quiet, {Path(m).name: Path(m) for m in mod_files})
+            origins = {Path(m).name: Path(m) for m in mod_files}
+            _compile(sources, build, tool, quiet, origins, coreneuron)
             if final.exists():  # a stale, incomplete directory from outside our protocol
                 stale = make_temp_dir(parent, f".stale-{key}-")
                 os.replace(final, stale / key)

@@ -165,6 +165,23 @@ def run_parser() -> argparse.ArgumentParser:
         "(legacy behaviour: spurious spikes in the first ~50 ms)",
     )
     p.add_argument(
+        "--engine",
+        choices=("neuron", "coreneuron"),
+        default=None,
+        help="simulation engine (default: the config's run.engine, else neuron); coreneuron "
+        "compiles the mechanisms with nrnivmodl -coreneuron and runs them in CoreNEURON, "
+        "same spikes, faster",
+    )
+    p.add_argument(
+        "-t",
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="NEURON threads per process (pc.nthread; default: the config's run.n_thread, "
+        "else 1); they split the cells, so they help only with several cells per process",
+    )
+    p.add_argument(
         "--plot",
         action="store_true",
         help="write the PNG figures into OUTDIR/output/plots after the run "

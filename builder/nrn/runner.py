@@ -254,13 +254,17 @@ def run(
     bmtk_inputs: bool = False,
     stop: Stop | None = None,
     check: bool = True,
+    engine: str | None = None,
+    n_thread: int | None = None,
 ) -> RunSummary:
     """Run the simulation described by ``config`` (see the module docstring).
 
     With ``check`` (the default), every input is checked first (:mod:`builder.checks`).
     ``stop`` (installed signal handling) lets SIGINT/SIGTERM end the run cleanly: the partial
     output is removed, the previous output is left as it was, and :class:`Interrupted` is
-    raised. Any other failure also removes the partial output.
+    raised. Any other failure also removes the partial output. ``engine`` ("neuron" or
+    "coreneuron") and ``n_thread`` override the config's ``run.engine`` / ``run.n_thread``
+    (:mod:`builder.nrn.engine`).
     """
     from ..checks import check_run_inputs
 
@@ -270,7 +274,17 @@ def run(
         check_run_inputs(config)
     base = config.parent
     try:
-        return _run(config, merge, mpi, progress, quiet, settle, bmtk_inputs, stop or Stop())
+        return _run(
+            config,
+            merge,
+            mpi,
+            progress,
+            quiet,
+            settle,
+            bmtk_inputs,
+            stop or Stop(),
+            (engine, n_thread),
+        )
     except BaseException:
         # every rank: one that fails may be the last one left alive by MPI_Abort
         shutil.rmtree(base / PARTIAL_OUTPUT, ignore_errors=True)
@@ -286,6 +300,7 @@ def _run(
     settle: bool,
     bmtk_inputs: bool,
     stop: Stop,
+    engine_args: tuple[str | None, int | None] = (None, None),
 ) -> RunSummary:
     from .. import mechanisms
     from ..components import provided_mod_files, select_mechanisms
@@ -293,12 +308,14 @@ def _run(
     from ..simconfig import rate_window_ms
     from ..synmodels import load_model_file
     from . import bionet_ext, cellgeom, ecp, synapses
+    from .engine import coreneuron_mod_files, engine_options, simulate
 
     t_setup = time.perf_counter()
     base = config.parent
     os.chdir(base)  # BMTK resolves the manifest's "." against the working directory
     raw = json.loads(config.read_text())
     seed = int(raw.get("run", {}).get("random_seed", 0))
+    engine, n_thread = engine_options(raw, config, *engine_args)
 
     mod_dir = base / "components" / "mechanisms" / "modfiles"
     mods = sorted(mod_dir.glob("*.mod")) if mod_dir.is_dir() else []
@@ -308,6 +325,8 @@ def _run(
     # (hh, pas): then our own mechanisms (synapse models, VecStim) are compiled alone
     chosen = select_mechanisms(mods, provided_mod_files())
     mods = list(chosen.mod_files)
+    if engine == "coreneuron":
+        mods = coreneuron_mod_files(mods, base)
     if mpi.rank == 0 and not quiet:
         for note in chosen.notes:
             print(f"run-network: note: {note}", file=sys.stderr)
@@ -319,10 +338,10 @@ def _run(
             log.warning(note)  # once per file; synapse creation itself is silent
     # rank 0 compiles; the others then find the cache (the cache is also lock-protected)
     if mpi.rank == 0:
-        compiled = mechanisms.compiled_mechanisms(mods)
+        compiled = mechanisms.compiled_mechanisms(mods, coreneuron=engine == "coreneuron")
     mpi.barrier()
     if mpi.rank != 0:
-        compiled = mechanisms.compiled_mechanisms(mods)
+        compiled = mechanisms.compiled_mechanisms(mods, coreneuron=engine == "coreneuron")
 
     os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")  # no "no DISPLAY" warning
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"bmtk\.")
@@ -417,7 +436,7 @@ def _run(
     t_sim = time.perf_counter()
     with stop.deferred():
         try:
-            sim.run()
+            simulate(sim, engine, n_thread, compiled)
         except OSError as exc:  # BMTK writing its outputs at the end of the run
             raise OutputError(write_failure(exc, base / PARTIAL_OUTPUT)) from None
         loop.outcome()
@@ -733,6 +752,8 @@ def main(argv: list[str] | None = None) -> int:
                 bmtk_inputs=ns.bmtk_inputs,
                 stop=stop,
                 check=False,
+                engine=ns.engine,
+                n_thread=ns.threads,
             )
     except BuildError as exc:
         print(f"run-network: error: {exc}", file=sys.stderr)

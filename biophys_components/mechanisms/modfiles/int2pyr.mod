@@ -18,7 +18,7 @@ Per connection (in the NetCon weight vector, so that any number of NetCons may s
 point process): short-term plasticity (F -> F + f at every presynaptic spike, relaxing to 1
 with tauF; D1, D2 multiplied by d1, d2 at every release, recovering to 1 with tauD1, tauD2),
 stochastic release with probability P_0 (Random123, exactly as in pyr2pyr.mod: the n-th draw
-of a connection is philox4x32(counter = {n, id1, id2, id3}, key = {global index}), word 0,
+of a connection is philox4x32(counter = {n, id3, id1, id2}, key = {global index}), word 0,
 mapped to (0, 1); the ids are the NetCon's (slots 1-3, used when slot 4 is 1) or the point
 process's rng_id1..3 (when rng_set is 1); missing or shared fallback streams are an error at
 finitialize when 0 < P_0 < 1), and the pulse state.
@@ -37,6 +37,7 @@ NEURON {
     RANGE e_GABA, gbar_GABA, AlphaTmax_GABA, Beta_GABA, Cdur_GABA, initW
     RANGE tauD1, d1, tauD2, d2, tauF, f, P_0
     RANGE rng_id1, rng_id2, rng_id3, rng_set
+    RANDOM release_rng
     RANGE g_GABA, i_GABA
     RANGE n_spike, n_release
 }
@@ -78,6 +79,9 @@ ASSIGNED {
     n_spike
     n_release
     n_pp_stream_users
+    dt_decay (ms)
+    kon (1)
+    koff (1)
 }
 
 STATE {
@@ -86,8 +90,18 @@ STATE {
 }
 
 VERBATIM
-#include <cstring>
-#include "nrnran123.h"
+#if defined(CORENEURON_BUILD)
+/* random_setids below becomes nrnran123_setids, which the CoreNEURON of NEURON 9.0 does not
+   declare: the same assignment as NEURON's (counter words 1, 2, 3 = ids 3, 1, 2; the next
+   random_setseq recomputes the stream's block). Identifiers avoid this file's variable names. */
+static inline void nrnran123_setids(nrnran123_State* state_l5, uint32_t first_l5,
+                                    uint32_t second_l5, uint32_t third_l5) {
+    auto& ctr_l5 = state_l5->c;
+    ctr_l5[1] = third_l5;
+    ctr_l5[2] = first_l5;
+    ctr_l5[3] = second_l5;
+}
+#endif
 ENDVERBATIM
 
 INITIAL {
@@ -102,29 +116,35 @@ INITIAL {
     n_spike = 0
     n_release = 0
     n_pp_stream_users = 0
+    dt_decay = -1
 }
 
 BREAKPOINT {
-    SOLVE kinetics METHOD cnexp
+    SOLVE kinetics
     g_GABA = gbar_GABA * (Ron + Roff)
     i_GABA = g_GABA * (v - e_GABA)
     i = i_GABA
 }
 
-DERIVATIVE kinetics {
-    Ron' = (on_sum * Rinf - Ron) / Rtau
-    Roff' = -Beta_GABA * Roff
+PROCEDURE kinetics() {
+    : One fixed step of Ron' = (on_sum Rinf - Ron) / Rtau, Roff' = -Beta_GABA Roff with the
+    : exact exponential update, operation for operation as NEURON's cnexp writes it (same
+    : numbers); the factors 1 - exp(-dt / tau) are computed once per dt, not every step.
+    if (dt != dt_decay) {
+        kon = 1 - exp(dt * ((-1) / Rtau))
+        koff = 1 - exp(dt * ((-Beta_GABA) * 1))
+        dt_decay = dt
+    }
+    Ron = Ron + kon * (-((on_sum * Rinf) / Rtau) / ((-1) / Rtau) - Ron)
+    Roff = Roff + koff * (0 - Roff)
 }
 
 FUNCTION uniform123(seq, id1, id2, id3) {
-VERBATIM
-    nrnran123_array4x32 r123 = nrnran123_iran3((uint32_t) _lseq, (uint32_t) _lid1,
-                                               (uint32_t) _lid2, (uint32_t) _lid3);
-    /* word 0 of the result; read via memcpy because NEURON defines 'v' as a macro */
-    uint32_t word0;
-    memcpy(&word0, &r123, sizeof word0);
-    _luniform123 = ((double) word0 + 0.5) * 2.3283064365386962890625e-10;
-ENDVERBATIM
+    : draw seq of stream (id1, id2, id3): word 0 of philox4x32(counter {seq, id3, id1, id2},
+    : key {global index}), mapped to (0, 1) by (word + 1/2) / 2^32
+    random_setids(release_rng, id1, id2, id3)
+    random_setseq(release_rng, 4 * seq)
+    uniform123 = (random_ipick(release_rng) + 0.5) * 2.3283064365386962890625e-10
 }
 
 PROCEDURE fatal(code) {

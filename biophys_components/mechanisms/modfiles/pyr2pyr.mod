@@ -49,8 +49,9 @@ may share one point process:
     a release of amplitude weight * initW * F * D1 * D2 drives BOTH the AMPA and the NMDA
     conductance, a failure neither;
   - its Random123 stream: the uniform number of the n-th draw of a connection is
-    philox4x32(counter = {n, id1, id2, id3}, key = {NEURON global index}), word 0,
-    mapped to (0, 1). The ids are either the NetCon's own (weight vector slots 1-3, used when
+    philox4x32(counter = {n, id3, id1, id2}, key = {NEURON global index}), word 0,
+    mapped to (0, 1), drawn through the NMODL RANDOM variable release_rng (re-keyed to the
+    connection's ids before each draw), so NEURON and CoreNEURON draw the same. The ids are either the NetCon's own (weight vector slots 1-3, used when
     slot 4 is 1) or the point process's rng_id1..3 (when rng_set is 1). Both are set from
     Python (builder.nrn.synapses.set_release_stream). With 0 < P_0 < 1, a connection without
     a stream, or several connections falling back to the same point-process stream, is an
@@ -78,6 +79,7 @@ NEURON {
     RANGE gbar_AMPA, gbar_NMDA, e_AMPA, e_NMDA, mg, initW
     RANGE tauD1, d1, tauD2, d2, tauF, f, P_0
     RANGE rng_id1, rng_id2, rng_id3, rng_set
+    RANDOM release_rng
     RANGE g_AMPA, g_NMDA, i_AMPA, i_NMDA, mgblock
     RANGE n_spike, n_release
 }
@@ -142,6 +144,11 @@ ASSIGNED {
     n_spike
     n_release
     n_pp_stream_users
+    dt_decay (ms)
+    kfast_AMPA (1)
+    kslow_AMPA (1)
+    kfast_NMDA (1)
+    kslow_NMDA (1)
 }
 
 STATE {
@@ -152,8 +159,18 @@ STATE {
 }
 
 VERBATIM
-#include <cstring>
-#include "nrnran123.h"
+#if defined(CORENEURON_BUILD)
+/* random_setids below becomes nrnran123_setids, which the CoreNEURON of NEURON 9.0 does not
+   declare: the same assignment as NEURON's (counter words 1, 2, 3 = ids 3, 1, 2; the next
+   random_setseq recomputes the stream's block). Identifiers avoid this file's variable names. */
+static inline void nrnran123_setids(nrnran123_State* state_l5, uint32_t first_l5,
+                                    uint32_t second_l5, uint32_t third_l5) {
+    auto& ctr_l5 = state_l5->c;
+    ctr_l5[1] = third_l5;
+    ctr_l5[2] = first_l5;
+    ctr_l5[3] = second_l5;
+}
+#endif
 ENDVERBATIM
 
 INITIAL {
@@ -188,10 +205,11 @@ INITIAL {
     n_spike = 0
     n_release = 0
     n_pp_stream_users = 0
+    dt_decay = -1
 }
 
 BREAKPOINT {
-    SOLVE kinetics METHOD cnexp
+    SOLVE kinetics
     mgblock = 1 / (1 + exp(-0.08 (/mV) * v) * mg / 3.57 (mM))
     g_AMPA = gbar_AMPA * (slow_AMPA + sgn * fast_AMPA)
     g_NMDA = gbar_NMDA * (slow_NMDA + sgn * fast_NMDA) * mgblock
@@ -200,11 +218,24 @@ BREAKPOINT {
     i = i_AMPA + i_NMDA
 }
 
-DERIVATIVE kinetics {
-    fast_AMPA' = (on_AMPA * Rinf_AMPA - fast_AMPA) / tfast_AMPA
-    slow_AMPA' = -slow_AMPA / tslow_AMPA
-    fast_NMDA' = (on_NMDA * Rinf_NMDA - fast_NMDA) / tfast_NMDA
-    slow_NMDA' = -slow_NMDA / tslow_NMDA
+PROCEDURE kinetics() {
+    : One fixed step of
+    :   fast_X' = (on_X Rinf_X - fast_X) / tfast_X,   slow_X' = -slow_X / tslow_X
+    : with the exact exponential update X <- X + (1 - exp(-dt / tau)) (target - X), written
+    : operation for operation as NEURON's cnexp writes it (same numbers); the factors
+    : 1 - exp(-dt / tau) depend on dt and the time constants only, so they are computed once
+    : per dt instead of four exp calls per step. (Fixed time step only, as cnexp in practice.)
+    if (dt != dt_decay) {
+        kfast_AMPA = 1 - exp(dt * ((-1) / tfast_AMPA))
+        kslow_AMPA = 1 - exp(dt * ((-1) / tslow_AMPA))
+        kfast_NMDA = 1 - exp(dt * ((-1) / tfast_NMDA))
+        kslow_NMDA = 1 - exp(dt * ((-1) / tslow_NMDA))
+        dt_decay = dt
+    }
+    fast_AMPA = fast_AMPA + kfast_AMPA * (-((on_AMPA * Rinf_AMPA) / tfast_AMPA) / ((-1) / tfast_AMPA) - fast_AMPA)
+    slow_AMPA = slow_AMPA + kslow_AMPA * (0 - slow_AMPA)
+    fast_NMDA = fast_NMDA + kfast_NMDA * (-((on_NMDA * Rinf_NMDA) / tfast_NMDA) / ((-1) / tfast_NMDA) - fast_NMDA)
+    slow_NMDA = slow_NMDA + kslow_NMDA * (0 - slow_NMDA)
 }
 
 FUNCTION unit_peak(tr (ms), td (ms)) (1) {
@@ -219,14 +250,11 @@ FUNCTION unit_peak(tr (ms), td (ms)) (1) {
 }
 
 FUNCTION uniform123(seq, id1, id2, id3) {
-VERBATIM
-    nrnran123_array4x32 r123 = nrnran123_iran3((uint32_t) _lseq, (uint32_t) _lid1,
-                                               (uint32_t) _lid2, (uint32_t) _lid3);
-    /* word 0 of the result; read via memcpy because NEURON defines 'v' as a macro */
-    uint32_t word0;
-    memcpy(&word0, &r123, sizeof word0);
-    _luniform123 = ((double) word0 + 0.5) * 2.3283064365386962890625e-10;
-ENDVERBATIM
+    : draw seq of stream (id1, id2, id3): word 0 of philox4x32(counter {seq, id3, id1, id2},
+    : key {global index}), mapped to (0, 1) by (word + 1/2) / 2^32
+    random_setids(release_rng, id1, id2, id3)
+    random_setseq(release_rng, 4 * seq)
+    uniform123 = (random_ipick(release_rng) + 0.5) * 2.3283064365386962890625e-10
 }
 
 PROCEDURE fatal(code) {

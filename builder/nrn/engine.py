@@ -1,0 +1,240 @@
+"""The simulation engine of ``run-network``: NEURON's own loop or CoreNEURON (``run.engine``).
+
+* ``"neuron"`` (default): BMTK's ``sim.run()``, NEURON's ``fadvance`` loop with BMTK's per-step
+  Python callback (reports sample in it).
+* ``"coreneuron"``: the same model, initialised by NEURON (including our resting-state start),
+  handed to CoreNEURON in memory by one ``pc.psolve(tstop)``. The mechanisms are compiled with
+  ``nrnivmodl -coreneuron`` (:func:`builder.mechanisms.compiled_mechanisms`). ``psolve`` makes no
+  per-step Python call, so BMTK's membrane reports are recorded with ``Vector.record`` on the
+  segments they read and replayed into BMTK's report modules afterwards (same samples, same
+  files); spikes come back through ``pc.spike_record`` as with NEURON.
+
+``run.n_thread`` (or ``-t N``) sets ``pc.nthread``: NEURON's threads split the cells between
+them, so more than one helps only with several cells per rank; a network NEURON cannot split
+(minimum delay between threads below dt) is a clear error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ENGINES", "coreneuron_mod_files", "engine_options", "simulate"]
+
+#: Our VecStim, for both engines (BMTK's ``vecevent.mod`` does not compile for CoreNEURON).
+VECSTIM = Path(__file__).with_name("vecstim_coreneuron.mod")
+_MECH_NAME = re.compile(r"^\s*(?:SUFFIX|POINT_PROCESS|ARTIFICIAL_CELL)\s+(\w+)", re.M)
+
+#: The values of ``run.engine`` / ``--engine``.
+ENGINES = ("neuron", "coreneuron")
+
+
+def engine_options(
+    raw: dict[str, Any], config: Path, engine: str | None, n_thread: int | None
+) -> tuple[str, int]:
+    """The engine and thread count: the command line's if given, else the config's ``run``.
+
+    Raises
+    ------
+    RunError
+        A ``run.engine`` or ``run.n_thread`` the runner does not know (names the file and key).
+    """
+    from ..errors import RunError
+
+    run = raw.get("run") or {}
+    if engine is None:
+        engine = run.get("engine", "neuron")
+        if engine not in ENGINES:
+            raise RunError(f"{config}: run.engine = {engine!r} is not one of {', '.join(ENGINES)}")
+    elif engine not in ENGINES:
+        raise RunError(f"--engine {engine!r} is not one of {', '.join(ENGINES)}")
+    if n_thread is None:
+        n_thread = run.get("n_thread", 1)
+        if isinstance(n_thread, bool) or not isinstance(n_thread, int) or n_thread < 1:
+            raise RunError(f"{config}: run.n_thread = {n_thread!r} is not an integer >= 1")
+    elif n_thread < 1:
+        raise RunError(f"-t/--threads {n_thread} is not an integer >= 1")
+    return str(engine), int(n_thread)
+
+
+def coreneuron_mod_files(mod_files: Sequence[Path], base: Path) -> list[Path]:
+    """The NMODL files a CoreNEURON run compiles: ours and those the network names.
+
+    An output directory carries BMTK's whole channel library as fallback; some of those files
+    (``NaV.mod``: a ``sparse`` KINETIC solved twice) do not compile with NEURON 9.0's CoreNEURON
+    code generator although no cell of ours uses them. A file is kept if it is one of ours
+    (:data:`builder.components.PROVIDED_MECHANISMS`) or its mechanism name appears as a word in
+    a component file (cell templates, models, synapse models) or a node-types table; a cell
+    inserting a mechanism by any other route would fail to instantiate, naming it. The file
+    defining ``VecStim`` is replaced by :data:`VECSTIM`.
+    """
+    from ..components import PROVIDED_MECHANISMS
+
+    texts = []
+    for folder, pattern in ((base / "components", "*"), (base / "network", "*.csv")):
+        for path in sorted(folder.rglob(pattern)) if folder.is_dir() else []:
+            if path.is_file() and "mechanisms" not in path.relative_to(folder).parts[:1]:
+                try:
+                    texts.append(path.read_text(errors="replace"))
+                except OSError:
+                    continue
+    words = set(re.findall(r"\w+", "\n".join(texts)))
+    kept = []
+    for mod in mod_files:
+        names = _MECH_NAME.findall(Path(mod).read_text(errors="replace"))
+        if "VecStim" in names:
+            kept.append(VECSTIM)  # BMTK's vecevent.mod is NEURON-only
+        elif any(n in PROVIDED_MECHANISMS or n in words for n in names):
+            kept.append(Path(mod))
+    return kept
+
+
+def simulate(sim: Any, engine: str, n_thread: int, mechanisms_dir: Path | None = None) -> None:
+    """Run ``sim`` (a BMTK ``BioSimulator``, fully set up) with ``engine`` on ``n_thread``.
+
+    ``mechanisms_dir`` (coreneuron): the directory :func:`builder.mechanisms.compiled_mechanisms`
+    built with ``coreneuron=True``; CoreNEURON loads its ``libcorenrnmech`` (NEURON looks for
+    it through ``CORENEURONLIB``, else finds only its built-in mechanisms).
+    """
+    from neuron import h
+
+    pc = h.ParallelContext()
+    if n_thread > 1:
+        pc.nthread(n_thread)
+        pc.set_maxstep(10)  # recomputes the minimum delay for the new thread layout
+    try:
+        if engine == "neuron":
+            sim.run()
+        else:
+            _run_coreneuron(sim, h, pc, mechanisms_dir)
+    except RuntimeError as exc:
+        if n_thread > 1 and "mindelay" in str(exc):
+            from ..errors import RunError
+
+            raise RunError(
+                f"-t/--threads {n_thread} (run.n_thread): NEURON cannot split this network "
+                "over threads (its usable minimum delay between threads is 0 or below dt: the "
+                "default network's inputs and the resting-state start with dt = 2 ms); run it "
+                "with one thread"
+            ) from None
+        raise
+
+
+def _corenrn_library(mechanisms_dir: Path) -> Path:
+    from ..errors import RunError
+    from ..mechanisms import mechanisms_library
+
+    lib = mechanisms_library(mechanisms_dir)
+    core = lib.with_name(lib.name.replace("libnrnmech", "libcorenrnmech"))
+    if not core.is_file():
+        raise RunError(
+            f"{mechanisms_dir}: no CoreNEURON mechanisms library ({core.name}) next to {lib.name}"
+        )
+    return core
+
+
+def _run_coreneuron(sim: Any, h: Any, pc: Any, mechanisms_dir: Path | None) -> None:
+    import os
+
+    from bmtk.simulator.bionet.modules import SpikesMod
+    from bmtk.simulator.bionet.modules.record_cellvars import MembraneReport, SomaReport
+    from neuron import coreneuron
+
+    from ..errors import RunError
+
+    mods = list(sim._sim_mods)
+    replayed: list[tuple[Any, list[Any]]] = []  # (report module, [(segment, variable)])
+    for mod in mods:
+        name = type(mod).__name__
+        if isinstance(mod, (SpikesMod, SomaReport, MembraneReport)) or name in (
+            "FileCurrentClamp",
+            "Progress",
+        ):
+            continue
+        raise RunError(
+            f"engine coreneuron: the simulation uses BMTK module {name}, which samples in "
+            "NEURON's per-step callback that CoreNEURON does not make; run it with "
+            '--engine neuron (run.engine = "neuron")'
+        )
+    for mod in mods:
+        mod.initialize(sim)
+        if isinstance(mod, (SomaReport, MembraneReport)):
+            replayed.append((mod, _report_segments(sim, mod)))
+    n_steps = int(round(sim.tstop / sim.dt))
+    # every step's value (index 0: after initialisation, index k: after step k)
+    recs = []
+    for _, pairs in replayed:
+        for seg, var in pairs:
+            vec = h.Vector(n_steps + 1)
+            vec.resize(0)
+            vec.record(getattr(seg, f"_ref_{var}"))  # every step (CoreNEURON: no Dt form)
+            recs.append((seg, var, vec))
+    h.CVode().cache_efficient(1)  # CoreNEURON requires it (the NEURON engine sets it too)
+    if mechanisms_dir is not None:
+        os.environ["CORENEURONLIB"] = str(_corenrn_library(Path(mechanisms_dir)))
+    coreneuron.enable = True
+    coreneuron.verbose = 0
+    try:
+        h.stdinit()
+        pc.psolve(sim.tstop)
+    finally:
+        coreneuron.enable = False
+    if replayed:
+        _replay(sim, replayed, recs, n_steps)
+    for mod in mods:
+        if isinstance(mod, SpikesMod):
+            mod.block(sim, (0, n_steps))
+        if type(mod).__name__ != "Progress":
+            mod.finalize(sim)
+
+
+def _report_segments(sim: Any, mod: Any) -> list[tuple[Any, str]]:
+    """The (segment, variable) pairs BMTK's report module ``mod`` reads in its ``step``."""
+    from bmtk.simulator.bionet.modules.record_cellvars import SomaReport
+
+    pairs = []
+    names = list(mod._variables) + list(mod._transforms)
+    for gid in mod._local_gids:
+        cell = sim.net.get_cell_gid(gid)
+        if isinstance(mod, SomaReport):
+            segs = [cell.soma[0](0.5)]
+        else:
+            segs = [
+                seg
+                for seg, stype in zip(
+                    cell.morphology.segments, cell.morphology.seg_props.type, strict=False
+                )
+                if stype in mod._section_types
+            ]
+        pairs += [(seg, var) for seg in segs for var in names]
+    return pairs
+
+
+def _replay(sim: Any, replayed: list[Any], recs: list[Any], n_steps: int) -> None:
+    """Feed the recorded values to the report modules step by step, as NEURON's loop would.
+
+    BMTK calls ``step(sim, k)`` after time step ``k + 1`` and flushes every ``nsteps_block``
+    steps. Each segment variable is set to its recorded value of that step before the modules
+    read it; the last step's values are the final state, so the model ends as it was.
+    """
+    arrays = [(seg, var, vec.as_numpy().copy()) for seg, var, vec in recs]
+    for _seg, var, arr in arrays:
+        if len(arr) < n_steps + 1:
+            from ..errors import RunError
+
+            raise RunError(
+                f"engine coreneuron: {len(arr)} recorded samples of {var}, expected {n_steps + 1}"
+            )
+    block = int(sim.nsteps_block)
+    start = 0
+    for k in range(n_steps):
+        for seg, var, arr in arrays:
+            setattr(seg, var, float(arr[k + 1]))
+        for mod, _ in replayed:
+            mod.step(sim, k)
+        if (k + 1) % block == 0 or k + 1 == n_steps:
+            for mod, _ in replayed:
+                mod.block(sim, (start, k + 1))
+            start = k + 1
