@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 import pytest
 
-from builder.errors import BuildError, ParamsError
+from builder.errors import BuildError, ComponentError, ParamsError
 from builder.geometry import node_angles, to_world
 from builder.segments import SegmentTable
 from builder.spec import NetworkBuilder, load_spec
@@ -322,6 +322,21 @@ def test_weight_by_area_without_diameters_is_a_clear_error(tmp_path):
     assert not out.exists()
 
 
+def test_diameters_survive_a_csv_round_trip_and_are_optional(tmp_path):
+    t = stick_table_diam()
+    t.to_csv(tmp_path / "d.csv")
+    back = SegmentTable.from_csv(tmp_path / "d.csv")
+    assert back.has_diameters
+    np.testing.assert_array_equal(back.diam_um, t.diam_um)
+    np.testing.assert_array_equal(back.length_um, t.length_um)
+    stick_table().to_csv(tmp_path / "n.csv")  # no diameters: no Diam column, as before
+    assert "Diam" not in (tmp_path / "n.csv").read_text().splitlines()[0]
+    plain = SegmentTable.from_csv(tmp_path / "n.csv")
+    assert not plain.has_diameters and np.all(np.isnan(plain.diam_um))
+    with pytest.raises(ComponentError, match="no 'Diam' column"):
+        plain.areas_um2()
+
+
 def test_depth_gaussians_by_area_follow_the_mixture(tmp_path):
     """LFPy's synapse position functions: P(segment) ~ area x sum w_i N(z; mu_i, sd_i)."""
     data = copy.deepcopy(BASE)
@@ -541,3 +556,20 @@ def test_command_line_places_on_the_cell_neuron_derives(tmp_path, capsys):
     err = capsys.readouterr().err
     assert 'connections.ST.placement.sections: "apic"' in err and "no apic sections" in err
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.neuron
+def test_neuron_derived_table_has_the_diameters_area_placement_needs(tmp_path):
+    """The examples' BallAndStick (LFPy's cell): soma 30 x 30 um, 1000 x 3 um stick."""
+    from builder.nrn.celltable import segment_table
+    from builder.spec.placement import population_cell
+
+    cell = population_cell({"template": "hoc:BallAndStick"}, COMPONENTS, "test")
+    t = segment_table(cell, None, cache_dir=tmp_path / "cache")
+    assert len(t) == 22 and t.has_diameters
+    soma = t.type == "soma"
+    np.testing.assert_allclose(t.diam_um[soma], 30.0)
+    np.testing.assert_allclose(t.diam_um[~soma], 3.0)
+    area = t.areas_um2()
+    np.testing.assert_allclose(area.sum(), np.pi * (30 * 30 + 3 * 1000))
+    assert 0.23 < area[soma].sum() / area.sum() < 0.231  # the soma's share of membrane
