@@ -20,6 +20,10 @@ Columns (CSV header names in brackets):
     Segment midpoint, micrometres.
 ``length_um`` [Length]
     Segment length, micrometres (optional in user CSVs; NaN when unknown).
+``diam_um`` [Diam]
+    Segment diameter, micrometres (optional; NaN when unknown). With the length it gives the
+    segment's lateral membrane area, ``pi * diam * length``, as NEURON's ``area()`` (for a
+    segment whose diameter does not change along it).
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ SECTION_TYPES = ("soma", "dend", "apic", "axon")
 PROXIMAL_LIMIT_UM = 50.0
 
 _REQUIRED = ["BMTK ID", "X", "Type", "Sec ID", "Distance", "Coord X", "Coord Y", "Coord Z"]
-_OPTIONAL = ["Length"]
+_OPTIONAL = ["Length", "Diam"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,10 +59,13 @@ class SegmentTable:
     distance_um: np.ndarray
     xyz_um: np.ndarray
     length_um: np.ndarray
+    diam_um: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.bmtk_id)
-        for name in ("x", "type", "type_index", "distance_um", "length_um"):
+        if self.diam_um is None:
+            object.__setattr__(self, "diam_um", np.full(n, np.nan))
+        for name in ("x", "type", "type_index", "distance_um", "length_um", "diam_um"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"segment table column {name!r} has the wrong length")
         if self.xyz_um.shape != (n, 3):
@@ -91,6 +98,25 @@ class SegmentTable:
     @property
     def has_lengths(self) -> bool:
         return bool(np.all(np.isfinite(self.length_um)))
+
+    @property
+    def has_diameters(self) -> bool:
+        return bool(np.all(np.isfinite(self.diam_um)))
+
+    def areas_um2(self) -> np.ndarray:
+        """Lateral membrane area of every segment, ``pi * diam * length`` (um2).
+
+        Raises :class:`~builder.errors.ComponentError` when the table lacks lengths or
+        diameters (a user CSV without the ``Length``/``Diam`` columns).
+        """
+        known = {"Length": self.has_lengths, "Diam": self.has_diameters}
+        missing = [name for name, ok in known.items() if not ok]
+        if missing:
+            raise ComponentError(
+                f"the segment table has no {' and no '.join(map(repr, missing))} column (or "
+                "values missing in it), so segment membrane areas cannot be computed from it"
+            )
+        return np.pi * self.diam_um * self.length_um
 
     def dendritic_lengths(self) -> dict[str, float]:
         """Total length of basal dendrite >= 50 um and < 50 um from the soma, and of apical.
@@ -156,6 +182,7 @@ class SegmentTable:
                 f"{path}: column 'Type' has unknown value(s) {bad}; valid: {list(SECTION_TYPES)}"
             )
         length = column("Length", float) if "Length" in col else np.full(len(body), np.nan)
+        diam = column("Diam", float) if "Diam" in col else np.full(len(body), np.nan)
         return cls(
             bmtk_id=column("BMTK ID", int).astype(np.int64),
             x=column("X", float),
@@ -166,15 +193,18 @@ class SegmentTable:
                 [column("Coord X", float), column("Coord Y", float), column("Coord Z", float)]
             ),
             length_um=length,
+            diam_um=diam,
         )
 
     def to_csv(self, path: str | os.PathLike) -> None:
-        """Write the table as CSV (legacy columns plus ``Length``), atomically."""
+        """Write the table as CSV (legacy columns plus ``Length``, and ``Diam`` when any
+        diameter is known), atomically."""
         path = Path(path)
+        with_diam = bool(np.any(np.isfinite(self.diam_um)))
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         with open(tmp, "w", newline="") as f:
             w = csv.writer(f, lineterminator="\n")
-            w.writerow(_REQUIRED + _OPTIONAL)
+            w.writerow(_REQUIRED + _OPTIONAL[: 2 if with_diam else 1])
             for i in range(len(self)):
                 w.writerow(
                     [
@@ -188,5 +218,6 @@ class SegmentTable:
                         repr(float(self.xyz_um[i, 2])),
                         repr(float(self.length_um[i])),
                     ]
+                    + ([repr(float(self.diam_um[i]))] if with_diam else [])
                 )
         os.replace(tmp, path)

@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 import pytest
 
-from builder.errors import BuildError, ParamsError
+from builder.errors import BuildError, ComponentError, ParamsError
 from builder.geometry import node_angles, to_world
 from builder.segments import SegmentTable
 from builder.spec import NetworkBuilder, load_spec
@@ -101,7 +101,8 @@ def _spec(tmp_path: Path, data: dict, seed: int | None = None):
 
 def _build(tmp_path: Path, data: dict, name: str = "out", seed: int | None = None, **kw) -> Path:
     out = tmp_path / name
-    NetworkBuilder(_spec(tmp_path, data, seed), segment_tables=stick_table, **kw).build(out)
+    kw.setdefault("segment_tables", stick_table)
+    NetworkBuilder(_spec(tmp_path, data, seed), **kw).build(out)
     return out
 
 
@@ -258,6 +259,125 @@ def test_section_layer_density_puts_synapses_in_their_layers(tmp_path):
     assert np.all((depth[kind == "dend"] >= 300) & (depth[kind == "dend"] < 700))
 
 
+# ------------------------------------------------------------------ by membrane area
+SOMA_DIAM = 20.0
+DEND_DIAM = 2.0
+
+
+def stick_table_diam(cell=None, dl=None) -> SegmentTable:
+    """:func:`stick_table` with segment diameters: soma 20 um, dendrite 2 um, axon 1 um."""
+    t = stick_table()
+    diam = np.r_[SOMA_DIAM, np.full(N_DEND, DEND_DIAM), 1.0, 1.0]
+    return SegmentTable(**{k: getattr(t, k) for k in _TABLE_FIELDS}, diam_um=diam)
+
+
+_TABLE_FIELDS = ("bmtk_id", "x", "type", "type_index", "distance_um", "xyz_um", "length_um")
+
+
+def test_weight_by_area_gives_the_soma_its_share_of_membrane(tmp_path):
+    """soma 20 x 20 um vs a 550 x 2 um stick: 27 % of the area, 3.5 % of the length."""
+    data = copy.deepcopy(BASE)
+    data["connections"]["ST"]["placement"] = {"sections": ["soma", "dend"], "weight_by": "area"}
+    e = _edges(_build(tmp_path, data, segment_tables=stick_table_diam))
+    table = stick_table_diam()
+    rows = _rows(e, table)
+    assert set(table.type[rows]) == {"soma", "dend"}
+    n = len(rows)
+    assert n == 40 * 10 * 2
+    area = np.pi * table.diam_um * table.length_um
+    np.testing.assert_allclose(table.areas_um2(), area)
+    p_soma = area[0] / area[:-2].sum()
+    assert 0.26 < p_soma < 0.27
+    k = int(np.sum(table.type[rows] == "soma"))
+    sd = np.sqrt(n * p_soma * (1 - p_soma))
+    assert abs(k - n * p_soma) < 4 * sd, (k, n * p_soma, sd)
+    p_len = table.length_um[0] / table.length_um[:-2].sum()
+    assert k > n * p_len + 10 * np.sqrt(n * p_len)  # far from the length share
+
+
+def test_weight_by_length_is_the_default_and_ignores_diameters(tmp_path):
+    """Default, explicit "length", and a table with or without diameters: the same bytes."""
+    data = copy.deepcopy(BASE)
+    data["connections"]["ST"]["placement"] = {"sections": ["soma", "dend"]}
+    a = _build(tmp_path, data, "a")
+    b = _build(tmp_path, data, "b", segment_tables=stick_table_diam)
+    data["connections"]["ST"]["placement"]["weight_by"] = "length"
+    c = _build(tmp_path, data, "c", segment_tables=stick_table_diam)
+    data["connections"]["ST"]["placement"]["weight_by"] = "area"
+    d = _build(tmp_path, data, "d", segment_tables=stick_table_diam)
+    digests = [_digest(x / "network" / "ST_edges.h5") for x in (a, b, c, d)]
+    assert digests[0] == digests[1] == digests[2] != digests[3]
+
+
+def test_weight_by_area_without_diameters_is_a_clear_error(tmp_path):
+    data = copy.deepcopy(BASE)
+    data["connections"]["ST"]["placement"] = {"weight_by": "area"}
+    spec = _spec(tmp_path, data)
+    out = tmp_path / "out"
+    with pytest.raises(BuildError) as exc:
+        NetworkBuilder(spec, segment_tables=stick_table).build(out)
+    msg = str(exc.value)
+    assert msg.startswith(f"{spec.source}: connections.ST.placement.weight_by: "), msg
+    assert '"area"' in msg and "Diam" in msg and "Length" not in msg, msg
+    assert not out.exists()
+
+
+def test_diameters_survive_a_csv_round_trip_and_are_optional(tmp_path):
+    t = stick_table_diam()
+    t.to_csv(tmp_path / "d.csv")
+    back = SegmentTable.from_csv(tmp_path / "d.csv")
+    assert back.has_diameters
+    np.testing.assert_array_equal(back.diam_um, t.diam_um)
+    np.testing.assert_array_equal(back.length_um, t.length_um)
+    stick_table().to_csv(tmp_path / "n.csv")  # no diameters: no Diam column, as before
+    assert "Diam" not in (tmp_path / "n.csv").read_text().splitlines()[0]
+    plain = SegmentTable.from_csv(tmp_path / "n.csv")
+    assert not plain.has_diameters and np.all(np.isnan(plain.diam_um))
+    with pytest.raises(ComponentError, match="no 'Diam' column"):
+        plain.areas_um2()
+
+
+def test_depth_gaussians_by_area_follow_the_mixture(tmp_path):
+    """LFPy's synapse position functions: P(segment) ~ area x sum w_i N(z; mu_i, sd_i)."""
+    data = copy.deepcopy(BASE)
+    data["populations"]["T"]["count"] = 60
+    data["connections"]["ST"]["rule"]["indegree"] = 20
+    mixture = [
+        {"mean_um": 0.0, "sd_um": 100.0, "weight": 0.5},
+        {"mean_um": 400.0, "sd_um": 60.0},
+    ]
+    data["connections"]["ST"]["placement"] = {
+        "sections": ["soma", "dend"],
+        "weight_by": "area",
+        "depth_gaussians": mixture,
+    }
+    out = _build(tmp_path, data, segment_tables=stick_table_diam)
+    e = _edges(out)
+    table = stick_table_diam()
+    rows = _rows(e, table)
+    with h5py.File(out / "network" / "T_nodes.h5") as h5:
+        z = h5["nodes/T/0/z"][()]
+    world_z = z[:, None] + table.xyz_um[None, :, 2]  # no rotation
+    dens = sum(
+        g.get("weight", 1.0) * scipy_stats.norm(g["mean_um"], g["sd_um"]).pdf(world_z)
+        for g in mixture
+    )
+    w = np.pi * table.diam_um * table.length_um * np.isin(table.type, ["soma", "dend"]) * dens
+    p = w / w.sum(axis=1, keepdims=True)
+    n_per_cell = np.bincount(e["target"], minlength=len(z))
+    # expected vs observed synapses per segment (summed over cells; soma kept apart)
+    expected = (p * n_per_cell[:, None]).sum(axis=0)[:-2]
+    observed = np.bincount(rows, minlength=len(table)).astype(float)
+    assert observed[-2:].sum() == 0  # the axon is not eligible
+    observed = observed[:-2]
+    keep = expected >= 5
+    chi2 = float(np.sum((observed[keep] - expected[keep]) ** 2 / expected[keep]))
+    dof = int(keep.sum()) - 1
+    assert dof >= 15
+    assert scipy_stats.chi2.sf(chi2, dof) > 1e-3, (chi2, dof)
+    assert observed[0] > 0.1 * len(rows)  # the soma term by area is real
+
+
 # ------------------------------------------------------------------ functional groups
 def test_functional_groups_cluster_the_synapses_of_a_group(tmp_path):
     data = copy.deepcopy(BASE)
@@ -392,11 +512,18 @@ def test_rules_keys_do_not_mix_and_depth_needs_positions(tmp_path):
     }
     with pytest.raises(ParamsError, match=r"connections\.ST\.placement\.depth_um: not a key of"):
         _spec(tmp_path, data)
+    del data["connections"]["ST"]["placement"]["depth_um"]
+    data["connections"]["ST"]["placement"]["weight_by"] = "area"
+    with pytest.raises(ParamsError, match=r"placement\.weight_by: not a key of .*functional_gr"):
+        _spec(tmp_path, data)
     data["connections"]["ST"]["placement"] = {"rule": "functional_groups", "cells_per_group": 3}
     with pytest.raises(ParamsError, match="clusters_per_group"):
         _spec(tmp_path, data)
     data["connections"]["ST"]["placement"] = {"depth_um": [0, 100]}
     del data["populations"]["T"]["region"]
+    with pytest.raises(ParamsError, match="needs positions; T has no region"):
+        _spec(tmp_path, data)
+    data["connections"]["ST"]["placement"] = {"depth_gaussians": [{"mean_um": 0, "sd_um": 9}]}
     with pytest.raises(ParamsError, match="needs positions; T has no region"):
         _spec(tmp_path, data)
 
@@ -429,3 +556,20 @@ def test_command_line_places_on_the_cell_neuron_derives(tmp_path, capsys):
     err = capsys.readouterr().err
     assert 'connections.ST.placement.sections: "apic"' in err and "no apic sections" in err
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.neuron
+def test_neuron_derived_table_has_the_diameters_area_placement_needs(tmp_path):
+    """The examples' BallAndStick (LFPy's cell): soma 30 x 30 um, 1000 x 3 um stick."""
+    from builder.nrn.celltable import segment_table
+    from builder.spec.placement import population_cell
+
+    cell = population_cell({"template": "hoc:BallAndStick"}, COMPONENTS, "test")
+    t = segment_table(cell, None, cache_dir=tmp_path / "cache")
+    assert len(t) == 22 and t.has_diameters
+    soma = t.type == "soma"
+    np.testing.assert_allclose(t.diam_um[soma], 30.0)
+    np.testing.assert_allclose(t.diam_um[~soma], 3.0)
+    area = t.areas_um2()
+    np.testing.assert_allclose(area.sum(), np.pi * (30 * 30 + 3 * 1000))
+    assert 0.23 < area[soma].sum() / area.sum() < 0.231  # the soma's share of membrane

@@ -15,7 +15,8 @@ subprocess (``python -m builder.nrn.celltable REQUEST.json OUT.csv``), which
    BMTK's own ``aibs_perisomatic`` / ``aibs_allactive`` (axon stub replacement included);
 3. sets ``nseg = 1 + 2*int(L/(2*dL))`` on every section of ``all`` (BMTK's ``set_segment_dl``);
 4. writes one row per segment, in ``all`` order: section index, x, type, index within type,
-   path distance from ``soma[0](0)``, segment centre coordinates and segment length.
+   path distance from ``soma[0](0)``, segment centre coordinates, segment length and
+   segment diameter (NEURON's ``seg.diam``).
 
 The working directory matters for legacy templates that load their own morphology: they name
 it relative to the directory the simulation is run from (Hay-style projects build and run from
@@ -64,7 +65,7 @@ __all__ = [
 ]
 
 #: Bump when the derivation changes in a way that changes the table.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: the Diam column
 #: Suffix of the file cached next to a table: the cell's section groups and their variables.
 VARIABLES_SUFFIX = ".vars.json"
 
@@ -509,7 +510,7 @@ def derive(req: dict, variables: dict | None = None) -> SegmentTable:
 
         variables.update(group_variables(hobj))
     h.distance(0, 0.0, sec=_soma0(hobj))  # origin soma[0](0), as BMTK's seg_props
-    ids, xs, types, type_idx, dist, length, xyz = [], [], [], [], [], [], []
+    ids, xs, types, type_idx, dist, length, diam, xyz = [], [], [], [], [], [], [], []
     for sec_id, sec in enumerate(sections):
         kind, index = _section_type(sec.name())
         nseg = sec.nseg
@@ -526,6 +527,7 @@ def derive(req: dict, variables: dict | None = None) -> SegmentTable:
         type_idx.append(np.full(nseg, index))
         dist.append(np.array([h.distance(seg) for seg in sec]))
         length.append(np.full(nseg, sec.L / nseg))
+        diam.append(np.array([seg.diam for seg in sec]))
     return SegmentTable(
         bmtk_id=np.concatenate(ids).astype(np.int64),
         x=np.concatenate(xs),
@@ -534,6 +536,7 @@ def derive(req: dict, variables: dict | None = None) -> SegmentTable:
         distance_um=np.concatenate(dist),
         xyz_um=np.concatenate(xyz),
         length_um=np.concatenate(length),
+        diam_um=np.concatenate(diam),
     )
 
 

@@ -786,8 +786,16 @@ def _check_connection(
     return out
 
 
-_DEPTH_KEYS = ("depth_um", "depth_profile", "layer_density", "section_layer_density")
+_DEPTH_KEYS = (
+    "depth_um",
+    "depth_profile",
+    "depth_gaussians",
+    "layer_density",
+    "section_layer_density",
+)
 _GROUP_KEYS = ("cells_per_group", "clusters_per_group", "group_radius_um", "cluster_radius_um")
+#: Keys of the density rule that do not depend on depth.
+_DENSITY_ONLY_KEYS = ("weight_by",)
 
 
 def _check_placement_rule(
@@ -796,7 +804,7 @@ def _check_placement_rule(
     """Keys of one placement rule given to the other; depth rules on cells without positions."""
     out: Problems = []
     groups = pl.get("rule") == "functional_groups"
-    for key in _DEPTH_KEYS if groups else _GROUP_KEYS:
+    for key in _DEPTH_KEYS + _DENSITY_ONLY_KEYS if groups else _GROUP_KEYS:
         if key in pl:
             rule = "functional_groups" if groups else "density (the default)"
             out.append((p + ("placement", key), f"not a key of the placement rule {rule}"))

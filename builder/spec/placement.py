@@ -12,13 +12,17 @@ Two placement rules (``placement.rule``):
 ``density`` (the default)
     Eligible segments: section types in ``sections`` (default soma, dend, apic: everything but
     the axon; ``basal`` means ``dend``) within ``path_distance_um`` of the soma. Each eligible
-    segment is drawn with probability proportional to its length times the density at its
+    segment is drawn with probability proportional to its length (``weight_by: "length"``,
+    the default) or its lateral membrane area ``pi * diam * length`` (``"area"``, as LFPy's
+    ``get_rand_idx_area_norm``; the table must have diameters) times the density at its
     depth in the network: ``depth_um`` (a range: 1 inside, 0 outside), ``depth_profile``
-    (linear between the given depths, 0 outside them), ``layer_density`` (per layer of the
-    target's region) and ``section_layer_density`` (per section type and layer; a section type
-    it does not name gets 0). The depth of a segment is its world z (:mod:`builder.geometry`:
-    the node's rotation about the soma, then its position), the coordinate the regions stack
-    their layers along. Every target cell draws all its synapses in one weighted draw.
+    (linear between the given depths, 0 outside them), ``depth_gaussians`` (a sum of weighted
+    normal probability densities: LFPy's synapse position functions), ``layer_density`` (per
+    layer of the target's region) and ``section_layer_density`` (per section type and layer;
+    a section type it does not name gets 0). The depth of a segment is its world z
+    (:mod:`builder.geometry`: the node's rotation about the soma, then its position), the
+    coordinate the regions stack their layers along. Every target cell draws all its synapses
+    in one weighted draw.
 
 ``functional_groups`` (the L5 recipe's rule, :func:`builder.placement.place_group`)
     The selected source cells are split, in node order, into groups of ``cells_per_group``
@@ -44,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from ..components import CellSpec, resolve_cell
-from ..errors import BuildError, PlacementError
+from ..errors import BuildError, ComponentError, PlacementError
 from ..geometry import rotation_matrices
 from ..placement import feasible_centres, group_sizes, place_group
 from ..rng import stream
@@ -69,6 +73,14 @@ PLACEMENT_COLUMNS = {
     "afferent_section_pos": np.float64,
 }
 _ALIASES = {"basal": "dend"}
+#: Placement keys that make the density depend on the segment's depth (most specific first).
+_DEPTH_KEYS = (
+    "section_layer_density",
+    "layer_density",
+    "depth_gaussians",
+    "depth_profile",
+    "depth_um",
+)
 #: Target cells whose weights are evaluated at once (cells x segments floats).
 _CELLS_PER_PASS = 4096
 
@@ -97,6 +109,15 @@ def soma_centre(table: SegmentTable) -> np.ndarray:
         raise PlacementError("the cell has no soma section")
     w = table.length_um[soma] if table.has_lengths else np.ones(soma.size)
     return np.average(table.xyz_um[soma], axis=0, weights=w)
+
+
+def _gaussian_mixture(z: np.ndarray, items: list[Mapping[str, Any]]) -> np.ndarray:
+    """``sum_i weight_i * N(z; mean_i, sd_i)``: normal probability densities (1/um)."""
+    out = np.zeros(np.shape(z))
+    for g in items:
+        mu, sd, wt = float(g["mean_um"]), float(g["sd_um"]), float(g.get("weight", 1.0))
+        out += wt * np.exp(-0.5 * ((z - mu) / sd) ** 2) / (sd * np.sqrt(2.0 * np.pi))
+    return out
 
 
 def _show(v: Any) -> str:
@@ -178,12 +199,9 @@ class SynapsePlacer:
                 )
                 self.targets.rot_z = rotation_matrices(ang)[:, 2, :]
         self.rel = table.xyz_um - soma_centre(table)  # (m, 3) about the soma
-        lengths = table.length_um if table.has_lengths else np.ones(len(table))
         self.eligible = self._eligible_mask()
-        self.base = np.where(self.eligible, lengths, 0.0)
-        self.depth_dependent = self.rule == "density" and bool(
-            {"depth_um", "depth_profile", "layer_density", "section_layer_density"} & set(self.pl)
-        )
+        self.base = np.where(self.eligible, self._segment_weights(), 0.0)
+        self.depth_dependent = self.rule == "density" and bool(set(_DEPTH_KEYS) & set(self.pl))
         if self.depth_dependent and self.targets.z is None:
             raise BuildError(
                 f"{where}.placement: depth-dependent placement needs positions; the target "
@@ -197,6 +215,20 @@ class SynapsePlacer:
             self._check_every_target_has_room()
 
     # ------------------------------------------------------------------ eligibility
+    def _segment_weights(self) -> np.ndarray:
+        """Each segment's weight before the depth density: its length or its membrane area."""
+        t = self.table
+        by = self.pl.get("weight_by", "length")
+        if by == "area":
+            try:
+                return t.areas_um2()
+            except ComponentError as exc:
+                raise BuildError(
+                    f'{self.where}.placement.weight_by: "area": {self.label}: {exc}; give the '
+                    'column in the segment table CSV or use "weight_by": "length"'
+                ) from None
+        return t.length_um if t.has_lengths else np.ones(len(t))
+
     def _sections(self) -> list[str]:
         if "sections" in self.pl:
             return [_ALIASES.get(s, s) for s in self.pl["sections"]]
@@ -277,6 +309,8 @@ class SynapsePlacer:
         if "depth_profile" in pl:
             dp = pl["depth_profile"]
             w *= np.interp(z, dp["depth_um"], dp["density"], left=0.0, right=0.0)
+        if "depth_gaussians" in pl:
+            w *= _gaussian_mixture(z, pl["depth_gaussians"])
         if "layer_density" in pl or self._sec_layer is not None:
             lay = self._layer_index(z)
             if "layer_density" in pl:
@@ -294,11 +328,7 @@ class SynapsePlacer:
             bad = np.flatnonzero(~(tot > 0))
             if bad.size:
                 i = int(tidx[bad[0]])
-                key = next(
-                    k
-                    for k in ("section_layer_density", "layer_density", "depth_profile", "depth_um")
-                    if k in self.pl
-                )
+                key = next(k for k in _DEPTH_KEYS if k in self.pl)
                 zs = "" if self.targets.z is None else f" (soma at z = {self.targets.z[i]:.1f} um)"
                 raise BuildError(
                     f"{self.where}.placement.{key}: {_show(self.pl[key])}: no eligible segment "
