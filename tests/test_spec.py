@@ -378,6 +378,10 @@ def test_same_seed_same_files_other_seed_other_edges(tmp_path, built):
     a, b = _digests(out), _digests(tmp_path / "other")
     for name in ("EE", "EI", "IE", "SE"):
         assert a[f"network/{name}_edges.h5"] != b[f"network/{name}_edges.h5"]
+    # the resolved spec and the config both name the seed the build used
+    assert json.loads((tmp_path / "other" / "spec.json").read_text())["seed"] == 4
+    config = json.loads((tmp_path / "other" / "simulation_config.json").read_text())
+    assert config["run"]["random_seed"] == 4
 
 
 def test_changing_one_projection_leaves_the_others(tmp_path, built):

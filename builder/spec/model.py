@@ -240,7 +240,9 @@ def validate_spec(
     comp_dir = comp if comp.is_absolute() else base_dir / comp
     _inputs_as_dc(out)
     _apply_scale(out)
-    return Spec(out, source, base_dir, comp_dir, int(out["seed"] if seed is None else seed))
+    if seed is not None:
+        out["seed"] = int(seed)  # the resolved spec (spec.json of a build) names the seed used
+    return Spec(out, source, base_dir, comp_dir, int(out["seed"]))
 
 
 # ----------------------------------------------------------------------------- schema problems
