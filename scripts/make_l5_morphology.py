@@ -53,6 +53,8 @@ N_BASAL_TREES = 8
 TRUNK_LENGTH_UM = 1000.0
 TRUNK_DIAM_UM = (5.0, 2.0)
 N_OBLIQUES = 12
+OBLIQUE_DIAM_UM = (1.0, 1.4)  # range of the obliques' starting diameter
+TUFT_DIAM_UM = 1.6  # the tuft's first branches
 OBLIQUE_ZONE_UM = (35.0, 520.0)
 STEP_UM = 8.0  # nominal spacing of 3-D points
 MIN_DIAM_UM = 0.45
@@ -216,7 +218,7 @@ def _grow_tuft(tree: _Tree, parent: int, order: int) -> None:
     rng = tree.rng
     par = tree.branches[parent]
     if order == 0:
-        d_child, half_angle = 1.6, rng.uniform(0.45, 0.6)
+        d_child, half_angle = TUFT_DIAM_UM, rng.uniform(0.45, 0.6)
     else:
         d_child, half_angle = max(MIN_DIAM_UM, par.diam_um[1] * 0.7), rng.uniform(0.3, 0.5)
     azimuth = rng.uniform(0.0, 2.0 * np.pi)
@@ -301,7 +303,7 @@ def build_tree(rng: np.random.Generator) -> _Tree:
             "apic", "trunk", parent, float(stop - start), trunk_dir, (float(d0), float(d1)), 0.12
         )
         if stop < TRUNK_LENGTH_UM:
-            _grow_oblique(tree, piece, trunk_dir, float(rng.uniform(1.0, 1.4)))
+            _grow_oblique(tree, piece, trunk_dir, float(rng.uniform(*OBLIQUE_DIAM_UM)))
         parent = piece
     _grow_tuft(tree, parent, 0)
     return tree
