@@ -7,9 +7,9 @@ three figures to OUTDIR (default ``docs/``)::
 
     python scripts/hay_validation.py [OUTDIR] [--params P] [--step-ms 1000] [--dt 0.025]
 
-``--params`` names the params file whose cell is tested: the default cell
-(``params/L5NetParams.json``, BMTK's channels) or its twin on the project's own Hay channel
-NMODL (``params/L5NetParams_hay.json``, ``L5PCHaytemplate``).
+``--params`` names the params file whose cell is tested: the default cell on the project's own
+Hay channel NMODL (``params/L5NetParams.json``, ``L5PCHaytemplate``) or its twin on BMTK's
+channels (``params/L5NetParams_bmtk.json``, ``L5PCtemplate``).
 
 * ``hay_fi.png``: firing rate under 1 s somatic steps, beside the legacy Hay cell's rates;
 * ``hay_bac.png``: BAC firing (somatic 5 ms step, apical EPSP-shaped current ~620 um from the
@@ -17,7 +17,8 @@ NMODL (``params/L5NetParams_hay.json``, ``L5PCHaytemplate``).
 * ``hay_bap.png``: back-propagating AP amplitude along the apical trunk, and the hot-zone Ca
   spike under a strong distal input.
 
-The protocol functions are also used by ``tests/test_l5_cell.py`` (in a child process).
+The protocol functions are also used by ``tests/test_hay_cell.py`` (in a child process, with
+shorter steps).
 """
 
 from __future__ import annotations

@@ -8,11 +8,11 @@ trunk (3 µm tapering to 1.2 µm) are sized so that Hay et al.'s (2011) channels
 (``hay/templates/L5PCHaytemplate.hoc``) fire like Hay's cell (F-I curve, one spike per 5 ms
 somatic step, a back-propagating AP that decays along the trunk, a hot-zone Ca spike under
 strong distal input; ``scripts/hay_validation.py``): with a smaller soma and a thicker trunk a
-somatic AP sets off a hot-zone Ca plateau, a doublet and a long SK pause.  Branch lengths are scaled so
-that the dendritic lengths NEURON measures (path distance from ``soma(0)``) match the legacy
-params file: basal >= 50 µm 4649 µm, basal < 50 µm 483 µm, apical 7440 µm.  Every basal tree
-branches exactly at 50 µm path distance, so the basal split is the same whether it is taken
-continuously along the dendrite or per segment centre.
+somatic AP sets off a hot-zone Ca plateau, a doublet and a long SK pause.  Branch lengths are
+scaled so that the dendritic lengths NEURON measures (path distance from ``soma(0)``) match
+the legacy params file: basal >= 50 µm 4649 µm, basal < 50 µm 483 µm, apical 7440 µm.  Every basal
+tree branches exactly at 50 µm path distance, so the basal split is the same whether it is
+taken continuously along the dendrite or per segment centre.
 
 Two files are written:
 
