@@ -197,11 +197,11 @@ HAY_CHANNELS = {
 }  # fmt: skip
 
 
-COMPONENTS = ROOT / "biophys_components"
+HAY_DIR = ROOT / "biophys_components" / "hay"
 
 
 def _hay_mods() -> list[Path]:
-    return sorted((COMPONENTS / "L5Haymechanisms" / "modfiles").glob("*.mod"))
+    return sorted((HAY_DIR / "mechanisms" / "modfiles").glob("*.mod"))
 
 
 def test_our_channel_nmodl_is_coreneuron_ready():
@@ -225,7 +225,7 @@ def test_only_the_hay_cell_gets_our_channels():
     ours = {p.resolve() for p in _hay_mods()}
     hay = resolve_cell(load_params(HAY_PARAMS))
     assert hay.template_name == "L5PCHaytemplate"
-    assert hay.template_file == (COMPONENTS / "L5Haytemplates" / "L5PCHaytemplate.hoc").resolve()
+    assert hay.template_file == (HAY_DIR / "templates" / "L5PCHaytemplate.hoc").resolve()
     assert ours <= set(hay.mod_files) and not clashes & set(hay.mod_files)
     # the BMTK-channel option stays on BMTK's channels (its template sets gbar_NaTs,
     # gbar_Ca_HVA, ...) and its templates folder holds no template that would need ours (BMTK
@@ -241,10 +241,8 @@ def test_only_the_hay_cell_gets_our_channels():
 def test_the_two_l5_params_differ_only_in_the_cell():
     default = json.loads(HAY_PARAMS.read_text())
     bmtk = json.loads(BMTK_PARAMS.read_text())
-    assert bmtk["cell"]["model_template"] == "hoc:L5PCtemplate" and bmtk["cell"]["prefix"] == "L5"
-    # the Hay set is found by its prefix (L5Haytemplates, L5Haymechanisms), so a copy of the
-    # params file elsewhere still finds it
-    assert default["cell"]["prefix"] == "L5Hay" and "components_dir" not in default["cell"]
+    assert bmtk["cell"]["model_template"] == "hoc:L5PCtemplate"
+    assert "components_dir" not in bmtk["cell"]
     assert {k: v for k, v in default.items() if k != "cell"} == {
         k: v for k, v in bmtk.items() if k != "cell"
     }

@@ -411,7 +411,7 @@ def test_verbose_says_what_it_resolves_and_how_long_it_takes(tmp_path) -> None:
     assert proc.returncode == 0, proc.stderr
     err = proc.stderr
     assert f"params {DEFAULT_PARAMS} valid (seed 123) in " in err
-    hay_template = ROOT / "biophys_components" / "L5Haytemplates" / "L5PCHaytemplate.hoc"
+    hay_template = ROOT / "biophys_components" / "hay" / "templates" / "L5PCHaytemplate.hoc"
     assert f"template: {hay_template}" in err
     assert "NMODL: " in err and "biophys_components/mechanisms/modfiles" in err
     assert "segment table: " in err and "(derived with dL = 5 um) in " in err
