@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LEGACY = {"rate_hz": 20.0, "isi_cv": 0.90, "median_v_mV": -60.5}
 
 
-DEFAULT_PARAMS = [ROOT / "params" / "L5NetParams.json", ROOT / "params" / "L5NetParams_bmtk.json"]
+DEFAULT_PARAMS = [ROOT / "params" / "L5NetParams_hay.json", ROOT / "params" / "L5NetParams.json"]
 
 
 def _run(cmd: list[str], cwd: Path) -> float:

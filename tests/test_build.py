@@ -94,7 +94,7 @@ def test_output_layout(built):
             f"network/{src}_biophysical_edge_types.csv",
         }
     assert expected <= set(result.files)
-    assert (out / "components/templates/L5PCHaytemplate.hoc").is_file()
+    assert (out / "components/templates/L5PCtemplate.hoc").is_file()
     assert any(p.suffix == ".mod" for p in (out / "components/mechanisms/modfiles").iterdir())
     manifest = json.loads((out / MANIFEST_NAME).read_text())
     assert set(manifest["files"]) == set(result.files)
@@ -161,7 +161,7 @@ def test_bmtk_reads_everything(built, monkeypatch):
         data_type_files=[str(out / "network/biophysical_node_types.csv")],
     )
     cell = nodes.nodes["biophysical"].get_node_id(0)
-    assert cell["model_template"] == "hoc:L5PCHaytemplate" and cell["model_type"] == "biophysical"
+    assert cell["model_template"] == "hoc:L5PCtemplate" and cell["model_type"] == "biophysical"
     # BMTK resolves the manifest's "." against the working directory (our runner changes into
     # the config's directory, as users of BMTK's run_bionet.py do)
     monkeypatch.chdir(out)

@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-HAY_PARAMS = ROOT / "params" / "L5NetParams.json"
-BMTK_PARAMS = ROOT / "params" / "L5NetParams_bmtk.json"
+HAY_PARAMS = ROOT / "params" / "L5NetParams_hay.json"
+BMTK_PARAMS = ROOT / "params" / "L5NetParams.json"
 
 pytestmark = pytest.mark.neuron
 
@@ -99,7 +99,7 @@ def cell(tmp_path_factory) -> dict:
 
 
 # ------------------------------------------------------------------ structure and densities
-def test_the_default_cell_is_the_hay_cell(cell):
+def test_the_template_is_the_hay_cell(cell):
     assert cell["template"].startswith("L5PCHaytemplate[")
 
 
@@ -230,7 +230,7 @@ def test_only_the_hay_cell_gets_our_channels():
     # the BMTK-channel option stays on BMTK's channels (its template sets gbar_NaTs,
     # gbar_Ca_HVA, ...) and its templates folder holds no template that would need ours (BMTK
     # loads every .hoc file of the folder)
-    for params in ("L5NetParams_bmtk.json", "L2-3NetParams.json"):
+    for params in ("L5NetParams.json", "L2-3NetParams.json"):
         mods = set(resolve_cell(load_params(ROOT / "params" / params)).mod_files)
         assert not ours & mods, params
         assert clashes | {bmtk / "NaTs.mod", bmtk / "SK.mod"} <= mods, params

@@ -1,4 +1,4 @@
-"""The L5 cell on BMTK's channels (``L5PCtemplate``, ``params/L5NetParams_bmtk.json``, the
+"""The L5 cell on BMTK's channels (``L5PCtemplate``, ``params/L5NetParams.json``, the
 option beside the default Hay-channel cell): morphology totals, discretisation, Hay (2011)
 densities, behaviour.
 
@@ -88,7 +88,7 @@ PROBE = textwrap.dedent(
 def cell(tmp_path_factory) -> dict:
     where = tmp_path_factory.mktemp("elsewhere")
     r = subprocess.run(
-        [sys.executable, "-c", PROBE, str(where), str(ROOT / "params" / "L5NetParams_bmtk.json")],
+        [sys.executable, "-c", PROBE, str(where), str(ROOT / "params" / "L5NetParams.json")],
         capture_output=True,
         text=True,
         timeout=600,

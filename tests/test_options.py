@@ -227,7 +227,7 @@ def test_installed_wheel_builds_and_runs_the_default_network_anywhere(tmp_path) 
     built = run(str(venv / "bin" / "build-network"), *_tiny_sets(0.05), "1", "-o", "net", "-q")
     assert built.returncode == 0, built.stderr
     manifest = json.loads((empty / "net" / MANIFEST_NAME).read_text())
-    assert "components/templates/L5PCHaytemplate.hoc" in manifest["files"]
+    assert "components/templates/L5PCtemplate.hoc" in manifest["files"]
     assert "components/mechanisms/modfiles/pyr2pyr.mod" in manifest["files"]
 
     ran = run(str(venv / "bin" / "run-network"), "net", "-q", "--no-progress")
@@ -411,8 +411,7 @@ def test_verbose_says_what_it_resolves_and_how_long_it_takes(tmp_path) -> None:
     assert proc.returncode == 0, proc.stderr
     err = proc.stderr
     assert f"params {DEFAULT_PARAMS} valid (seed 123) in " in err
-    hay_template = ROOT / "biophys_components" / "hay" / "templates" / "L5PCHaytemplate.hoc"
-    assert f"template: {hay_template}" in err
+    assert f"template: {ROOT / 'biophys_components' / 'templates' / 'L5PCtemplate.hoc'}" in err
     assert "NMODL: " in err and "biophys_components/mechanisms/modfiles" in err
     assert "segment table: " in err and "(derived with dL = 5 um) in " in err
     assert "lengths (params): basal_dist 4649 um, basal_prox 483 um, apic 7440 um" in err
