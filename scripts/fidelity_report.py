@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Our default cell under the legacy default input, beside what the legacy pipeline reported.
 
-Builds the L5 network of each params file (by default ``params/L5NetParams.json``, the default
-Hay-channel cell, and ``params/L5NetParams_bmtk.json``, the same cell on BMTK's channels; both
+Builds the L5 network of each params file (by default ``params/L5NetParams_hay.json``, the cell on
+the project's Hay channels, and ``params/L5NetParams.json``, the same cell on BMTK's channels; both
 with the legacy default input) for a few seeds, runs each in NEURON, and measures the output the
 legacy users look at: firing rate, ISI coefficient of variation and median somatic membrane
 potential, over the run after a warm-up, and the simulation's cost (CPU seconds of the
