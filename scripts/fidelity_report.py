@@ -1,14 +1,14 @@
 #!/usr/bin/env python
 """Our default cell under the legacy default input, beside what the legacy pipeline reported.
 
-Builds the L5 network of each params file (by default ``params/L5NetParams_hay.json``, the cell on
-the project's Hay channels, and ``params/L5NetParams.json``, the same cell on BMTK's channels; both
-with the legacy default input) for a few seeds, runs each in NEURON, and measures the output the
-legacy users look at: firing rate, ISI coefficient of variation and median somatic membrane
-potential, over the run after a warm-up, and the simulation's cost (CPU seconds of the
-``run_network.py`` process per simulated second). Prints a table and writes a figure (the first
-params' somatic Vm excerpt and ISI histogram, the three numbers per seed and params beside the
-legacy pipeline's)::
+Builds the L5 network of each params file (by default ``params/L5NetParams.json``, the default
+cell on the project's Hay channels, and ``params/L5NetParams_bmtk.json``, the same cell on BMTK's
+channels; both with the legacy default input) for a few seeds, runs each in NEURON, and measures
+the output the legacy users look at: firing rate, ISI coefficient of variation and median
+somatic membrane potential, over the run after a warm-up, and the simulation's cost (CPU
+seconds of the ``run_network.py`` process per simulated second). Prints a table and writes a
+figure (the first params' somatic Vm excerpt and ISI histogram, the three numbers per seed and
+params beside the legacy pipeline's)::
 
     python scripts/fidelity_report.py [--params P ...] [--seconds 5] [--seeds 1 2 3]
                                       [--warmup-ms 500] [--png docs/fidelity.png]
@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LEGACY = {"rate_hz": 20.0, "isi_cv": 0.90, "median_v_mV": -60.5}
 
 
-DEFAULT_PARAMS = [ROOT / "params" / "L5NetParams_hay.json", ROOT / "params" / "L5NetParams.json"]
+DEFAULT_PARAMS = [ROOT / "params" / "L5NetParams.json", ROOT / "params" / "L5NetParams_bmtk.json"]
 
 
 def _run(cmd: list[str], cwd: Path) -> float:

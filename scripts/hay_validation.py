@@ -7,9 +7,9 @@ three figures to OUTDIR (default ``docs/``)::
 
     python scripts/hay_validation.py [OUTDIR] [--params P] [--step-ms 1000] [--dt 0.025]
 
-``--params`` names the params file whose cell is tested: the default cell on BMTK's channels
-(``params/L5NetParams.json``, ``L5PCtemplate``) or its twin on the project's own Hay channel
-NMODL (``params/L5NetParams_hay.json``, ``L5PCHaytemplate``).
+``--params`` names the params file whose cell is tested: the default cell on the project's own
+Hay channel NMODL (``params/L5NetParams.json``) or its twin on BMTK's channels
+(``params/L5NetParams_bmtk.json``); both templates are called ``L5PCtemplate``.
 
 * ``hay_fi.png``: firing rate under 1 s somatic steps, beside the legacy Hay cell's rates;
 * ``hay_bac.png``: BAC firing (somatic 5 ms step, apical EPSP-shaped current ~620 um from the

@@ -5,7 +5,7 @@ The cell is synthetic and fully deterministic (fixed seed, one :class:`numpy.ran
 a 3-point soma, ten basal trees, an apical trunk of 1 mm with oblique branches along its
 first ~500 µm and a tuft at its end, and an axon initial stub.  The soma (20 µm radius) and the
 trunk (3 µm tapering to 1.2 µm) are sized so that Hay et al.'s (2011) channels and densities
-(``hay/templates/L5PCHaytemplate.hoc``) fire like Hay's cell (F-I curve, one spike per 5 ms
+(the default ``templates/L5PCtemplate.hoc``) fire like Hay's cell (F-I curve, one spike per 5 ms
 somatic step, a back-propagating AP that decays along the trunk, a hot-zone Ca spike under
 strong distal input; ``scripts/hay_validation.py``): with a smaller soma and a thicker trunk a
 somatic AP sets off a hot-zone Ca plateau, a doublet and a long SK pause.  Branch lengths are
@@ -17,8 +17,9 @@ taken continuously along the dendrite or per segment centre.
 Two files are written:
 
 * ``biophys_components/morphologies/L5PC.swc`` (SWC types 1 soma, 2 axon, 3 basal, 4 apical);
-* the geometry block of ``biophys_components/templates/L5PCtemplate.hoc`` and of its twin on
-  the project's Hay channel NMODL, ``hay/templates/L5PCHaytemplate.hoc``: each template's
+* the geometry block of ``biophys_components/templates/L5PCtemplate.hoc`` (the default cell,
+  on the project's Hay channel NMODL) and of its twin on BMTK's channels,
+  ``bmtk_channels/templates/L5PCtemplate.hoc``: each template's
   hand-written biophysics is kept, only the text between the ``BEGIN GENERATED GEOMETRY`` and
   ``END GENERATED GEOMETRY`` markers is replaced by ``pt3dadd`` calls that build exactly the
   sections NEURON's Import3d makes from the SWC (same names, order, points and connections), so
@@ -44,7 +45,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SWC_PATH = REPO_ROOT / "biophys_components" / "morphologies" / "L5PC.swc"
 HOC_PATHS = (
     REPO_ROOT / "biophys_components" / "templates" / "L5PCtemplate.hoc",
-    REPO_ROOT / "biophys_components" / "hay" / "templates" / "L5PCHaytemplate.hoc",
+    REPO_ROOT / "biophys_components" / "bmtk_channels" / "templates" / "L5PCtemplate.hoc",
 )
 BEGIN_MARK = "// ---- BEGIN GENERATED GEOMETRY"
 END_MARK = "// ---- END GENERATED GEOMETRY"

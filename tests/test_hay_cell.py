@@ -1,6 +1,6 @@
-"""The default L5 cell (``L5PCHaytemplate``, ``params/L5NetParams.json``) on the project's own
-Hay et al. (2011) channel NMODL: the NMODL, which cells get it, densities, and behaviour
-against Hay's cell.
+"""The default L5 cell (``L5PCtemplate`` in ``biophys_components/templates``,
+``params/L5NetParams.json``) on the project's own Hay et al. (2011) channel NMODL: the NMODL,
+which cells get it, densities, and behaviour against Hay's cell.
 
 All NEURON measurements run once, in one child process (one mechanism library per process)
 that prints JSON; the tests then check the numbers. The protocols are those of
@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-HAY_PARAMS = ROOT / "params" / "L5NetParams_hay.json"
-BMTK_PARAMS = ROOT / "params" / "L5NetParams.json"
+HAY_PARAMS = ROOT / "params" / "L5NetParams.json"  # the default cell
+BMTK_PARAMS = ROOT / "params" / "L5NetParams_bmtk.json"  # the BMTK-channel option
 
 pytestmark = pytest.mark.neuron
 
@@ -100,7 +100,8 @@ def cell(tmp_path_factory) -> dict:
 
 # ------------------------------------------------------------------ structure and densities
 def test_the_template_is_the_hay_cell(cell):
-    assert cell["template"].startswith("L5PCHaytemplate[")
+    assert cell["template"].startswith("L5PCtemplate[")
+    assert cell["soma"]["NaTa_t"] > 0  # Hay's channel names: the Hay template, not BMTK's
 
 
 def test_sections_and_axon_stubs(cell):
@@ -197,11 +198,12 @@ HAY_CHANNELS = {
 }  # fmt: skip
 
 
-HAY_DIR = ROOT / "biophys_components" / "hay"
+COMPONENTS = ROOT / "biophys_components"
 
 
 def _hay_mods() -> list[Path]:
-    return sorted((HAY_DIR / "mechanisms" / "modfiles").glob("*.mod"))
+    mods = sorted((COMPONENTS / "mechanisms" / "modfiles").glob("*.mod"))
+    return [p for p in mods if p.stem not in ("pyr2pyr", "int2pyr")]  # our synapses
 
 
 def test_our_channel_nmodl_is_coreneuron_ready():
@@ -216,7 +218,7 @@ def test_our_channel_nmodl_is_coreneuron_ready():
         assert f.stem == mechanism_names(f)[0]  # one mechanism per file, named after it
 
 
-def test_only_the_hay_cell_gets_our_channels():
+def test_only_the_default_cell_gets_our_channels():
     from builder.components import bmtk_components_dir, resolve_cell
     from builder.params import load_params
 
@@ -224,25 +226,33 @@ def test_only_the_hay_cell_gets_our_channels():
     clashes = {bmtk / n for n in ("Ca_HVA.mod", "Ih.mod", "Im.mod")}  # same names as ours
     ours = {p.resolve() for p in _hay_mods()}
     hay = resolve_cell(load_params(HAY_PARAMS))
-    assert hay.template_name == "L5PCHaytemplate"
-    assert hay.template_file == (HAY_DIR / "templates" / "L5PCHaytemplate.hoc").resolve()
+    hay = resolve_cell(load_params(HAY_PARAMS), cwd=Path("/"))
+    assert hay.template_name == "L5PCtemplate"
+    assert hay.template_file == (COMPONENTS / "templates" / "L5PCtemplate.hoc").resolve()
     assert ours <= set(hay.mod_files) and not clashes & set(hay.mod_files)
     # the BMTK-channel option stays on BMTK's channels (its template sets gbar_NaTs,
-    # gbar_Ca_HVA, ...) and its templates folder holds no template that would need ours (BMTK
-    # loads every .hoc file of the folder)
-    for params in ("L5NetParams.json", "L2-3NetParams.json"):
-        mods = set(resolve_cell(load_params(ROOT / "params" / params)).mod_files)
+    # gbar_Ca_HVA, ...); each templates folder holds one template (BMTK loads every .hoc file
+    # of the folder, and each template needs its own channel set)
+    for params in ("L5NetParams_bmtk.json", "L2-3NetParams.json"):
+        spec = resolve_cell(load_params(ROOT / "params" / params), cwd=Path("/"))
+        mods = set(spec.mod_files)
         assert not ours & mods, params
         assert clashes | {bmtk / "NaTs.mod", bmtk / "SK.mod"} <= mods, params
-    default_templates = ROOT / "biophys_components" / "templates"
-    assert [p.name for p in default_templates.glob("*.hoc")] == ["L5PCtemplate.hoc"]
+    bmtk_cell = resolve_cell(load_params(BMTK_PARAMS), cwd=Path("/"))
+    assert (
+        bmtk_cell.template_file
+        == (COMPONENTS / "bmtk_channels" / "templates" / "L5PCtemplate.hoc").resolve()
+    )
+    for folder in (COMPONENTS / "templates", COMPONENTS / "bmtk_channels" / "templates"):
+        assert [p.name for p in folder.glob("*.hoc")] == ["L5PCtemplate.hoc"], folder
 
 
 def test_the_two_l5_params_differ_only_in_the_cell():
     default = json.loads(HAY_PARAMS.read_text())
     bmtk = json.loads(BMTK_PARAMS.read_text())
-    assert bmtk["cell"]["model_template"] == "hoc:L5PCtemplate"
-    assert "components_dir" not in bmtk["cell"]
+    assert default["cell"]["model_template"] == bmtk["cell"]["model_template"] == "hoc:L5PCtemplate"
+    assert "components_dir" not in default["cell"]  # copies of the default params work anywhere
+    assert bmtk["cell"]["components_dir"] == "../biophys_components/bmtk_channels"
     assert {k: v for k, v in default.items() if k != "cell"} == {
         k: v for k, v in bmtk.items() if k != "cell"
     }
