@@ -5,7 +5,8 @@ which cells get it, densities, and behaviour against Hay's cell.
 All NEURON measurements run once, in one child process (one mechanism library per process)
 that prints JSON; the tests then check the numbers. The protocols are those of
 ``scripts/hay_validation.py`` (the full report: 1 s steps, dt 0.025 ms, figures), shortened
-here where the quantity allows: 400 ms steps, dt 0.05 ms (the network runs at 0.1 ms).
+here where the quantity allows: rest, input resistance and the F-I curve (400 ms steps) at the
+network's dt of 0.1 ms, the millisecond-scale BAC and bAP protocols at dt 0.05 ms.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ pytestmark = pytest.mark.neuron
 #: the legacy project's Hay cell, 1 s steps at 34 degC (Hz by nA); targets within 25 %
 LEGACY_FI_HZ = {0.6: 8.5, 1.0: 13.5, 1.9: 19.0}
 STEP_MS = 400.0
-DT_MS = 0.05
+FI_DT_MS = 0.1  # the network's dt: rest, input resistance, F-I
+DT_MS = 0.05  # BAC, bAP
 BAC_SOMA_NA = 1.9  # Hay's somatic 5 ms step
 BAC_DEND_NA = 0.5  # Hay's EPSP-shaped current at ~620 um
 
@@ -41,8 +43,8 @@ PROBE = textwrap.dedent(
     sys.path.insert(0, sys.argv[2])
     import hay_validation as hv
     h, c = hv.load_cell(sys.argv[3])
-    dt, step_ms = float(sys.argv[4]), float(sys.argv[5])
-    soma_nA, dend_nA = float(sys.argv[6]), float(sys.argv[7])
+    fi_dt, dt, step_ms = float(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
+    soma_nA, dend_nA = float(sys.argv[7]), float(sys.argv[8])
     out = {"template": c.hname()}
     out["sections"] = {k: len(list(getattr(c, k))) for k in ("somatic", "basal", "apical",
                                                              "axonal")}
@@ -66,9 +68,9 @@ PROBE = textwrap.dedent(
                       seg.gCa_HVAbar_Ca_HVA, seg.cm, seg.gNaTa_tbar_NaTa_t)
                      for s in c.apical for seg in s]
     out["basal_Ih"] = sorted({round(seg.gIhbar_Ih, 12) for s in c.basal for seg in s})
-    out["passive"] = hv.passive(h, c, dt, step_ms=250.0)
+    out["passive"] = hv.passive(h, c, fi_dt, step_ms=250.0)
     out["fi"] = {str(k): v for k, v in hv.fi_curve(h, c, [0.3, 0.5, 0.6, 1.0, 1.9], step_ms,
-                                                   dt).items()}
+                                                   fi_dt).items()}
     b = hv.bac(h, c, dt, soma_nA=soma_nA, dend_nA=dend_nA)
     out["bac"] = {k: {"spikes": b[k]["spikes"], "plateau_ms": b[k]["plateau_ms"]}
                   for k in ("soma", "dend", "both")}
@@ -84,8 +86,8 @@ PROBE = textwrap.dedent(
 @pytest.fixture(scope="module")
 def cell(tmp_path_factory) -> dict:
     where = tmp_path_factory.mktemp("elsewhere")
-    args = [str(where), str(ROOT / "scripts"), str(HAY_PARAMS), str(DT_MS), str(STEP_MS),
-            str(BAC_SOMA_NA), str(BAC_DEND_NA)]  # fmt: skip
+    args = [str(where), str(ROOT / "scripts"), str(HAY_PARAMS), str(FI_DT_MS), str(DT_MS),
+            str(STEP_MS), str(BAC_SOMA_NA), str(BAC_DEND_NA)]  # fmt: skip
     r = subprocess.run(
         [sys.executable, "-c", PROBE, *args],
         capture_output=True,
