@@ -495,7 +495,7 @@ def _mod_files(ctx: _Context, template_file: Path) -> MechanismSet:
     project = ctx.project
     if project is not None and own is not None and own.resolve() == _plain(project, "mechanisms"):
         if Path(template_file).resolve().parent != _plain(project, "templates"):
-            user = [m for m in user if _provides(m)]
+            user = []  # a BMTK template on the project's components: BMTK's channels
     fallback = _mods_in(ctx.bmtk / "mechanisms" if ctx.bmtk else None)
     return select_mechanisms(user, provided_mod_files(), fallback)
 
