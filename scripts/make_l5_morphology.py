@@ -5,7 +5,7 @@ The cell is synthetic and fully deterministic (fixed seed, one :class:`numpy.ran
 a 3-point soma, ten basal trees, an apical trunk of 1 mm with oblique branches along its
 first ~500 µm and a tuft at its end, and an axon initial stub.  The soma (20 µm radius) and the
 trunk (3 µm tapering to 1.2 µm) are sized so that Hay et al.'s (2011) channels and densities
-(the default ``templates/L5PCtemplate.hoc``) fire like Hay's cell (F-I curve, one spike per 5 ms
+(the default ``templates/L5PCtemplate.hoc``) fire like Hay's cell (threshold, one spike per 5 ms
 somatic step, a back-propagating AP that decays along the trunk, a hot-zone Ca spike under
 strong distal input; ``scripts/hay_validation.py``): with a smaller soma and a thicker trunk a
 somatic AP sets off a hot-zone Ca plateau, a doublet and a long SK pause.  Branch lengths are

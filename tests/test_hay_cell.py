@@ -5,8 +5,9 @@ which cells get it, densities, and behaviour against Hay's cell.
 All NEURON measurements run once, in one child process (one mechanism library per process)
 that prints JSON; the tests then check the numbers. The protocols are those of
 ``scripts/hay_validation.py`` (the full report: 1 s steps, dt 0.025 ms, figures), shortened
-here where the quantity allows: rest, input resistance and the F-I curve (400 ms steps) at the
-network's dt of 0.1 ms, the millisecond-scale BAC and bAP protocols at dt 0.05 ms.
+here where the quantity allows: rest, input resistance and the F-I curve (1 s steps, as the
+legacy rates were measured: shorter steps miss the adaptation and read high) at the network's dt
+of 0.1 ms, the millisecond-scale BAC and bAP protocols at dt 0.05 ms.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ pytestmark = pytest.mark.neuron
 
 #: the legacy project's Hay cell, 1 s steps at 34 degC (Hz by nA); targets within 25 %
 LEGACY_FI_HZ = {0.6: 8.5, 1.0: 13.5, 1.9: 19.0}
-STEP_MS = 400.0
+STEP_MS = 1000.0
 FI_DT_MS = 0.1  # the network's dt: rest, input resistance, F-I
 DT_MS = 0.05  # BAC, bAP
 BAC_SOMA_NA = 1.9  # Hay's somatic 5 ms step
@@ -156,6 +157,14 @@ def test_fi_rises_with_current(cell):
     assert all(b > a for a, b in zip(rates, rates[1:], strict=False)), rates
 
 
+#: Known gap (issue 13): under 1 s steps (dt 0.1 ms here; the same at 0.025 ms in
+#: scripts/hay_validation.py) the cell fires 5, 9, 14 Hz at 0.6, 1.0, 1.9 nA against the legacy
+#: Hay cell's 8.5, 13.5, 19 Hz (-41, -33, -26 %): it adapts more (400 ms steps give 7.5, 12.5,
+#: 17.5 Hz, within 25 % of the 1 s figures, which is why a short-step test hid the gap).
+FI_GAP = "1 s steps: 5, 9, 14 Hz at 0.6, 1.0, 1.9 nA vs the legacy cell's 8.5, 13.5, 19 Hz"
+
+
+@pytest.mark.xfail(strict=True, reason=FI_GAP)
 def test_fi_within_25_percent_of_hays_cell(cell):
     for amp, ref in LEGACY_FI_HZ.items():
         assert cell["fi"][str(amp)] == pytest.approx(ref, rel=0.25), (amp, cell["fi"])
