@@ -478,18 +478,31 @@ def provided_mod_files() -> list[Path]:
     return [m for m in _project_mod_files() + shipped if _provides(m)]
 
 
-def _mod_files(ctx: _Context) -> MechanismSet:
-    """The user's mechanisms, ours (always), then the project's and BMTK's channels as fallback.
+def _mod_files(ctx: _Context, template_file: Path) -> MechanismSet:
+    """The cell's own mechanisms, ours (always), then BMTK's channels as fallback.
 
-    Only the mechanisms we provide override a user's; the user's channels override the
-    project's and BMTK's files of the same mechanism or file name.
+    The cell's own mechanisms are its components directory's ``mechanisms`` folder (a legacy
+    project's own; for the default cell the project's: our Hay channels next to our synapses).
+    Only the mechanisms we provide override them; they override BMTK's files of the same
+    mechanism or file name (our ``Ih``, ``Im``, ``Ca_HVA`` replace BMTK's). The project's
+    channels serve the project's own templates only: a BMTK template on the project's
+    components (the Allen ``Biophys1.hoc`` of ``params/L2-3NetParams.json``) and a cell whose
+    components directory has no such files (the BMTK-channel option
+    ``biophys_components/bmtk_channels``) get BMTK's.
     """
     own = ctx.folder("mechanisms")
-    project = prefixed_folder(ctx.project, "mechanisms", None) if ctx.project else None
-    user = [] if own is not None and own == project else _mods_in(own)
-    channels = [m for m in _project_mod_files() if not _provides(m)]
-    channels += _mods_in(ctx.bmtk / "mechanisms" if ctx.bmtk else None)
-    return select_mechanisms(user, provided_mod_files(), channels)
+    user = _mods_in(own)
+    project = ctx.project
+    if project is not None and own is not None and own.resolve() == _plain(project, "mechanisms"):
+        if Path(template_file).resolve().parent != _plain(project, "templates"):
+            user = []  # a BMTK template on the project's components: BMTK's channels
+    fallback = _mods_in(ctx.bmtk / "mechanisms" if ctx.bmtk else None)
+    return select_mechanisms(user, provided_mod_files(), fallback)
+
+
+def _plain(components_dir: Path, kind: str) -> Path | None:
+    folder = prefixed_folder(components_dir, kind, None)
+    return folder.resolve() if folder is not None else None
 
 
 def check_unique_mechanisms(mod_files: Sequence[Path]) -> None:
@@ -566,7 +579,7 @@ def resolve_cell(params: dict, *, cwd: Path | None = None) -> CellSpec:
         )
 
     template_file = _find_template(ctx, model_template)
-    mechs = _mod_files(ctx)
+    mechs = _mod_files(ctx, template_file)
 
     morph_value = cell.get("morphology")
     morphology = None

@@ -7,9 +7,9 @@ three figures to OUTDIR (default ``docs/``)::
 
     python scripts/hay_validation.py [OUTDIR] [--params P] [--step-ms 1000] [--dt 0.025]
 
-``--params`` names the params file whose cell is tested: the default cell
-(``params/L5NetParams.json``, BMTK's channels) or its twin on the project's own Hay channel
-NMODL (``params/L5NetParams_hay.json``, ``L5PCHaytemplate``).
+``--params`` names the params file whose cell is tested: the default cell on the project's own
+Hay channel NMODL (``params/L5NetParams.json``) or its twin on BMTK's channels
+(``params/L5NetParams_bmtk.json``); both templates are called ``L5PCtemplate``.
 
 * ``hay_fi.png``: firing rate under 1 s somatic steps, beside the legacy Hay cell's rates;
 * ``hay_bac.png``: BAC firing (somatic 5 ms step, apical EPSP-shaped current ~620 um from the
@@ -17,7 +17,8 @@ NMODL (``params/L5NetParams_hay.json``, ``L5PCHaytemplate``).
 * ``hay_bap.png``: back-propagating AP amplitude along the apical trunk, and the hot-zone Ca
   spike under a strong distal input.
 
-The protocol functions are also used by ``tests/test_l5_cell.py`` (in a child process).
+The protocol functions are also used by ``tests/test_hay_cell.py`` (in a child process, with
+shorter steps).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ if str(ROOT) not in sys.path:
 #: The legacy project's Hay cell under 1 s somatic steps at 34 degC (Hz by nA).
 LEGACY_FI_HZ = {0.4: 4.0, 0.6: 8.5, 0.8: 11.5, 1.0: 13.5, 1.5: 17.0, 1.9: 19.0, 2.5: 22.0}
 CELSIUS = 34.0
-SETTLE_MS = 200.0  # quiet time before any stimulus (after the steady-state start)
+SETTLE_MS = 50.0  # quiet time before any stimulus (the run starts from the settled rest)
 SPIKE_MV = -20.0  # upward crossing = one somatic spike
 BAC_SITE_UM = 620.0  # Hay's dendritic injection site on the trunk
 HOT_ZONE_UM = (685.0, 885.0)
@@ -108,17 +109,18 @@ def _epsp_current(h, seg, onset_ms: float, imax_nA: float, tstop_ms: float, dt: 
 
 
 # ----------------------------------------------------------------------------- protocols
-def passive(h, cell, dt: float = 0.025) -> dict[str, float]:
-    """Somatic rest (mV) and steady-state input resistance (MOhm, -0.1 nA for 500 ms)."""
+def passive(h, cell, dt: float = 0.025, step_ms: float = 500.0) -> dict[str, float]:
+    """Somatic rest (mV) and steady-state input resistance (MOhm, -0.1 nA for ``step_ms``,
+    the voltage averaged over its last 50 ms)."""
     ic = h.IClamp(cell.soma[0](0.5))
-    ic.delay, ic.dur, ic.amp = SETTLE_MS, 500.0, -0.1
+    ic.delay, ic.dur, ic.amp = SETTLE_MS, step_ms, -0.1
     v = h.Vector().record(cell.soma[0](0.5)._ref_v)
     t = h.Vector().record(h._ref_t)
-    h.steps_per_ms, h.dt, h.tstop = 1 / dt, dt, SETTLE_MS + 520.0
+    h.steps_per_ms, h.dt, h.tstop = 1 / dt, dt, SETTLE_MS + step_ms + 5.0
     h.run()
     tt, vv = np.array(t), np.array(v)
     rest = float(vv[tt < SETTLE_MS].mean())
-    end = float(vv[(tt > SETTLE_MS + 450) & (tt < SETTLE_MS + 500)].mean())
+    end = float(vv[(tt > SETTLE_MS + step_ms - 50) & (tt < SETTLE_MS + step_ms)].mean())
     return {"rest_mV": rest, "rin_MOhm": (end - rest) / -0.1}
 
 
@@ -139,7 +141,7 @@ def fi_curve(h, cell, amps_nA, step_ms: float = 1000.0, dt: float = 0.025) -> di
 
 
 def threshold_step(
-    h, cell, dt: float = 0.025, amps_nA=(1.9, 2.0, 2.1, 2.2, 2.4, 2.6, 3.0)
+    h, cell, dt: float = 0.025, amps_nA=(1.9, 2.0, 2.1, 2.2, 2.4, 2.6, 3.0, 3.5, 4.0, 5.0)
 ) -> float:
     """The smallest 5 ms somatic step of ``amps_nA`` that fires the cell (Hay's BAC protocol
     uses 1.9 nA, which gives his cell exactly one spike)."""

@@ -2,18 +2,24 @@
 """Generate the project's default thick-tufted layer-5b pyramidal-cell morphology.
 
 The cell is synthetic and fully deterministic (fixed seed, one :class:`numpy.random.Generator`):
-a 3-point soma, eight basal trees, an apical trunk of 1 mm with oblique branches along its
-first ~500 µm and a tuft at its end, and an axon initial stub.  Branch lengths are scaled so
-that the dendritic lengths NEURON measures (path distance from ``soma(0)``) match the legacy
-params file: basal >= 50 µm 4649 µm, basal < 50 µm 483 µm, apical 7440 µm.  Every basal tree
-branches exactly at 50 µm path distance, so the basal split is the same whether it is taken
-continuously along the dendrite or per segment centre.
+a 3-point soma, ten basal trees, an apical trunk of 1 mm with oblique branches along its
+first ~500 µm and a tuft at its end, and an axon initial stub.  The soma (20 µm radius) and the
+trunk (3 µm tapering to 1.2 µm) are sized so that Hay et al.'s (2011) channels and densities
+(the default ``templates/L5PCtemplate.hoc``) fire like Hay's cell (threshold, one spike per 5 ms
+somatic step, a back-propagating AP that decays along the trunk, a hot-zone Ca spike under
+strong distal input; ``scripts/hay_validation.py``): with a smaller soma and a thicker trunk a
+somatic AP sets off a hot-zone Ca plateau, a doublet and a long SK pause.  Branch lengths are
+scaled so that the dendritic lengths NEURON measures (path distance from ``soma(0)``) match
+the legacy params file: basal >= 50 µm 4649 µm, basal < 50 µm 483 µm, apical 7440 µm.  Every basal
+tree branches exactly at 50 µm path distance, so the basal split is the same whether it is
+taken continuously along the dendrite or per segment centre.
 
 Two files are written:
 
 * ``biophys_components/morphologies/L5PC.swc`` (SWC types 1 soma, 2 axon, 3 basal, 4 apical);
-* the geometry block of ``biophys_components/templates/L5PCtemplate.hoc`` and of its twin on
-  the project's Hay channel NMODL, ``hay/templates/L5PCHaytemplate.hoc``: each template's
+* the geometry block of ``biophys_components/templates/L5PCtemplate.hoc`` (the default cell,
+  on the project's Hay channel NMODL) and of its twin on BMTK's channels,
+  ``bmtk_channels/templates/L5PCtemplate.hoc``: each template's
   hand-written biophysics is kept, only the text between the ``BEGIN GENERATED GEOMETRY`` and
   ``END GENERATED GEOMETRY`` markers is replaced by ``pt3dadd`` calls that build exactly the
   sections NEURON's Import3d makes from the SWC (same names, order, points and connections), so
@@ -39,20 +45,22 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SWC_PATH = REPO_ROOT / "biophys_components" / "morphologies" / "L5PC.swc"
 HOC_PATHS = (
     REPO_ROOT / "biophys_components" / "templates" / "L5PCtemplate.hoc",
-    REPO_ROOT / "biophys_components" / "hay" / "templates" / "L5PCHaytemplate.hoc",
+    REPO_ROOT / "biophys_components" / "bmtk_channels" / "templates" / "L5PCtemplate.hoc",
 )
 BEGIN_MARK = "// ---- BEGIN GENERATED GEOMETRY"
 END_MARK = "// ---- END GENERATED GEOMETRY"
 
-SOMA_RADIUS_UM = 11.5
+SOMA_RADIUS_UM = 20.0
 PROX_LIMIT_UM = 50.0  # basal "proximal" boundary, path distance from soma(0)
 TARGET_BASAL_PROX_UM = 483.0
 TARGET_BASAL_DIST_UM = 4649.0
 TARGET_APICAL_UM = 7440.0
-N_BASAL_TREES = 8
+N_BASAL_TREES = 10
 TRUNK_LENGTH_UM = 1000.0
-TRUNK_DIAM_UM = (5.0, 2.0)
+TRUNK_DIAM_UM = (3.0, 1.2)
 N_OBLIQUES = 12
+OBLIQUE_DIAM_UM = (1.0, 1.4)  # range of the obliques' starting diameter
+TUFT_DIAM_UM = 1.0  # the tuft's first branches
 OBLIQUE_ZONE_UM = (35.0, 520.0)
 STEP_UM = 8.0  # nominal spacing of 3-D points
 MIN_DIAM_UM = 0.45
@@ -216,7 +224,7 @@ def _grow_tuft(tree: _Tree, parent: int, order: int) -> None:
     rng = tree.rng
     par = tree.branches[parent]
     if order == 0:
-        d_child, half_angle = 1.6, rng.uniform(0.45, 0.6)
+        d_child, half_angle = TUFT_DIAM_UM, rng.uniform(0.45, 0.6)
     else:
         d_child, half_angle = max(MIN_DIAM_UM, par.diam_um[1] * 0.7), rng.uniform(0.3, 0.5)
     azimuth = rng.uniform(0.0, 2.0 * np.pi)
@@ -266,6 +274,11 @@ def build_tree(rng: np.random.Generator) -> _Tree:
     reach_um = PROX_LIMIT_UM - SOMA_RADIUS_UM  # soma(0) -> soma(0.5) -> dendrite start
     # Each tree contributes primary + 2 * (reach - primary) below 50 µm.
     primary_um = weights / weights.sum() * (2 * reach_um * N_BASAL_TREES - TARGET_BASAL_PROX_UM)
+    if not ((primary_um > 0) & (primary_um < reach_um)).all():
+        raise SystemExit(
+            f"{N_BASAL_TREES} basal trees cannot hold {TARGET_BASAL_PROX_UM} um within "
+            f"{PROX_LIMIT_UM} um of soma(0) with a {SOMA_RADIUS_UM} um soma radius"
+        )
     d_primary = rng.uniform(2.1, 2.7, N_BASAL_TREES)
     for az, el, p_um, d0 in zip(azimuths, elevations, primary_um, d_primary, strict=True):
         direction = np.array([np.cos(el) * np.cos(az), np.sin(el), np.cos(el) * np.sin(az)])
@@ -301,7 +314,7 @@ def build_tree(rng: np.random.Generator) -> _Tree:
             "apic", "trunk", parent, float(stop - start), trunk_dir, (float(d0), float(d1)), 0.12
         )
         if stop < TRUNK_LENGTH_UM:
-            _grow_oblique(tree, piece, trunk_dir, float(rng.uniform(1.0, 1.4)))
+            _grow_oblique(tree, piece, trunk_dir, float(rng.uniform(*OBLIQUE_DIAM_UM)))
         parent = piece
     _grow_tuft(tree, parent, 0)
     return tree

@@ -1,4 +1,6 @@
-"""The default L5 cell: morphology totals, discretisation, Hay (2011) densities, behaviour.
+"""The L5 cell on BMTK's channels (``L5PCtemplate`` in ``biophys_components/bmtk_channels``,
+``params/L5NetParams_bmtk.json``, the option beside the default Hay-channel cell): morphology
+totals, discretisation, Hay (2011) densities, behaviour.
 
 The NEURON measurements run in one child process (one mechanism library per process) that
 prints JSON; the tests then check the numbers.
@@ -86,7 +88,7 @@ PROBE = textwrap.dedent(
 def cell(tmp_path_factory) -> dict:
     where = tmp_path_factory.mktemp("elsewhere")
     r = subprocess.run(
-        [sys.executable, "-c", PROBE, str(where), str(ROOT / "params" / "L5NetParams.json")],
+        [sys.executable, "-c", PROBE, str(where), str(ROOT / "params" / "L5NetParams_bmtk.json")],
         capture_output=True,
         text=True,
         timeout=600,

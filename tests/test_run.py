@@ -35,7 +35,7 @@ DT_MS = 0.1
 TSTOP_MS = 300.0  # conftest.TINY_OVERRIDES: time.stop=0.3 s
 N_SAMPLES = round(TSTOP_MS / DT_MS)
 INPUT_T0_MS = 50.0  # dense input rasters start here
-EXC_RATE_HZ = 100.0  # "strong excitation": every excitatory input at this rate
+EXC_RATE_HZ = 300.0  # "strong excitation": every excitatory input at this rate (100 Hz: 1 spike)
 INH_RATE_HZ = 50.0
 E_GABA_TEST_MV = -90.0  # see test_gaba_gbar_in_json_scales_the_ipsp
 SYN_FILES = ("PN2PN.json", "PV2PN.json", "SOM2PN.json")
