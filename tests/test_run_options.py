@@ -329,7 +329,9 @@ def test_start_up_transient_follows_the_input_onset_and_is_not_counted(
 ) -> None:
     """Inputs from 100 ms: nothing fires before them, and the summary counts from 300 ms."""
     out = tmp_path / "late"
-    proc = _build(out, sim_env, "time.start=0.1", "time.stop=0.4")
+    # the whole cell's synapses (the tiny lengths are too little drive for the Hay-channel cell)
+    full = ("lengths.apic=7440", "lengths.basal_dist=4649", "lengths.basal_prox=483")
+    proc = _build(out, sim_env, "time.start=0.1", "time.stop=0.4", *full)
     assert proc.returncode == 0, proc.stderr
     res = run_network(out)
     assert res.returncode == 0, res.describe()
