@@ -202,10 +202,15 @@ def _number(raw: Mapping[str, Any], key: str, default: float) -> float:
     return float(v)
 
 
-def read_config(config: str | os.PathLike, threads: int | None = None) -> NetworkConfig:
+def read_config(
+    config: str | os.PathLike, threads: int | None = None, *, check_run: bool = True
+) -> NetworkConfig:
     """Read a simulation config (already checked by :func:`builder.checks.check_run_inputs`).
 
     ``threads`` (the ``-t`` option) overrides the config's ``run.n_thread`` / ``threads``.
+    ``check_run=False`` reads the network only, without the run-section checks a runner
+    needs (thread count, warm-up within the run): a summary of a finished run uses its own
+    window.
     """
     path = Path(config)
     if path.is_dir():
@@ -236,9 +241,9 @@ def read_config(config: str | os.PathLike, threads: int | None = None) -> Networ
     except RunError as exc:
         raise RunError(f"{where}.{exc}") from None
     n_thread = threads or run.get("n_thread") or raw.get("threads") or 1
-    if isinstance(n_thread, bool) or not isinstance(n_thread, int) or n_thread < 1:
+    if check_run and (isinstance(n_thread, bool) or not isinstance(n_thread, int) or n_thread < 1):
         raise RunError(f"{path}: run.n_thread: {n_thread!r} is not a positive integer")
-    if not 0 <= warmup < tstop:
+    if check_run and not 0 <= warmup < tstop:
         raise RunError(f"{path}: run.warmup_ms: {warmup:g} is not within the run (0..{tstop:g})")
     ns_file = path
     node_sets: dict[str, Any] = {}
@@ -254,7 +259,7 @@ def read_config(config: str | os.PathLike, threads: int | None = None) -> Networ
         tstop_ms=tstop,
         dt_ms=dt,
         seed=int(seed),
-        threads=int(n_thread),
+        threads=int(n_thread) if isinstance(n_thread, int) else 1,
         warmup_ms=warmup,
         nodes=nodes,
         edges=edges,

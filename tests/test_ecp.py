@@ -234,10 +234,12 @@ def test_ecp_equals_point_sources_of_the_recorded_currents(ecp_run):
     dist = np.linalg.norm(ELECTRODES[:, None] - centres[None], axis=2)
     expected = cur @ (1.0 / (4 * np.pi * SIGMA * dist)).T
     # segments.csv holds each segment's centre on its 3-D path; the model takes the middle of
-    # the chord between its ends (< 0.1 um apart for 5 um segments); and the report is float32
+    # the chord between its ends (< 0.1 um apart for 5 um dendritic segments, but several um
+    # for the 40 um soma traced by a contour of 3-D points); and the report is float32. An
+    # error in the maps themselves (a wrong rotation, sign or unit) is off by O(1).
     scale = np.abs(expected).max(axis=0)
     assert (scale > 0).all()
-    np.testing.assert_array_less(np.abs(v - expected).max(axis=0), 2e-3 * scale)
+    np.testing.assert_array_less(np.abs(v - expected).max(axis=0), 1e-2 * scale)
     with h5py.File(ecp_run / "output" / "ecp_contributions" / "biophysical.h5") as f:
         np.testing.assert_array_equal(f["ecp/data"][()], v)  # one population: all of it
 
@@ -256,7 +258,8 @@ def test_net_membrane_current_is_zero_and_dipole_is_sum_of_i_r(ecp_run):
         p = f["dipole/biophysical/data"][()]
         assert f["dipole/biophysical/data"].attrs["units"] == "nA um"
     expected = cur @ centres
-    np.testing.assert_array_less(np.abs(p - expected).max(axis=0), 2e-3 * np.abs(expected).max())
+    # the same centre approximation as above (a few um on the soma, whose currents are largest)
+    np.testing.assert_array_less(np.abs(p - expected).max(axis=0), 3e-2 * np.abs(expected).max())
 
 
 @pytest.mark.neuron

@@ -82,7 +82,9 @@ def test_coreneuron_soma_report_equals_the_neuron_engine(engine_runs):
     v_n, v_c = report(engine_runs["neuron"]), report(engine_runs["coreneuron"])
     assert v_n.shape == v_c.shape and v_n.shape[0] == round(STOP_S * 1e4)
     assert v_n.max() > 0  # includes action potentials
-    np.testing.assert_allclose(v_c, v_n, rtol=0, atol=1e-6)
+    # float32 reports: one unit in the last place is 1.9e-6 mV at +31 mV; the Hay channels'
+    # exp() in CoreNEURON's generated code may round one step differently
+    np.testing.assert_allclose(v_c, v_n, rtol=0, atol=1e-4)
 
 
 def _with_run(net: Path, dest: Path, **run_keys) -> Path:

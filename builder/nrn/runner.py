@@ -620,7 +620,7 @@ def _write_rates(
     from ..rates import population_rates, write_rates
     from ..sonata_read import read_spikes, spike_populations
 
-    net = read_config(config)
+    net = read_config(config, check_run=False)
     have = set(spike_populations(spikes_file)) if spikes_file.is_file() else set()
     pops = [p for p in populations if p in net.nodes]
     sizes = {p: net.nodes[p].size for p in pops}
