@@ -45,7 +45,7 @@ from .errors import BuildError, OutputError, RunError
 from .rng import stream
 from .runs import CONFIG_NAME, SPEC_COPY
 from .segments import SegmentTable
-from .simconfig import rate_window_ms
+from .simconfig import expand_config_path, rate_window_ms
 from .sonata_read import read_report, read_spikes
 
 __all__ = [
@@ -121,17 +121,6 @@ class _Output:
         return files
 
 
-def _resolve(value: str, manifest: dict[str, str], base: Path) -> Path:
-    """Expand the config's ``$VARIABLES`` (recursively) and make the path absolute."""
-    for _ in range(10):
-        if "$" not in value:
-            break
-        for key in sorted(manifest, key=len, reverse=True):
-            value = value.replace(key, str(manifest[key]))
-    path = Path(value)
-    return path if path.is_absolute() else base / path
-
-
 def _open_output(outdir: str | os.PathLike) -> _Output:
     """Read ``outdir``'s simulation config; raise :class:`RunError` naming any missing file."""
     base = Path(outdir)
@@ -160,10 +149,12 @@ def _open_output(outdir: str | os.PathLike) -> _Output:
         raise RunError(f"{config_path}: run.tstop is missing or not a number") from None
     manifest = {str(k): str(v) for k, v in (config.get("manifest") or {}).items()}
     out_cfg = config.get("output") or {}
-    output_dir = _resolve(str(out_cfg.get("output_dir", "$BASE_DIR/output")), manifest, base)
+    output_dir = expand_config_path(
+        str(out_cfg.get("output_dir", "$BASE_DIR/output")), manifest, base
+    )
     spikes = str(out_cfg.get("spikes_file", "spikes.h5"))
     spikes_file = (
-        _resolve(spikes, manifest, base)
+        expand_config_path(spikes, manifest, base)
         if spikes.startswith("$") or os.path.isabs(spikes)
         else output_dir / spikes
     )
@@ -190,7 +181,7 @@ def _soma_report(out: _Output) -> Path | None:
             continue
         file_name = str(rep.get("file_name", f"{name}.h5"))
         path = (
-            _resolve(file_name, manifest, out.base)
+            expand_config_path(file_name, manifest, out.base)
             if file_name.startswith("$") or os.path.isabs(file_name)
             else out.output_dir / file_name
         )

@@ -10,6 +10,7 @@ libsonata resolves it against the config file itself. The layout also satisfies 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "circuit_config",
     "node_sets",
     "rate_window_ms",
+    "expand_config_path",
     "RUN_BIONET_SCRIPT",
     "SPIKES_MODULE",
     "CLAMP_MODULE",
@@ -239,3 +241,15 @@ def rate_window_ms(config: dict[str, Any]) -> tuple[float, float]:
     start = float(run.get("input_start_ms", run.get("tstart", 0.0)))
     start += float(run.get("warmup_ms", 0.0))
     return min(start, tstop), tstop
+
+
+def expand_config_path(value: str, manifest: dict[str, Any], base: Path) -> Path:
+    """A config path with its ``$VARIABLES`` expanded (nested ones too; longest names first,
+    so ``$BASE_DIR_2`` is not read as ``$BASE_DIR``), absolute against ``base``."""
+    for _ in range(10):
+        if "$" not in value:
+            break
+        for key in sorted(manifest, key=len, reverse=True):
+            value = value.replace(key, str(manifest[key]))
+    path = Path(value)
+    return path if path.is_absolute() else base / path

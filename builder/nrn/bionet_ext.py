@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..simconfig import expand_config_path
+
 __all__ = [
     "CLAMP_MODULE",
     "SPIKES_MODULE",
@@ -128,16 +130,6 @@ def bmtk_view(raw: dict[str, Any]) -> BionetView:
         reports[name] = rep
     cfg["reports"] = reports
     return view
-
-
-def _resolve(value: str, manifest: dict[str, Any], base: Path) -> Path:
-    for _ in range(10):
-        if "$" not in value:
-            break
-        for key in sorted(manifest, key=len, reverse=True):
-            value = value.replace(key, str(manifest[key]))
-    p = Path(value)
-    return p if p.is_absolute() else base / p
 
 
 # ------------------------------------------------------------------ our simulator modules
@@ -342,7 +334,7 @@ def add_modules(sim: Any, view: BionetView, base: Path, output_dir: Path) -> lis
     for inp in view.clamps:
         mods.append(
             FileCurrentClamp(
-                str(_resolve(str(inp["input_file"]), manifest, base)),
+                str(expand_config_path(str(inp["input_file"]), manifest, base)),
                 inp.get("node_set", "biophysical_nodes"),
             )
         )

@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import RunError
+from ..simconfig import expand_config_path
 
 __all__ = [
     "MODULE",
@@ -88,14 +89,6 @@ class EcpReport:
 
 
 # ------------------------------------------------------------------ the config
-def _resolve(value: str, manifest: dict[str, Any], base: Path) -> Path:
-    for _ in range(10):
-        if "$" not in value:
-            break
-        for key in sorted(manifest, key=len, reverse=True):
-            value = value.replace(key, str(manifest[key]))
-    p = Path(value)
-    return p if p.is_absolute() else base / p
 
 
 def read_electrodes(path: Path, where: str) -> tuple[np.ndarray, np.ndarray]:
@@ -155,7 +148,7 @@ def take_reports(config: dict[str, Any], config_path: Path, output_dir: Path) ->
         where = f"{config_path}: reports.{name}"
         if "electrode_positions" not in rep:
             raise RunError(f"{where}.electrode_positions: required (a CSV of x_pos y_pos z_pos)")
-        path = _resolve(str(rep["electrode_positions"]), manifest, base)
+        path = expand_config_path(str(rep["electrode_positions"]), manifest, base)
         ids, pos = read_electrodes(path, f"{where}.electrode_positions")
         sigma = rep.get("sigma", 0.3)
         if isinstance(sigma, bool) or not isinstance(sigma, int | float) or not sigma > 0:
@@ -169,7 +162,11 @@ def take_reports(config: dict[str, Any], config_path: Path, output_dir: Path) ->
             if value is None:
                 return None
             p = Path(str(value))
-            return _resolve(str(value), manifest, base) if "$" in str(value) else output_dir / p
+            return (
+                expand_config_path(str(value), manifest, base)
+                if "$" in str(value)
+                else output_dir / p
+            )
 
         out.append(
             EcpReport(
