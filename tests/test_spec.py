@@ -200,6 +200,11 @@ BAD = [
         "populations.I.region: required key is missing",
     ),
     (
+        "warm-up as long as the run",
+        _mod(("run", "warmup_ms"), 1e6),
+        "run.warmup_ms: 1e+06: the warm-up must end before the run does",
+    ),
+    (
         "layer of no region",
         _mod(("populations", "E", "layers"), ["A"]),
         'populations.E.layers[0]: "A" is not a layer of box',

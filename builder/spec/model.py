@@ -471,6 +471,17 @@ def _cross_checks(
             dup = sorted({n for n in names if names.count(n) > 1})
             if dup:
                 out.append((p + ("layers",), f"layer name(s) {', '.join(dup)} given twice"))
+    run = _mapping(data.get("run"))
+    with _tolerant():
+        warmup, duration = float(run["warmup_ms"]), float(run["duration_ms"])
+        if warmup >= duration:
+            out.append(
+                (
+                    ("run", "warmup_ms"),
+                    f"{warmup:g}: the warm-up must end before the run does ({duration:g} ms): "
+                    "rates would count nothing",
+                )
+            )
     sizes: dict[str, int | None] = {}
     for pname, pop in pops.items():
         with _tolerant():
