@@ -46,6 +46,14 @@ class Interrupted(BaseException):
     def exit_status(self) -> int:
         return 128 + self.signum
 
+    def report(self, command: str = "run-network") -> str:
+        """The one line a runner prints when a signal stopped it before its output landed."""
+        name = signal.Signals(self.signum).name
+        return (
+            f"\n{command}: {name}: {self}; nothing was written "
+            "(the previous output, if any, is as it was)"
+        )
+
 
 class Stop:
     """SIGINT / SIGTERM handling of a run.

@@ -25,7 +25,6 @@ import argparse
 import logging
 import os
 import shutil
-import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -492,12 +491,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"run-network: error: {exc}", file=sys.stderr)
         return 2
     except Interrupted as exc:
-        name = signal.Signals(exc.signum).name
-        print(
-            f"\nrun-network: {name}: {exc}; nothing was written "
-            "(the previous output, if any, is as it was)",
-            file=sys.stderr,
-        )
+        print(exc.report(), file=sys.stderr)
         return exc.exit_status
     finally:
         if lock is not None:

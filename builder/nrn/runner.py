@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import sys
 import time
 import warnings
@@ -760,12 +759,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except Interrupted as exc:
         if ctx.rank == 0:
-            name = signal.Signals(exc.signum).name
-            print(
-                f"\nrun-network: {name}: {exc}; nothing was written "
-                "(the previous output, if any, is as it was)",
-                file=sys.stderr,
-            )
+            print(exc.report(), file=sys.stderr)
         return exc.exit_status
     finally:
         if lock is not None:
