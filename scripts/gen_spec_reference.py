@@ -15,7 +15,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Iterator, Mapping
@@ -23,6 +22,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))  # reference_cli, also when loaded by path
+import reference_cli  # noqa: E402
+
 SCHEMA = ROOT / "builder" / "schema" / "spec.schema.json"
 OUTPUT = ROOT / "docs" / "spec.md"
 
@@ -189,33 +191,14 @@ def render(schema: Mapping[str, Any] | None = None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Write or check the spec reference; returns the exit status."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--check",
-        action="store_true",
-        help="do not write; exit 1 if the output file is not up to date",
+    return reference_cli.main(
+        argv,
+        description=__doc__.splitlines()[0],
+        render=render,
+        schema=SCHEMA,
+        output=OUTPUT,
+        script=Path(__file__).name,
     )
-    parser.add_argument(
-        "--schema", type=Path, default=SCHEMA, help="schema file (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--output", type=Path, default=OUTPUT, help="output file (default: %(default)s)"
-    )
-    args = parser.parse_args(argv)
-    text = render(json.loads(args.schema.read_text(encoding="utf-8")))
-    if args.check:
-        current = args.output.read_text(encoding="utf-8") if args.output.exists() else None
-        if current != text:
-            print(
-                f"{args.output} is out of date; run: python scripts/gen_spec_reference.py",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text, encoding="utf-8")
-    print(f"wrote {args.output}")
-    return 0
 
 
 if __name__ == "__main__":
