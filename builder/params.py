@@ -297,14 +297,14 @@ def _validate(
     problems += _cross_field_problems(data, bad, Path(abs_source).parent, cwd)
     if problems:
         problems.sort(key=lambda pm: (_sort_key(pm[0]), pm[1]))
-        raise _params_error(name, problems, overrides or {})
+        raise problems_error(name, problems, overrides or {})
     out = copy.deepcopy(dict(data))
     _normalise(_schema(), out)
     out["_source"] = abs_source
     return out
 
 
-def _params_error(name: str, problems: Problems, overrides: Mapping[str, Any]) -> ParamsError:
+def problems_error(name: str, problems: Problems, overrides: Mapping[str, Any]) -> ParamsError:
     """The error for ``problems``, each blamed on the override that set its key, if any.
 
     A problem whose key an override set (or lies inside, or contains) names that override

@@ -27,7 +27,7 @@ from typing import Any
 import jsonschema
 
 from ..errors import ParamsError
-from ..params import _given_as, apply_overrides
+from ..params import _given_as, apply_overrides, problems_error
 from ..schema_messages import dotted as _dotted
 from ..schema_messages import message, resolve_ref
 from ..schema_messages import or_join as _or_join
@@ -233,7 +233,7 @@ def validate_spec(
         ]
     if problems:
         problems.sort(key=lambda pm: (_sort_key(pm[0]), pm[1]))
-        raise _error(source, problems, overrides or {})
+        raise problems_error(source, problems, overrides or {})
     out = copy.deepcopy(dict(data))
     _fill_defaults(_schema(), out)
     comp = Path(str(out.get("components_dir", "."))).expanduser()
@@ -246,26 +246,6 @@ def validate_spec(
 
 
 # ----------------------------------------------------------------------------- schema problems
-def _error(name: str, problems: Problems, overrides: Mapping[str, Any]) -> ParamsError:
-    lines, blamed = [], []
-    for path, msg in problems:
-        culprits = [
-            _given_as(k, v)
-            for k, v in overrides.items()
-            if path
-            and tuple(str(p) for p in path[: len(str(k).split("."))])
-            == tuple(str(k).split("."))[: len(path)]
-        ]
-        line = f"{_dotted(path)}: {msg}"
-        if culprits:
-            line += f" (from {', '.join(culprits)})"
-            blamed += [c for c in culprits if c not in blamed]
-        lines.append(line)
-    if blamed and all("(from --set " in line for line in lines):
-        return ParamsError(f"{' '.join(blamed)} (on {name})", lines)
-    return ParamsError(name, lines)
-
-
 def _schema_problems(data: Any) -> Problems:
     problems: Problems = []
     seen: set[tuple[str, KeyPath]] = set()
