@@ -34,15 +34,10 @@ import numpy as np
 from .. import rasters
 from ..errors import PlacementError
 from ..network import EdgePopulation, Network, NodePopulation, SpikeTrains, Table, TypeIds
-from ..placement import (
-    clipped_normal_counts,
-    feasible_centres,
-    group_sizes,
-    place_group,
-    place_ranged,
-)
+from ..placement import feasible_centres, group_sizes, place_group, place_ranged
 from ..rng import stream
 from ..segments import PROXIMAL_LIMIT_UM, SegmentTable
+from . import l5_rasters
 
 __all__ = [
     "L5Counts",
@@ -50,6 +45,7 @@ __all__ = [
     "Part",
     "InputPopulation",
     "l5_counts",
+    "clipped_normal_counts",
     "l5_model",
     "build_l5_network",
     "BIO_POP",
@@ -320,6 +316,14 @@ def eligible_rows(table: SegmentTable, placement: dict[str, Any]) -> np.ndarray:
     return table.rows(tuple(placement["sections"]), lo, hi)
 
 
+def clipped_normal_counts(
+    rng: np.random.Generator, n_cells: int, mean: float, sd: float, low: int, high: int
+) -> np.ndarray:
+    """Synapses per cell: ``int(clip(normal(mean, sd), low, high))`` (legacy rule)."""
+    draws = rng.normal(mean, sd, size=n_cells)
+    return np.clip(draws, low, high).astype(np.int64)
+
+
 def _synapse_counts(rng: np.random.Generator, n_cells: int, syn: dict[str, Any]) -> np.ndarray:
     if syn["distribution"] != "clipped_normal":
         raise ValueError(f"synapses per cell: no legacy rule {syn['distribution']!r}")
@@ -543,12 +547,12 @@ def _rasters(model: L5Model, net: Network, seed: int, group_sizes_of: dict[str, 
             r["rate_hz"]["sd"],
         )
         if "rhythm" in r:
-            profile = rasters.rhythmic_profile(
+            profile = l5_rasters.rhythmic_profile(
                 n_bins, r["rhythm"]["f_hz"], r["rhythm"]["mod"], start_ms=t0_ms, bin_ms=bin_ms
             )
         else:
             if shared_inh_profile is None:
-                shared_inh_profile = rasters.inh_profile_from_exc(
+                shared_inh_profile = l5_rasters.inh_profile_from_exc(
                     exc_bin, max(n_exc, 1), n_bins, r["shift_ms"], bin_ms=bin_ms
                 )
             profile = shared_inh_profile
