@@ -26,6 +26,7 @@ from .network import Network, write_network
 from .output import Staging
 from .params import apply_overrides, load_params, resolve_relative, validate_params
 from .recipes.l5 import (
+    BIO_NODE_SET,
     BIO_POP,
     DIST_SYN,
     EXC_SYN,
@@ -34,6 +35,8 @@ from .recipes.l5 import (
     L5Model,
     build_l5_network,
     l5_model,
+    l5_reports,
+    l5_run_settings,
 )
 from .segments import SegmentTable
 from .synmodels import load_model_file
@@ -305,25 +308,8 @@ class SimulationBuilder:
 
         components = self._copy_components(staging)
         clamp = self._copy_clamp(staging)
-        p = self.params
-        run = simconfig.RunSettings(
-            tstop_ms=float(p["time"]["stop"]) * 1000.0,
-            dt_ms=float(p["dt"]),
-            dL_um=float(p["dL"]),
-            spike_threshold_mV=float(p["run"]["spike_threshold_mV"]),
-            nsteps_block=int(p["run"]["nsteps_block"]),
-            random_seed=self.seed,
-            celsius=float(p["conditions"]["celsius"]),
-            v_init_mV=float(p["conditions"]["v_init"]),
-            input_start_ms=float(p["time"]["start"]) * 1000.0,
-            warmup_ms=float(p["run"].get("warmup_ms", 0.0)),
-        )
-        reports = [
-            simconfig.Report(var, loc, "biophysical_nodes")
-            for var, loc in zip(
-                p["record_cellvars"]["vars"], p["record_cellvars"]["locs"], strict=True
-            )
-        ]
+        run = l5_run_settings(self.params, self.seed)
+        reports = l5_reports(self.params)
         configs = {
             "simulation_config.json": simconfig.simulation_config(
                 run, spike_inputs, reports, clamp
@@ -380,4 +366,4 @@ class SimulationBuilder:
             raise ComponentError(f"file_current_clamp.input_file: {value!r} not found")
         rel = f"inputs/{Path(value).name}"
         shutil.copyfile(src, staging.path(rel))
-        return simconfig.ClampInput(rel, "biophysical_nodes")
+        return simconfig.ClampInput(rel, BIO_NODE_SET)

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import rasters
+from .. import rasters, simconfig
 from ..errors import PlacementError
 from ..network import EdgePopulation, Network, NodePopulation, SpikeTrains, Table, TypeIds
 from ..placement import feasible_centres, group_sizes, place_group, place_ranged
@@ -47,8 +47,11 @@ __all__ = [
     "l5_counts",
     "clipped_normal_counts",
     "l5_model",
+    "l5_run_settings",
+    "l5_reports",
     "build_l5_network",
     "BIO_POP",
+    "BIO_NODE_SET",
     "EXC_POP",
     "PROX_POP",
     "DIST_POP",
@@ -58,6 +61,8 @@ BIO_POP = "biophysical"
 EXC_POP = "exc_stim"
 PROX_POP = "prox_inh_stim"
 DIST_POP = "dist_inh_stim"
+#: The cell's node set, as :func:`builder.simconfig.node_sets` writes it.
+BIO_NODE_SET = "biophysical_nodes"
 
 #: Distal inhibition targets segments in [50, 2000) um from the soma (legacy distance_range).
 DIST_INH_RANGE_UM = (PROXIMAL_LIMIT_UM, 2000.0)
@@ -273,6 +278,31 @@ def l5_model(params: dict[str, Any], lengths_um: dict[str, float]) -> L5Model:
         start_ms=start_s * 1000.0,
         duration_ms=(stop_s - start_s) * 1000.0,
     )
+
+
+def l5_run_settings(params: dict[str, Any], seed: int) -> simconfig.RunSettings:
+    """The simulation's run and conditions from the legacy keys (``time`` in seconds)."""
+    return simconfig.RunSettings(
+        tstop_ms=float(params["time"]["stop"]) * 1000.0,
+        dt_ms=float(params["dt"]),
+        dL_um=float(params["dL"]),
+        spike_threshold_mV=float(params["run"]["spike_threshold_mV"]),
+        nsteps_block=int(params["run"]["nsteps_block"]),
+        random_seed=int(seed),
+        celsius=float(params["conditions"]["celsius"]),
+        v_init_mV=float(params["conditions"]["v_init"]),
+        input_start_ms=float(params["time"]["start"]) * 1000.0,
+        warmup_ms=float(params["run"].get("warmup_ms", 0.0)),
+    )
+
+
+def l5_reports(params: dict[str, Any]) -> list[simconfig.Report]:
+    """One membrane report of the cell per ``record_cellvars`` variable, at its section group."""
+    rc = params["record_cellvars"]
+    return [
+        simconfig.Report(var, loc, BIO_NODE_SET)
+        for var, loc in zip(rc["vars"], rc["locs"], strict=True)
+    ]
 
 
 @dataclass
