@@ -28,9 +28,7 @@ from .params import apply_overrides, load_params, resolve_relative, validate_par
 from .recipes.l5 import (
     BIO_NODE_SET,
     BIO_POP,
-    DIST_SYN,
-    EXC_SYN,
-    PERI_SYN,
+    SYNAPSE_FILES,
     L5Build,
     L5Model,
     build_l5_network,
@@ -48,7 +46,6 @@ log = logging.getLogger("builder")
 DEFAULT_SEED = 123
 #: Relative difference between the params' lengths and the cell's above which we warn.
 LENGTH_MISMATCH_TOLERANCE = 0.10
-SYNAPSE_FILES = (EXC_SYN, PERI_SYN, DIST_SYN)
 NETWORK_DIR = "network"
 COMPONENTS_DIR = "components"
 SEGMENTS_FILE = "segments.csv"
@@ -231,9 +228,12 @@ class SimulationBuilder:
 
     def check(self) -> dict[str, Any]:
         """Validate everything a build needs without drawing rasters or writing files."""
-        from .recipes.l5 import l5_counts
-
-        counts = l5_counts(self.params, self.lengths_um()).as_dict()
+        model = self.model()
+        counts: dict[str, Any] = model.counts.as_dict()
+        counts.update({f"nodes.{k}": v for k, v in model.population_sizes().items()})
+        counts.update(
+            {f"expected_synapses.{k}": round(v) for k, v in model.expected_synapses().items()}
+        )
         self.synapse_models()
         self.check_recording()
         return counts

@@ -11,7 +11,14 @@ import pytest
 
 from builder.build import SimulationBuilder
 from builder.params import load_params
-from builder.recipes.l5 import BIO_POP, build_l5_network, eligible_rows, l5_model
+from builder.recipes.l5 import (
+    BIO_POP,
+    build_l5_network,
+    clipped_normal_counts,
+    eligible_rows,
+    l5_model,
+    mean_synapses,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 L5 = ROOT / "params" / "L5NetParams.json"
@@ -79,6 +86,26 @@ def test_model_translates_the_legacy_params():
     assert model.duration_ms == pytest.approx(200.0)
 
 
+@pytest.mark.parametrize(
+    "syn",
+    [
+        {"distribution": "clipped_normal", "mean": 2.8, "sd": 1.9, "min": 1, "max": 5},
+        {"distribution": "clipped_normal", "mean": 12.0, "sd": 3.0, "min": 6, "max": 18},
+        {"distribution": "clipped_normal", "mean": 0.5, "sd": 4.0, "min": 0, "max": 3},
+        {"distribution": "uniform_int", "min": 2, "max": 8},
+    ],
+)
+def test_mean_synapses_is_the_mean_of_the_legacy_rule(syn):
+    rng = np.random.default_rng(11)
+    n = 400_000
+    if syn["distribution"] == "uniform_int":
+        k = rng.integers(syn["min"], syn["max"] + 1, size=n)
+    else:
+        k = clipped_normal_counts(rng, n, syn["mean"], syn["sd"], syn["min"], syn["max"])
+    # 5 standard errors of the sample mean
+    assert mean_synapses(syn) == pytest.approx(k.mean(), abs=5 * k.std() / np.sqrt(n))
+
+
 def _rows_of(table, edges) -> np.ndarray:
     """Segment-table row of every edge (by its sec_id and sec_x)."""
     pairs = zip(table.bmtk_id.tolist(), table.x.tolist(), strict=True)
@@ -93,6 +120,8 @@ def test_every_synapse_lies_where_its_part_places_it():
     model = b.model()
     built = b.network()
     table = b.segment_table
+    sizes = {name: pop.size for name, pop in built.network.nodes.items()}
+    assert sizes == model.population_sizes()
     for inp, edges in zip(model.inputs, built.network.edges, strict=True):
         assert edges.source == inp.name
         rows = _rows_of(table, edges)

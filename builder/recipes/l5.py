@@ -26,6 +26,7 @@ number of distal inhibitory cells leaves the excitatory network and rasters unto
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,8 @@ __all__ = [
     "InputPopulation",
     "l5_counts",
     "clipped_normal_counts",
+    "mean_synapses",
+    "eligible_rows",
     "l5_model",
     "l5_run_settings",
     "l5_reports",
@@ -55,6 +58,7 @@ __all__ = [
     "EXC_POP",
     "PROX_POP",
     "DIST_POP",
+    "SYNAPSE_FILES",
 ]
 
 BIO_POP = "biophysical"
@@ -73,6 +77,8 @@ BIN_MS = 1.0
 EXC_SYN = "PN2PN.json"
 PERI_SYN = "PV2PN.json"
 DIST_SYN = "SOM2PN.json"
+#: The synaptic-model files the recipe names (checked and copied by the build).
+SYNAPSE_FILES = (EXC_SYN, PERI_SYN, DIST_SYN)
 
 
 @dataclass(frozen=True)
@@ -165,6 +171,36 @@ class L5Model:
 
     def population_sizes(self) -> dict[str, int]:
         return {BIO_POP: 1, **{p.name: p.size for p in self.inputs}}
+
+    def expected_synapses(self) -> dict[str, float]:
+        """Expected synapses (edges) of each input population onto the cell."""
+        return {
+            inp.name: sum(p.count * mean_synapses(p.synapses) for p in inp.parts)
+            for inp in self.inputs
+        }
+
+
+def mean_synapses(syn: dict[str, Any]) -> float:
+    """Mean synapses per input cell of a part's ``synapses`` rule.
+
+    ``uniform_int``: ``(min + max) / 2``. ``clipped_normal`` (the legacy rule
+    ``int(clip(normal(mean, sd), min, max))``, ``min >= 0``): ``sum_k k P(K = k)`` with
+    ``P(K = k) = P(k <= X < k + 1)`` inside, the clipped tails at ``min`` and ``max``.
+    """
+    if syn["distribution"] == "uniform_int":
+        return (syn["min"] + syn["max"]) / 2.0
+    m, sd, lo, hi = syn["mean"], syn["sd"], int(syn["min"]), int(syn["max"])
+    if sd <= 0:
+        return float(int(min(max(m, lo), hi)))
+
+    def cdf(x: float) -> float:
+        return 0.5 * (1.0 + math.erf((x - m) / (sd * math.sqrt(2.0))))
+
+    # K = k for X in [k, k + 1) (k in [lo, hi)); K = lo also below lo; K = hi for X >= hi
+    total = lo * cdf(lo)
+    for k in range(lo, hi):
+        total += k * (cdf(k + 1) - cdf(k))
+    return total + hi * (1.0 - cdf(hi))
 
 
 def _clipped(d: dict[str, float]) -> dict[str, Any]:
