@@ -6,6 +6,7 @@ import copy
 import dataclasses
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
 
@@ -19,6 +20,7 @@ from builder.recipes.l5 import (
     l5_model,
     mean_synapses,
 )
+from builder.spec.model import spec_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 L5 = ROOT / "params" / "L5NetParams.json"
@@ -56,18 +58,18 @@ def test_model_translates_the_legacy_params():
         "group_radius_um": 100.0,
         "cluster_radius_um": 10.0,
         "sections": ["dend"],
-        "path_distance_um": [50.0, None],
+        "path_distance_um": [50.0, 1.0e9],
     }
     assert parts[("prox_inh_stim", "on_soma")].placement == {"sections": ["soma"]}
-    assert parts[("prox_inh_stim", "on_dend")].placement["path_distance_um"] == [None, 50.0]
+    assert parts[("prox_inh_stim", "on_dend")].placement["path_distance_um"] == [0.0, 50.0]
     assert parts[("dist_inh_stim", "apic")].placement == {
         "sections": ["apic"],
         "path_distance_um": [50.0, 2000.0],
     }
     assert parts[("exc_stim", "apic")].synapses == {
         "distribution": "uniform_int",
-        "min": 2,
-        "max": 8,
+        "low": 2,
+        "high": 8,
     }
     assert parts[("dist_inh_stim", "apic")].synapses == {
         "distribution": "clipped_normal",
@@ -92,18 +94,32 @@ def test_model_translates_the_legacy_params():
         {"distribution": "clipped_normal", "mean": 2.8, "sd": 1.9, "min": 1, "max": 5},
         {"distribution": "clipped_normal", "mean": 12.0, "sd": 3.0, "min": 6, "max": 18},
         {"distribution": "clipped_normal", "mean": 0.5, "sd": 4.0, "min": 0, "max": 3},
-        {"distribution": "uniform_int", "min": 2, "max": 8},
+        {"distribution": "uniform_int", "low": 2, "high": 8},
     ],
 )
 def test_mean_synapses_is_the_mean_of_the_legacy_rule(syn):
     rng = np.random.default_rng(11)
     n = 400_000
     if syn["distribution"] == "uniform_int":
-        k = rng.integers(syn["min"], syn["max"] + 1, size=n)
+        k = rng.integers(syn["low"], syn["high"] + 1, size=n)
     else:
         k = clipped_normal_counts(rng, n, syn["mean"], syn["sd"], syn["min"], syn["max"])
     # 5 standard errors of the sample mean
     assert mean_synapses(syn) == pytest.approx(k.mean(), abs=5 * k.std() / np.sqrt(n))
+
+
+def test_model_speaks_the_spec_vocabulary():
+    """Placements (and the synapse rules the spec has) validate against the spec schema."""
+    schema = spec_schema()
+    p = _params()
+    model = l5_model(p, {k: float(v) for k, v in p["lengths"].items()})
+    for inp in model.inputs:
+        for part in inp.parts:
+            sub = {"$defs": schema["$defs"], "$ref": "#/$defs/placement"}
+            jsonschema.Draft202012Validator(sub).validate(part.placement)
+            if part.synapses["distribution"] != "clipped_normal":  # the legacy rule: L5 only
+                sub = {"$defs": schema["$defs"], "$ref": "#/$defs/distribution"}
+                jsonschema.Draft202012Validator(sub).validate(part.synapses)
 
 
 def _rows_of(table, edges) -> np.ndarray:

@@ -70,6 +70,8 @@ BIO_NODE_SET = "biophysical_nodes"
 
 #: Distal inhibition targets segments in [50, 2000) um from the soma (legacy distance_range).
 DIST_INH_RANGE_UM = (PROXIMAL_LIMIT_UM, 2000.0)
+#: Upper path distance of a range open above (the spec layer's default range ends there too).
+ANY_DISTANCE_UM = 1.0e9
 SYN_DELAY_MS = 0.1
 SYN_WEIGHT = 1.0
 BIN_MS = 1.0
@@ -133,8 +135,9 @@ class Part:
         ``sections`` (one section type) and optionally ``path_distance_um`` ``[lo, hi)``; with
         ``rule: functional_groups`` also the group keys.
     synapses : dict
-        Synapses per input cell: ``{"distribution": "uniform_int", "min", "max"}`` or the legacy
-        ``{"distribution": "clipped_normal", "mean", "sd", "min", "max"}`` (truncated to int).
+        Synapses per input cell: a spec distribution (``{"distribution": "uniform_int", "low",
+        "high"}``) or the legacy rule ``{"distribution": "clipped_normal", "mean", "sd", "min",
+        "max"}``: ``int(clip(normal(mean, sd), min, max))``, which the spec has not.
     """
 
     pop_name: str
@@ -183,12 +186,12 @@ class L5Model:
 def mean_synapses(syn: dict[str, Any]) -> float:
     """Mean synapses per input cell of a part's ``synapses`` rule.
 
-    ``uniform_int``: ``(min + max) / 2``. ``clipped_normal`` (the legacy rule
+    ``uniform_int``: ``(low + high) / 2``. ``clipped_normal`` (the legacy rule
     ``int(clip(normal(mean, sd), min, max))``, ``min >= 0``): ``sum_k k P(K = k)`` with
     ``P(K = k) = P(k <= X < k + 1)`` inside, the clipped tails at ``min`` and ``max``.
     """
     if syn["distribution"] == "uniform_int":
-        return (syn["min"] + syn["max"]) / 2.0
+        return (syn["low"] + syn["high"]) / 2.0
     m, sd, lo, hi = syn["mean"], syn["sd"], int(syn["min"]), int(syn["max"])
     if sd <= 0:
         return float(int(min(max(m, lo), hi)))
@@ -235,8 +238,8 @@ def l5_model(params: dict[str, Any], lengths_um: dict[str, float]) -> L5Model:
     }
     exc_syns = {
         "distribution": "uniform_int",
-        "min": int(div["exc"]["min"]),
-        "max": int(div["exc"]["max"]),
+        "low": int(div["exc"]["min"]),
+        "high": int(div["exc"]["max"]),
     }
     inh_frs = params["inh_frs"]
 
@@ -261,7 +264,11 @@ def l5_model(params: dict[str, Any], lengths_um: dict[str, float]) -> L5Model:
                 Part(
                     "dend",
                     counts.n_dend_exc,
-                    {**groups, "sections": ["dend"], "path_distance_um": [PROXIMAL_LIMIT_UM, None]},
+                    {
+                        **groups,
+                        "sections": ["dend"],
+                        "path_distance_um": [PROXIMAL_LIMIT_UM, ANY_DISTANCE_UM],
+                    },
                     exc_syns,
                 ),
                 Part("apic", counts.n_apic_exc, {**groups, "sections": ["apic"]}, exc_syns),
@@ -279,7 +286,7 @@ def l5_model(params: dict[str, Any], lengths_um: dict[str, float]) -> L5Model:
                 Part(
                     "on_dend",
                     counts.n_prox_dend_inh,
-                    {"sections": ["dend"], "path_distance_um": [None, PROXIMAL_LIMIT_UM]},
+                    {"sections": ["dend"], "path_distance_um": [0.0, PROXIMAL_LIMIT_UM]},
                     _clipped(div["peri_inh"]),
                 ),
             ],
@@ -377,8 +384,9 @@ def _edge_type(
 
 def eligible_rows(table: SegmentTable, placement: dict[str, Any]) -> np.ndarray:
     """Segment-table rows a part's ``placement`` allows: its section types within its
-    ``path_distance_um`` ``[lo, hi)`` (either bound ``None``: open), in table order."""
-    lo, hi = placement.get("path_distance_um") or (None, None)
+    ``path_distance_um`` ``[lo, hi)`` (the legacy ranges: upper bound excluded, unlike the
+    spec's density rule), in table order."""
+    lo, hi = placement.get("path_distance_um", (None, None))
     return table.rows(tuple(placement["sections"]), lo, hi)
 
 
@@ -495,8 +503,8 @@ def _grouped_input(
                 n_clusters=n_clusters,
                 group_radius_um=pl["group_radius_um"],
                 cluster_radius_um=pl["cluster_radius_um"],
-                syns_min=syn["min"],
-                syns_max=syn["max"],
+                syns_min=syn["low"],
+                syns_max=syn["high"],
                 centres=centres,
                 label=f"functional group {region}{g}",
             )
