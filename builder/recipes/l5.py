@@ -399,9 +399,12 @@ def clipped_normal_counts(
 
 
 def _synapse_counts(rng: np.random.Generator, n_cells: int, syn: dict[str, Any]) -> np.ndarray:
-    if syn["distribution"] != "clipped_normal":
-        raise ValueError(f"synapses per cell: no legacy rule {syn['distribution']!r}")
-    return clipped_normal_counts(rng, n_cells, syn["mean"], syn["sd"], syn["min"], syn["max"])
+    """Synapses of each input cell of a ranged part (its ``synapses`` rule)."""
+    if syn["distribution"] == "uniform_int":
+        return rng.integers(int(syn["low"]), int(syn["high"]) + 1, size=n_cells)
+    if syn["distribution"] == "clipped_normal":
+        return clipped_normal_counts(rng, n_cells, syn["mean"], syn["sd"], syn["min"], syn["max"])
+    raise ValueError(f"synapses per cell: no rule {syn['distribution']!r}")
 
 
 def build_l5_network(
@@ -473,6 +476,8 @@ def _grouped_input(
     group_index = 0
     for part in inp.parts:
         pl, syn = part.placement, part.synapses
+        if syn["distribution"] != "uniform_int":  # drawn inside each group (place_group)
+            raise ValueError(f"{inp.name}/{part.pop_name}: functional groups need uniform_int")
         region = part.pop_name
         eligible = eligible_rows(table, pl)
         gsizes = group_sizes(part.count, pl["cells_per_group"])
