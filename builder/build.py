@@ -18,16 +18,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from . import simconfig, sonata
+from . import simconfig
 from .components import CellSpec, resolve_cell, synaptic_model_path
 from .errors import ComponentError, ParamsError
 from .mechanisms import included_files
-from .network import Network
+from .network import Network, write_network
 from .output import Staging
 from .params import apply_overrides, load_params, resolve_relative, validate_params
-from .recipes.l5 import BIO_POP, DIST_SYN, EXC_SYN, PERI_SYN, L5Build, build_l5_network
+from .recipes.l5 import (
+    BIO_NODE_SET,
+    BIO_POP,
+    SYNAPSE_FILES,
+    L5Build,
+    L5Model,
+    build_l5_network,
+    l5_model,
+    l5_reports,
+    l5_run_settings,
+)
 from .segments import SegmentTable
 from .synmodels import load_model_file
 
@@ -38,7 +46,6 @@ log = logging.getLogger("builder")
 DEFAULT_SEED = 123
 #: Relative difference between the params' lengths and the cell's above which we warn.
 LENGTH_MISMATCH_TOLERANCE = 0.10
-SYNAPSE_FILES = (EXC_SYN, PERI_SYN, DIST_SYN)
 NETWORK_DIR = "network"
 COMPONENTS_DIR = "components"
 SEGMENTS_FILE = "segments.csv"
@@ -205,12 +212,15 @@ class SimulationBuilder:
             "dynamics_params": cell.dynamics_params.name if cell.dynamics_params else None,
         }
 
+    def model(self) -> L5Model:
+        """The params translated into the L5 model (:func:`builder.recipes.l5.l5_model`)."""
+        return l5_model(self.params, self.lengths_um())
+
     def network(self) -> L5Build:
         """Build the network in memory (no files written)."""
         return build_l5_network(
-            self.params,
+            self.model(),
             self.segment_table,
-            self.lengths_um(),
             self.seed,
             self.synapse_models(),
             self.cell_node_type(),
@@ -218,9 +228,12 @@ class SimulationBuilder:
 
     def check(self) -> dict[str, Any]:
         """Validate everything a build needs without drawing rasters or writing files."""
-        from .recipes.l5 import l5_counts
-
-        counts = l5_counts(self.params, self.lengths_um()).as_dict()
+        model = self.model()
+        counts: dict[str, Any] = model.counts.as_dict()
+        counts.update({f"nodes.{k}": v for k, v in model.population_sizes().items()})
+        counts.update(
+            {f"expected_synapses.{k}": round(v) for k, v in model.expected_synapses().items()}
+        )
         self.synapse_models()
         self.check_recording()
         return counts
@@ -288,82 +301,15 @@ class SimulationBuilder:
         )
 
     def _write(self, staging: Staging, net: Network) -> list[str]:
-        circuit = simconfig.CircuitFiles()
-        for pop in net.nodes.values():
-            h5, csv = (
-                f"{NETWORK_DIR}/{pop.name}_nodes.h5",
-                f"{NETWORK_DIR}/{pop.name}_node_types.csv",
-            )
-            sonata.write_nodes(
-                staging.path(h5),
-                staging.path(csv),
-                pop.name,
-                pop.node_type_ids,
-                pop.node_types,
-                pop.columns or None,
-            )
-            circuit.nodes.append((h5, csv))
-            kinds = {t.get("model_type", "virtual") for t in pop.node_types}
-            circuit.node_populations.append(
-                {pop.name: kinds.pop() if len(kinds) == 1 else "virtual"}
-            )
-        for e in net.edges:
-            stem = f"{NETWORK_DIR}/{e.source}_{e.target}"
-            h5, csv = f"{stem}_edges.h5", f"{stem}_edge_types.csv"
-            # Edges in SONATA order (by target, then source); 'syn_id' is then the edge id,
-            # which keys each synapse's release and weight random streams at run time.
-            order = np.lexsort((e.source_ids, e.target_ids))
-            columns = {k: v[order] for k, v in e.columns.items()}
-            columns["syn_id"] = np.arange(order.size, dtype=np.uint32)
-            sonata.write_edges(
-                staging.path(h5),
-                staging.path(csv),
-                e.name,
-                e.source,
-                e.target,
-                e.source_ids[order],
-                e.target_ids[order],
-                e.edge_type_ids[order],
-                e.edge_types,
-                columns,
-                n_source_nodes=net.nodes[e.source].size,
-                n_target_nodes=net.nodes[e.target].size,
-            )
-            circuit.edges.append((h5, csv))
-            circuit.edge_populations.append({e.name: "chemical"})
-        spike_inputs = []
-        for name, trains in net.spikes.items():
-            rel = f"{name}_spikes.h5"
-            sonata.write_spikes(
-                staging.path(rel), name, trains.node_ids, trains.timestamps_ms, sorting="by_id"
-            )
-            spike_inputs.append(simconfig.SpikeInput(name, rel))
-        for fname, table in net.tables.items():
-            sonata.write_csv_table(staging.path(fname), table.header, table.columns)
+        written = write_network(net, staging.path, NETWORK_DIR)
+        circuit, spike_inputs = written.circuit, written.spike_inputs
         # the cell's segment table (SPEC section 4), for analysis and plots of synapse locations
         self.segment_table.to_csv(staging.path(SEGMENTS_FILE))
 
         components = self._copy_components(staging)
         clamp = self._copy_clamp(staging)
-        p = self.params
-        run = simconfig.RunSettings(
-            tstop_ms=float(p["time"]["stop"]) * 1000.0,
-            dt_ms=float(p["dt"]),
-            dL_um=float(p["dL"]),
-            spike_threshold_mV=float(p["run"]["spike_threshold_mV"]),
-            nsteps_block=int(p["run"]["nsteps_block"]),
-            random_seed=self.seed,
-            celsius=float(p["conditions"]["celsius"]),
-            v_init_mV=float(p["conditions"]["v_init"]),
-            input_start_ms=float(p["time"]["start"]) * 1000.0,
-            warmup_ms=float(p["run"].get("warmup_ms", 0.0)),
-        )
-        reports = [
-            simconfig.Report(var, loc, "biophysical_nodes")
-            for var, loc in zip(
-                p["record_cellvars"]["vars"], p["record_cellvars"]["locs"], strict=True
-            )
-        ]
+        run = l5_run_settings(self.params, self.seed)
+        reports = l5_reports(self.params)
         configs = {
             "simulation_config.json": simconfig.simulation_config(
                 run, spike_inputs, reports, clamp
@@ -420,4 +366,4 @@ class SimulationBuilder:
             raise ComponentError(f"file_current_clamp.input_file: {value!r} not found")
         rel = f"inputs/{Path(value).name}"
         shutil.copyfile(src, staging.path(rel))
-        return simconfig.ClampInput(rel, "biophysical_nodes")
+        return simconfig.ClampInput(rel, BIO_NODE_SET)

@@ -1,18 +1,34 @@
 """In-memory description of a built network: node and edge populations, spike trains, tables.
 
-A recipe (e.g. :mod:`builder.recipes.l5`) fills a :class:`Network`; :mod:`builder.writer` turns
-it into SONATA files. Every column is one numpy array, so writing is one dataset per column.
+A recipe (e.g. :mod:`builder.recipes.l5`) fills a :class:`Network`; :func:`write_network` turns
+it into SONATA files through the general layer's writers (:func:`builder.sonata.write_nodes`,
+:class:`builder.sonata.EdgeStreamWriter`, :class:`builder.sonata.SpikeStreamWriter`, the same
+ones :mod:`builder.spec.build` streams into). Every column is one numpy array.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import count
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["NodePopulation", "EdgePopulation", "SpikeTrains", "Table", "Network", "TypeIds"]
+from . import simconfig
+from .sonata import EdgeStreamWriter, SpikeStreamWriter, write_csv_table, write_nodes
+
+__all__ = [
+    "NodePopulation",
+    "EdgePopulation",
+    "SpikeTrains",
+    "Table",
+    "Network",
+    "TypeIds",
+    "WrittenNetwork",
+    "write_network",
+]
 
 
 class TypeIds:
@@ -92,7 +108,7 @@ class Table:
 
 @dataclass
 class Network:
-    """Everything a recipe builds; written by :func:`builder.writer.write_network`."""
+    """Everything a recipe builds; written by :func:`write_network`."""
 
     nodes: dict[str, NodePopulation] = field(default_factory=dict)
     edges: list[EdgePopulation] = field(default_factory=list)
@@ -111,3 +127,75 @@ class Network:
                 raise ValueError(f"edges refer to unknown node population {name!r}")
         self.edges.append(edges)
         return edges
+
+
+@dataclass
+class WrittenNetwork:
+    """What :func:`write_network` wrote: the circuit's files and the spike inputs (relative)."""
+
+    circuit: simconfig.CircuitFiles
+    spike_inputs: list[simconfig.SpikeInput]
+
+
+def write_network(
+    net: Network, path: Callable[[str], Path], network_dir: str = "network"
+) -> WrittenNetwork:
+    """Write a network's SONATA files.
+
+    Layout (relative to the output directory): ``<network_dir>/<pop>_nodes.h5`` and
+    ``<pop>_node_types.csv`` per node population; ``<network_dir>/<source>_<target>_edges.h5``
+    and ``_edge_types.csv`` per edge population (edge population ``<source>_to_<target>``),
+    its edges in SONATA order (by target, then source; stable) with a ``syn_id`` column equal
+    to the edge id; ``<pop>_spikes.h5`` per spike input (sorted by node id, then time); each
+    table as ``<name>`` (CSV).
+
+    Parameters
+    ----------
+    net : Network
+    path : callable
+        Relative path -> where to write it (e.g. :meth:`builder.output.Staging.path`).
+    network_dir : str
+        Folder of the node and edge files.
+    """
+    circuit = simconfig.CircuitFiles()
+    for pop in net.nodes.values():
+        h5, csv = f"{network_dir}/{pop.name}_nodes.h5", f"{network_dir}/{pop.name}_node_types.csv"
+        write_nodes(
+            path(h5), path(csv), pop.name, pop.node_type_ids, pop.node_types, pop.columns or None
+        )
+        circuit.nodes.append((h5, csv))
+        kinds = {t.get("model_type", "virtual") for t in pop.node_types}
+        circuit.node_populations.append({pop.name: kinds.pop() if len(kinds) == 1 else "virtual"})
+    for e in net.edges:
+        stem = f"{network_dir}/{e.source}_{e.target}"
+        h5, csv = f"{stem}_edges.h5", f"{stem}_edge_types.csv"
+        # SONATA order (by target, then source); 'syn_id' is then the edge id, which keys each
+        # synapse's release and weight random streams at run time
+        order = np.lexsort((e.source_ids, e.target_ids))
+        columns = {k: np.asarray(v)[order] for k, v in e.columns.items()}
+        columns["syn_id"] = np.arange(order.size, dtype=np.uint32)
+        with EdgeStreamWriter(
+            path(h5),
+            path(csv),
+            e.name,
+            e.source,
+            e.target,
+            n_edges=e.size,
+            n_source_nodes=net.nodes[e.source].size,
+            n_target_nodes=net.nodes[e.target].size,
+            edge_types=e.edge_types,
+            columns={k: v.dtype for k, v in columns.items()},
+        ) as w:
+            w.append(e.source_ids[order], e.target_ids[order], e.edge_type_ids[order], columns)
+        circuit.edges.append((h5, csv))
+        circuit.edge_populations.append({e.name: "chemical"})
+    spike_inputs = []
+    for name, trains in net.spikes.items():
+        rel = f"{name}_spikes.h5"
+        order = np.lexsort((trains.timestamps_ms, trains.node_ids))
+        with SpikeStreamWriter(path(rel), name, trains.size) as sw:
+            sw.append(trains.node_ids[order], trains.timestamps_ms[order])
+        spike_inputs.append(simconfig.SpikeInput(name, rel))
+    for fname, table in net.tables.items():
+        write_csv_table(path(fname), table.header, table.columns)
+    return WrittenNetwork(circuit, spike_inputs)

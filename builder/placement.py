@@ -19,7 +19,6 @@ __all__ = [
     "group_sizes",
     "place_group",
     "place_ranged",
-    "clipped_normal_counts",
 ]
 
 
@@ -215,14 +214,6 @@ def place_group(
         syn_cluster=syn_cluster,
         syn_row=syn_row,
     )
-
-
-def clipped_normal_counts(
-    rng: np.random.Generator, n_cells: int, mean: float, sd: float, low: int, high: int
-) -> np.ndarray:
-    """Synapses per cell: ``int(clip(normal(mean, sd), low, high))`` (legacy rule)."""
-    draws = rng.normal(mean, sd, size=n_cells)
-    return np.clip(draws, low, high).astype(np.int64)
 
 
 def place_ranged(

@@ -444,9 +444,12 @@ def test_failed_build_leaves_previous_output(tmp_path, monkeypatch, capsys):
     def boom(*a, **k):
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(sonata, "write_spikes", boom)
+    # the spike writer the build streams into (builder.network.write_network)
+    monkeypatch.setattr(sonata.SpikeStreamWriter, "append", boom)
     assert cli.main([str(params), "5", "-o", str(out), "-q"]) == 2
-    assert capsys.readouterr().err == "build-network: error: disk full (simulated)\n"
+    err = capsys.readouterr().err
+    assert err.startswith("build-network: error: ") and err.count("\n") == 1
+    assert err.endswith("exc_stim_spikes.h5: cannot write: disk full (simulated)\n")
     assert digests(out) == before
     assert not [p for p in out.iterdir() if p.name.startswith(".l5net-staging")]
 

@@ -9,12 +9,12 @@ from hypothesis import strategies as st
 
 from builder.errors import PlacementError
 from builder.placement import (
-    clipped_normal_counts,
     feasible_centres,
     group_sizes,
     place_group,
     place_ranged,
 )
+from builder.recipes.l5 import clipped_normal_counts
 
 
 @pytest.mark.parametrize(

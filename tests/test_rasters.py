@@ -16,16 +16,15 @@ from scipy import signal, stats
 
 from builder import rasters
 from builder.rasters import (
-    inh_profile_from_exc,
     levy_stable_rvs,
     lfilter_zero_state,
     pink_noise,
     poisson_bins,
     poisson_bins_direct,
     population_rate_hz,
-    rhythmic_profile,
     truncnorm_rates_hz,
 )
+from builder.recipes.l5_rasters import inh_profile_from_exc, rhythmic_profile
 
 Z = 5.0  # sigma of every statistical bound below
 
