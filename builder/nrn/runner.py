@@ -7,7 +7,9 @@
    cache (:mod:`builder.mechanisms`) and point BMTK at the compiled library;
 3. register our synapse models and build the network with BMTK, from the config as BMTK
    spells it (:mod:`builder.nrn.bionet_ext`: spike inputs, the file current clamp and
-   membrane reports away from the soma, which BMTK 1.2 lacks, are ours);
+   membrane reports away from the soma, which BMTK 1.2 lacks, are ours); spike inputs and
+   connections between cells written by our builder are created in bulk
+   (:mod:`builder.nrn.inputs`, :mod:`builder.nrn.recurrent`) instead of edge by edge;
 4. bind every synapse to its edge: Random123 release stream and weight keyed by (seed, edge
    population, ``syn_id``) -- so results do not depend on the number of ranks;
 5. run, then rewrite ``output/spikes.h5`` in the SONATA layout libsonata reads, and print a
