@@ -10,6 +10,10 @@ delay and release stream BMTK's path followed by :func:`builder.nrn.runner._bind
 (:func:`builder.nrn.inputs.connect_edges`, shared with the virtual inputs). Other edge
 populations are left to BMTK.
 
+As with the bulk inputs, these connections are not in BMTK's per-cell bookkeeping
+(``BioCell._connections``), which only BMTK's synapse reports read (we write none);
+``run-network --bmtk-inputs`` leaves them to BMTK.
+
 Use: :func:`take_recurrent` after ``BioNetwork.from_config`` (it removes the populations it
 takes from BMTK's list, so ``BioSimulator.from_config`` does not build them), then
 :func:`build_recurrent` once the cells exist.
