@@ -115,8 +115,8 @@ def depth_profile(ecp: Path, t0_ms: float) -> tuple[np.ndarray, np.ndarray]:
     """Contact depth (um) and peak-to-peak potential (uV) over t >= ``t0_ms``, per contact.
 
     Row ``k`` of ``/ecp/data`` is the potential after step ``k + 1`` (BMTK's convention and
-    ours). BMTK's file has no positions: they are then read from the electrode CSV next to it
-    (``--electrodes``), in channel order.
+    ours). BMTK's file has no positions: the depths are then NaN, and the caller reads them
+    from the run's ``components/electrodes.csv`` (:func:`electrode_depths`, channel order).
     """
     with h5py.File(ecp, "r") as f:
         data = f["ecp/data"][()]
