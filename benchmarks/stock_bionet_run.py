@@ -25,6 +25,10 @@ The last line of standard output is ``bench-result: {json}`` with ``setup_s`` an
 spans), ``n_spikes`` (read from BMTK's spikes file), ``tstop_ms``, ``n_synapses`` and
 ``n_point_processes``.
 
+``--template-segments`` keeps every cell's own segments (``conf.dL = None``), as our runner does
+for configs without ``run.dL``; by default BMTK re-segments every cell at ``dL`` = 20 um.
+Extracellular reports (``"module": "extracellular"``) run in BMTK's own ``EcpMod``.
+
 ``--coreneuron`` is the CoreNEURON variant: ``--mechanisms`` must then name a directory built
 with ``nrnivmodl -coreneuron``; it sets ``h.CVode().cache_efficient(1)`` and
 ``neuron.coreneuron.enable = True`` and runs with ``--psolve``. ``--psolve`` replaces
@@ -48,6 +52,35 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 RESULT_PREFIX = "bench-result: "
+#: The keys BMTK 1.2's ``EcpMod`` accepts (it takes a report's keys as keyword arguments).
+ECP_KEYS = (
+    "module",
+    "cells",
+    "variable_name",
+    "electrode_positions",
+    "file_name",
+    "file_name_nwb",
+    "contributions_dir",
+    "electrode_channels",
+    "cell_bounds",
+    "minimum_distance",
+)
+
+
+def stock_ecp_reports(conf: Any) -> list[str]:
+    """Hand the config's extracellular reports to BMTK's own ``EcpMod``; returns their names.
+
+    Our configs add ``type``, ``sigma``, ``method`` and ``dipole_file`` (read by
+    :mod:`builder.nrn.ecp`), which ``EcpMod`` refuses; they are dropped here. BMTK's module
+    uses the line-source formula with sigma = 0.3 S/m and computes no dipole.
+    """
+    names = []
+    for name, rep in (conf.reports or {}).items():
+        if isinstance(rep, dict) and rep.get("module") == "extracellular":
+            for key in [k for k in rep if k not in ECP_KEYS]:
+                del rep[key]
+            names.append(name)
+    return names
 
 
 def run_psolve(sim: Any) -> None:
@@ -103,6 +136,13 @@ def main(argv: list[str] | None = None) -> int:
         help="run with CoreNEURON (needs --mechanisms built with nrnivmodl -coreneuron)",
     )
     ap.add_argument(
+        "--template-segments",
+        action="store_true",
+        help="keep every cell's segments as its template or morphology defines them (what "
+        "run-network does for a config without run.dL) instead of BMTK's re-segmentation at "
+        'dL = 20 um; BMTK\'s schema refuses "dL": null, so this sets conf.dL = None',
+    )
+    ap.add_argument(
         "--psolve",
         action="store_true",
         help="run with pc.psolve and BMTK's spikes module only (implied by --coreneuron)",
@@ -122,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     from builder.nrn import bionet_ext
 
     conf, view = bionet_ext.load_config(config, compiled)  # chdir into OUTDIR, as run_bionet.py
+    if ns.template_segments:
+        conf.dL = None  # read by BMTK's cells when they are built (BioCell: set_segment_dl)
+    ecp_reports = stock_ecp_reports(conf)
     from neuron import h
 
     graph, sim, n_syn, n_pp = bionet_ext.build_simulation(conf, view)
@@ -152,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         "n_point_processes": n_pp,
         "coreneuron": bool(ns.coreneuron),
         "psolve": bool(ns.psolve),
+        "ecp_reports": ecp_reports,
+        "dL": conf.dL,
     }
     print(RESULT_PREFIX + json.dumps(result), flush=True)
     return 0

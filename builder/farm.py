@@ -11,6 +11,9 @@ ordinary serial NEURON run.
   rank 0 also runs children itself between messages, so N ranks keep N runs going.
 * ``run-network DIR --slurm``: writes ``DIR/slurm_array.sh``, one array task per pending run.
 
+``--engine`` and ``-t/--threads`` on the sweep's command line are passed on to every run's
+``run-network`` (all three ways; :func:`runner_options`).
+
 The manifest (``DIR/manifest.csv``) is rewritten from the files on disk after every finished
 run; restarting after a kill redoes only the runs without complete output.
 """
@@ -18,12 +21,14 @@ run; restarting after a kill redoes only the runs without complete output.
 from __future__ import annotations
 
 import contextlib
+import shlex
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -33,7 +38,15 @@ from .locks import FD_ENV, LockedError, RunLock
 from .mpienv import without_launcher
 from .sweep import FAILED_FILE, read_sweep_dir, run_status, write_json_atomic, write_manifest
 
-__all__ = ["pending", "run_one", "farm_local", "farm_mpi", "slurm_script", "child_env"]
+__all__ = [
+    "pending",
+    "run_one",
+    "farm_local",
+    "farm_mpi",
+    "slurm_script",
+    "child_env",
+    "runner_options",
+]
 
 _TAG = 77
 #: Exit statuses of a runner stopped by SIGINT / SIGTERM.
@@ -90,8 +103,30 @@ class _Interrupts:
 INTERRUPTS = _Interrupts()
 
 
-def run_one(outdir: Path, run_id: str, *, timeout_s: float | None = None) -> str:
+def runner_options(ns: Any) -> list[str]:
+    """The ``run-network`` options of a sweep's command line that every run gets as well.
+
+    ``--engine`` and ``-t/--threads`` (``ns``: the parsed :func:`builder.runs.run_parser`
+    namespace); options left unset are not passed, so each run's config decides.
+    """
+    out: list[str] = []
+    if getattr(ns, "engine", None) is not None:
+        out += ["--engine", str(ns.engine)]
+    if getattr(ns, "threads", None) is not None:
+        out += ["-t", str(int(ns.threads))]
+    return out
+
+
+def run_one(
+    outdir: Path,
+    run_id: str,
+    *,
+    timeout_s: float | None = None,
+    options: Sequence[str] = (),
+) -> str:
     """Run one run in a child process; record a failure in ``RUN/failed.json``; return status.
+
+    ``options`` go on the child's ``run-network`` command line (:func:`runner_options`).
 
     We take the run's lock (:mod:`builder.locks`) and hand it to the child, which holds it for
     as long as it lives, so a run whose runner outlived a killed farm is not started a second
@@ -111,6 +146,7 @@ def run_one(outdir: Path, run_id: str, *, timeout_s: float | None = None) -> str
         assert lock.fd is not None
         t0 = time.perf_counter()
         cmd = [sys.executable, "-m", "builder.run_cli", str(rundir), "-q", "--no-progress"]
+        cmd += list(options)
         env = {**child_env(), FD_ENV: str(lock.fd)}
         with INTERRUPTS.lock:
             if INTERRUPTS.signum:
@@ -164,16 +200,24 @@ def _report(progress_stream, done: int, total: int, t0: float, run_id: str, stat
 
 
 def farm_local(
-    outdir: Path, run_ids: list[str], jobs: int = 1, *, progress: bool = False
+    outdir: Path,
+    run_ids: list[str],
+    jobs: int = 1,
+    *,
+    progress: bool = False,
+    options: Sequence[str] = (),
 ) -> dict[str, str]:
-    """Run ``run_ids`` with ``jobs`` concurrent child processes; returns run id -> status."""
+    """Run ``run_ids`` with ``jobs`` concurrent child processes; returns run id -> status.
+
+    ``options``: extra ``run-network`` options for every run (:func:`runner_options`).
+    """
     outdir = Path(outdir)
     sweep = read_sweep_dir(outdir)
     results: dict[str, str] = {}
     stream = sys.stderr if progress else None
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(run_one, outdir, r): r for r in run_ids}
+        futures = {pool.submit(run_one, outdir, r, options=options): r for r in run_ids}
         for fut in as_completed(futures):
             rid = futures[fut]
             results[rid] = fut.result()
@@ -186,9 +230,17 @@ def farm_local(
 
 
 def farm_mpi(
-    outdir: Path, comm: Any, *, rerun_failed: bool = True, progress: bool = False
+    outdir: Path,
+    comm: Any,
+    *,
+    rerun_failed: bool = True,
+    progress: bool = False,
+    options: Sequence[str] = (),
 ) -> dict[str, str]:
-    """Rank 0 hands out the pending runs of ``outdir`` to all ranks (itself included)."""
+    """Rank 0 hands out the pending runs of ``outdir`` to all ranks (itself included).
+
+    ``options``: extra ``run-network`` options for every run (:func:`runner_options`).
+    """
     outdir = Path(outdir)
     rank, size = comm.Get_rank(), comm.Get_size()
     if rank != 0:
@@ -202,7 +254,7 @@ def farm_mpi(
                 time.sleep(0.02)
             if msg[0] == "stop":
                 return {}
-            status = run_one(outdir, msg[1])  # "not started" once interrupted
+            status = run_one(outdir, msg[1], options=options)  # "not started" if interrupted
             comm.send(("result", msg[1], status), dest=0, tag=_TAG)
 
     from mpi4py import MPI
@@ -228,7 +280,7 @@ def farm_mpi(
             queue.clear()  # hand out nothing more; the running children were signalled
         if local is None and queue:
             rid = queue.popleft()
-            local = (pool.submit(run_one, outdir, rid), rid)
+            local = (pool.submit(run_one, outdir, rid, options=options), rid)
         if local is not None and local[0].done():
             finished(local[1], local[0].result())
             local = None
@@ -252,8 +304,17 @@ def farm_mpi(
     return results
 
 
-def slurm_script(outdir: Path, run_ids: list[str], *, python: str | None = None) -> Path:
-    """Write ``DIR/slurm_array.sh`` (one array task per run) and its run list; return its path."""
+def slurm_script(
+    outdir: Path,
+    run_ids: list[str],
+    *,
+    python: str | None = None,
+    options: Sequence[str] = (),
+) -> Path:
+    """Write ``DIR/slurm_array.sh`` (one array task per run) and its run list; return its path.
+
+    ``options``: extra ``run-network`` options for every run (:func:`runner_options`).
+    """
     outdir = Path(outdir).resolve()
     listing = outdir / "slurm_runs.txt"
     listing.write_text("".join(f"{r}\n" for r in run_ids))
@@ -269,22 +330,26 @@ def slurm_script(outdir: Path, run_ids: list[str], *, python: str | None = None)
         "# Afterwards: run-network collect DIR (also refreshes manifest.csv).\n"
         "set -euo pipefail\n"
         f'RUN=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" "{listing}")\n'
-        f'exec "{py}" -m builder.farm run-one "{outdir}" "$RUN"\n'
+        f'exec "{py}" -m builder.farm run-one "{outdir}" "$RUN"'
+        + "".join(f" {shlex.quote(o)}" for o in options)
+        + "\n"
     )
     script.chmod(0o755)
     return script
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m builder.farm run-one DIR RUN``: run one run of a sweep and record its status."""
+    """``python -m builder.farm run-one DIR RUN [OPTIONS]``: run one run of a sweep and record
+    its status; OPTIONS (``--engine``, ``-t``) go to the run's ``run-network``."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) != 3 or argv[0] != "run-one":
-        print("usage: python -m builder.farm run-one SWEEP_DIR RUN_ID", file=sys.stderr)
+    if len(argv) < 3 or argv[0] != "run-one":
+        print("usage: python -m builder.farm run-one SWEEP_DIR RUN_ID [OPTIONS]", file=sys.stderr)
         return 2
+    options = argv[3:]
     outdir = Path(argv[1])
     INTERRUPTS.install()
     try:
-        status = run_one(outdir, argv[2])
+        status = run_one(outdir, argv[2], options=options)
     finally:
         INTERRUPTS.restore()
     write_manifest(outdir)

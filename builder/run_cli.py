@@ -30,6 +30,7 @@ def _sweep(ns: argparse.Namespace, ctx: MPIContext) -> int:
     """Run the pending runs of a sweep directory (locally, over MPI ranks, or via SLURM)."""
 
     outdir = Path(ns.config).resolve()
+    options = farm.runner_options(ns)  # --engine, -t: every run gets them
     show = not ns.quiet and not ns.no_progress and sys.stderr.isatty()
     farm.INTERRUPTS.install()  # SIGINT/SIGTERM: stop handing out runs, stop the children
     try:
@@ -41,16 +42,17 @@ def _sweep(ns: argparse.Namespace, ctx: MPIContext) -> int:
                     ctx.comm,
                     rerun_failed=not ns.no_rerun_failed,
                     progress=show and ctx.rank == 0,
+                    options=options,
                 )
                 if ctx.rank != 0:
                     return 128 + farm.INTERRUPTS.signum if farm.INTERRUPTS.signum else 0
             else:
                 todo = farm.pending(outdir, rerun_failed=not ns.no_rerun_failed)
                 if ns.slurm:
-                    script = farm.slurm_script(outdir, todo)
+                    script = farm.slurm_script(outdir, todo, options=options)
                     print(f"{script}: {len(todo)} array tasks; submit with: sbatch {script}")
                     return 0
-                results = farm.farm_local(outdir, todo, ns.jobs, progress=show)
+                results = farm.farm_local(outdir, todo, ns.jobs, progress=show, options=options)
             rows = write_manifest(outdir)
     except BuildError as exc:
         print(f"run-network: error: {exc}", file=sys.stderr)

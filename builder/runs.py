@@ -164,7 +164,8 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--bmtk-inputs",
         action="store_true",
-        help="let BMTK build the spike inputs edge by edge (slower; same network)",
+        help="let BMTK build the spike inputs and the connections between cells edge by edge "
+        "(slower; same network)",
     )
     p.add_argument(
         "--no-settle",

@@ -311,3 +311,94 @@ def test_plots_show_the_ecp(ecp_run, tmp_path):
     assert {"ecp_traces.png", "ecp_layout.png"} <= pngs
     # the four electrodes are not on a line: no CSD, and the note says why
     assert "ecp_csd.png" not in pngs and any("constant pitch" in n for n in notes)
+
+
+# ------------------------------------------------------------------ electrodes at build time
+def _ball_and_stick_table():
+    from builder.segments import SegmentTable
+
+    # a 30 x 30 um soma centred at the origin and a 100 um apical stick along +z (2 segments)
+    return SegmentTable(
+        bmtk_id=np.array([0, 1, 1]),
+        x=np.array([0.5, 0.25, 0.75]),
+        type=np.array(["soma", "apic", "apic"]),
+        type_index=np.array([0, 0, 0]),
+        distance_um=np.array([15.0, 55.0, 105.0]),
+        xyz_um=np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 40.0], [0.0, 0.0, 90.0]]),
+        length_um=np.array([30.0, 50.0, 50.0]),
+        diam_um=np.array([30.0, 2.0, 2.0]),
+    )
+
+
+def test_electrodes_in_somata_finds_the_inscribed_ball_of_each_placed_soma():
+    from builder.spec.electrodes import electrodes_in_somata
+
+    table = _ball_and_stick_table()
+    positions = np.array([[100.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    angles = np.array([[np.pi / 2, 0.0, 0.0], [0.0, 0.0, 0.0]])  # node 0 lies along -y
+    electrodes = np.array(
+        [
+            [100.0, 0.0, 14.0],  # 14 um from node 0's soma centre: inside its 15 um ball
+            [100.0, 0.0, 16.0],  # outside the ball (still inside the cylinder: the runner's)
+            [100.0, -40.0, 0.0],  # on node 0's rotated stick, not its soma
+            [3.0, 4.0, 0.0],  # 5 um from node 1's soma centre
+            [0.0, 0.0, 40.0],  # on node 1's stick
+        ]
+    )
+    hits = electrodes_in_somata(table, positions, angles, electrodes)
+    assert [(h.node, h.electrode) for h in hits] == [(0, 0), (1, 3)]
+    assert hits[0].distance_um == pytest.approx(14.0) and hits[0].radius_um == 15.0
+    assert hits[1].distance_um == pytest.approx(5.0)
+    # the same cells shifted 20 um away along x: no electrode is in a soma any more
+    assert electrodes_in_somata(table, positions + [20.0, 0.0, 0.0], angles, electrodes) == []
+    # a table without diameters cannot be checked here (the runner still checks)
+    nodiam = _ball_and_stick_table()
+    object.__setattr__(nodiam, "diam_um", np.full(3, np.nan))
+    assert electrodes_in_somata(nodiam, positions, angles, electrodes) == []
+
+
+@pytest.mark.neuron
+def test_electrode_inside_a_soma_is_a_build_error(tmp_path, sim_env):
+    """The spec build refuses a probe contact inside a soma: exit 2, file, key and value,
+    nothing written; 40 um away the same spec builds."""
+    import subprocess
+    import sys
+
+    from builder.spec import NetworkBuilder, load_spec
+
+    root = Path(__file__).resolve().parents[1]
+    spec = json.loads((root / "examples" / "lfpy_network.json").read_text())
+    spec["components_dir"] = str(root / "examples" / "components")
+    spec["populations"]["E"]["count"] = 4
+    spec["populations"]["I"]["count"] = 2
+    spec["connections"] = {}
+    spec["inputs"] = {}
+    for pop in ("bgE", "bgI"):
+        spec["populations"].pop(pop)
+    spec["run"]["duration_ms"] = 50.0
+    spec["run"]["warmup_ms"] = 10.0
+    spec["reports"]["electrodes"]["clearance_um"] = 0.0
+    cols = NetworkBuilder(load_spec(tmp_path / "x.json", data=spec)).nodes["I"].columns
+    soma = np.array([cols["x"][1], cols["y"][1], cols["z"][1]])
+
+    def build(name: str, points: list[list[float]]) -> subprocess.CompletedProcess:
+        spec["reports"]["electrodes"] = {"positions_um": points, "clearance_um": 0.0}
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(spec))
+        return subprocess.run(
+            [sys.executable, "-m", "builder.cli", str(path), "-o", str(tmp_path / name), "-q"],
+            env=sim_env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    far = [1000.0, 1000.0, 0.0]
+    bad = build("bad", [far, (soma + [0.0, 0.0, 5.0]).tolist()])
+    assert bad.returncode == 2, bad.stderr
+    msg = bad.stderr
+    assert "bad.json" in msg and "reports.electrodes.positions_um" in msg
+    assert "electrode 1" in msg and "soma of I node 1" in msg and "Traceback" not in msg
+    assert not (tmp_path / "bad").exists()
+    good = build("good", [far, (soma + [40.0, 0.0, 0.0]).tolist()])
+    assert good.returncode == 0, good.stderr

@@ -111,6 +111,20 @@ def test_same_spikes_and_reports_on_1_2_and_4_ranks(small_net, run_network, tmp_
             np.testing.assert_array_equal(merged[key], ref, err_msg=f"{key} on {n} ranks")
 
 
+def test_bulk_connections_equal_bmtks_edge_by_edge_path(small_net, run_network, tmp_path):
+    """Connections between cells built in bulk (builder.nrn.recurrent) give the spikes and
+    reports of BMTK's own per-edge construction (``--bmtk-inputs``)."""
+    bulk = _run_copy(small_net, tmp_path / "bulk", run_network, None)
+    shutil.copytree(small_net, tmp_path / "bmtk")
+    res = run_network(tmp_path / "bmtk", "-q", "--bmtk-inputs", timeout_s=120)
+    assert res.returncode == 0, res.describe()
+    ref = _outputs(tmp_path / "bmtk")
+    assert sum(v.size for k, v in ref.items() if k.endswith("timestamps")) >= 20
+    assert bulk.keys() == ref.keys()
+    for key, want in ref.items():
+        np.testing.assert_array_equal(bulk[key], want, err_msg=key)
+
+
 def test_recurrent_edges_change_the_spikes(small_net, run_network, tmp_path, sim_env):
     with_edges = _run_copy(small_net, tmp_path / "rec", run_network, None)
     proc = _build(tmp_path, _small_spec(recurrent=False), "feedforward", sim_env)

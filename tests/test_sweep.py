@@ -962,3 +962,34 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+@needs_neuron
+def test_engine_and_threads_reach_every_run_locally_and_in_the_slurm_script(
+    tmp_path: Path,
+    base_params: Path,
+    env: dict[str, str],
+    runlog: Path,
+    neutral: Path,
+) -> None:
+    """``--engine`` and ``-t`` on a sweep's command line are each run's options: ``-t 0``, which
+    only a runner refuses (before simulating), fails every run with the runner's message."""
+    sweep = _sweep_file(tmp_path / "s.json", base_params, seeds=2)
+    out = tmp_path / "out"
+    assert _build(sweep, out, env, neutral).returncode == 0
+    proc = _run(out, env, neutral, "--engine", "neuron", "-t", "0", "-j", "2")
+    assert proc.returncode == 1, _describe(proc)
+    manifest = _manifest(out)
+    for rid in ("r000", "r001"):
+        assert manifest[rid]["status"] == "failed"
+        assert "-t/--threads 0 is not an integer >= 1" in manifest[rid]["error"]
+    assert sorted(r for r, _, _ in _runs_started(runlog)) == ["r000", "r001"]
+
+    proc = _run(out, env, neutral, "--slurm", "--engine", "neuron", "-t", "0")
+    assert proc.returncode == 0, _describe(proc)
+    script = out / "slurm_array.sh"
+    assert 'run-one "' in script.read_text() and " --engine neuron -t 0\n" in script.read_text()
+    task = _call(["bash", script], {**env, "SLURM_ARRAY_TASK_ID": "0"}, neutral)
+    assert task.returncode == 1, _describe(task)
+    error = json.loads((out / "r000" / "failed.json").read_text())["error"]
+    assert "-t/--threads 0 is not an integer >= 1" in error

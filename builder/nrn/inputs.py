@@ -21,7 +21,14 @@ from typing import Any
 import h5py
 import numpy as np
 
-__all__ = ["InputPlan", "plan_inputs", "build_inputs"]
+__all__ = [
+    "InputPlan",
+    "plan_inputs",
+    "build_inputs",
+    "EdgeColumns",
+    "read_edge_columns",
+    "connect_edges",
+]
 
 _REQUIRED_COLUMNS = ("sec_id", "sec_x")
 #: Needed only by our models (their release streams and weights are keyed by it).
@@ -149,6 +156,126 @@ class _VecStims:
         return vs
 
 
+@dataclass
+class EdgeColumns:
+    """The columns of one edge population that synapse creation needs, read once."""
+
+    source_population: str
+    target_population: str
+    src: np.ndarray
+    trg: np.ndarray
+    edge_type: np.ndarray
+    sec_id: np.ndarray
+    sec_x: np.ndarray
+    syn_id: np.ndarray
+    weight: np.ndarray | None  # per-edge (spec builds) or None: the edge type's
+    delay: np.ndarray | None
+
+
+def read_edge_columns(h5: Path, epop: str) -> EdgeColumns:
+    """Every column of edge population ``epop`` of ``h5`` (group 0) that we build from."""
+
+    def name(ds: Any) -> str:
+        v = ds.attrs["node_population"]
+        return v.decode() if isinstance(v, bytes) else str(v)
+
+    with h5py.File(h5, "r") as f:
+        g = f["edges"][epop]
+        src = g["source_node_id"][()].astype(np.int64)
+        gi = g["edge_group_index"][()].astype(np.int64)
+
+        def col(key: str, dtype: Any) -> np.ndarray | None:
+            return g[f"0/{key}"][()][gi].astype(dtype) if f"0/{key}" in g else None
+
+        syn_id = col("syn_id", np.int64)
+        return EdgeColumns(
+            source_population=name(g["source_node_id"]),
+            target_population=name(g["target_node_id"]),
+            src=src,
+            trg=g["target_node_id"][()].astype(np.int64),
+            edge_type=g["edge_type_id"][()].astype(np.int64),
+            sec_id=col("sec_id", np.int64),  # type: ignore[arg-type]
+            sec_x=col("sec_x", np.float64),  # type: ignore[arg-type]
+            # linear models only when absent (checked by the planners): the edge index
+            syn_id=syn_id if syn_id is not None else np.arange(src.size, dtype=np.int64),
+            weight=col("syn_weight", np.float64),
+            delay=col("delay", np.float64),
+        )
+
+
+def connect_edges(
+    cols: EdgeColumns,
+    types: dict[int, dict[str, str]],
+    graph: Any,
+    components: Path,
+    seed: int,
+    make_synapse: Callable[[str, Any, float, Any], Any],
+    connect: Callable[[int, Any], Any],
+    merge: bool,
+    keep: list[Any],
+    pps: set[str],
+    params_cache: dict[str, Any],
+) -> int:
+    """Synapses and NetCons for the edges of ``cols`` whose target cell is on this rank.
+
+    ``connect(i, point_process)`` returns the NetCon of edge ``i`` (from a VecStim, or
+    ``pc.gid_connect`` from a cell); weights, delays, release streams and weight draws are
+    those of BMTK's path followed by :func:`builder.nrn.runner._bind`. Returns the number of
+    synapses made; the point processes' names go into ``pps``, what must stay alive into
+    ``keep``.
+    """
+    from . import synapses
+
+    local = graph.get_local_cells()
+    offset = int(graph.gid_pool.get_gid(name=cols.target_population, node_id=0))
+    gids = cols.trg + offset
+    mine = np.flatnonzero(np.isin(gids, np.fromiter(local.keys(), dtype=np.int64)))
+    pop_name = f"{cols.source_population}_to_{cols.target_population}"
+    pending: dict[int, tuple[Any, list[Any], list[int]]] = {}
+    sections: dict[int, Any] = {}
+    for i in mine.tolist():
+        t = types[int(cols.edge_type[i])]
+        fname = t["dynamics_params"]
+        params = params_cache.get(fname)
+        if params is None:
+            params = json.loads((components / fname).read_text())
+            params_cache[fname] = params
+        model = t["model_template"]
+        gid = int(gids[i])
+        secs = sections.get(gid)
+        if secs is None:
+            secs = sections[gid] = local[gid].get_sections()
+        section = secs[int(cols.sec_id[i])]
+        pp = make_synapse(model, params, float(cols.sec_x[i]), section)
+        nc = connect(i, pp)
+        nc.weight[0] = (
+            float(cols.weight[i]) if cols.weight is not None else float(t.get("syn_weight", 1.0))
+        )
+        nc.delay = float(cols.delay[i]) if cols.delay is not None else float(t.get("delay", 0.0))
+        eid = int(cols.syn_id[i])
+        if model in synapses.LINEAR_MODELS:
+            pass  # BMTK's linear models: weight and delay only, nothing to bind
+        elif merge:
+            synapses.set_release_stream(nc, seed, pop_name, eid)
+            if synapses.has_weight_distribution(params, model):
+                entry = pending.setdefault(id(params), (params, [], []))
+                entry[1].append(nc)
+                entry[2].append(eid)
+            else:
+                nc.weight[0] *= synapses.connection_weight(
+                    params, section, seed, pop_name, eid, model=model
+                )
+        else:
+            synapses.bind_edge(pp, params, seed, pop_name, eid)
+        keep.extend((pp, nc))
+        pps.add(pp.hname())
+    for params, ncs, ids in pending.values():
+        weights = synapses.draw_weights(params, seed, pop_name, ids)
+        for nc, w in zip(ncs, weights.tolist(), strict=True):
+            nc.weight[0] *= w
+    return int(mine.size)
+
+
 def build_inputs(
     plans: list[InputPlan],
     graph: Any,
@@ -165,77 +292,30 @@ def build_inputs(
     """
     from neuron import h
 
-    from . import synapses
-
     keep: list[Any] = []
     pps: set[str] = set()
     n_syn = 0
-    local = graph.get_local_cells()
     params_cache: dict[str, Any] = {}
     for plan in plans:
         stims = _VecStims(*_spike_trains(plan.spikes_file, plan.population), keep=keep)
         for h5, epop, types_csv in plan.edges:
-            types = _edge_types(types_csv)
-            with h5py.File(h5, "r") as f:
-                g = f["edges"][epop]
-                trg_pop = g["target_node_id"].attrs["node_population"]
-                trg_pop = trg_pop.decode() if isinstance(trg_pop, bytes) else trg_pop
-                src_pop = plan.population
-                src = g["source_node_id"][()].astype(np.int64)
-                trg = g["target_node_id"][()].astype(np.int64)
-                etype = g["edge_type_id"][()].astype(np.int64)
-                gi = g["edge_group_index"][()].astype(np.int64)
-                sec_id = g["0/sec_id"][()][gi].astype(np.int64)
-                sec_x = g["0/sec_x"][()][gi].astype(np.float64)
-                # per-edge weights and delays (spec builds) take the edge type's place
-                edge_w = (
-                    g["0/syn_weight"][()][gi].astype(np.float64) if "0/syn_weight" in g else None
-                )
-                edge_d = g["0/delay"][()][gi].astype(np.float64) if "0/delay" in g else None
-                if "0/syn_id" in g:
-                    syn_id = g["0/syn_id"][()][gi].astype(np.int64)
-                else:  # linear models only (checked by plan_inputs): the edge index
-                    syn_id = np.arange(src.size, dtype=np.int64)
-            pop_name = f"{src_pop}_to_{trg_pop}"
-            gids = np.array([graph.gid_pool.get_gid(name=trg_pop, node_id=int(t)) for t in trg])
-            mine = np.flatnonzero(np.isin(gids, np.fromiter(local.keys(), dtype=np.int64)))
-            pending: dict[int, tuple[Any, list[Any], list[int]]] = {}
-            for i in mine.tolist():
-                t = types[int(etype[i])]
-                fname = t["dynamics_params"]
-                params = params_cache.get(fname)
-                if params is None:
-                    params = json.loads((components / fname).read_text())
-                    params_cache[fname] = params
-                model = t["model_template"]
-                cell = local[int(gids[i])]
-                section = cell.get_sections()[int(sec_id[i])]
-                pp = make_synapse(model, params, float(sec_x[i]), section)
-                nc = h.NetCon(stims.get(int(src[i])), pp)
-                nc.weight[0] = (
-                    float(edge_w[i]) if edge_w is not None else float(t.get("syn_weight", 1.0))
-                )
-                nc.delay = float(edge_d[i]) if edge_d is not None else float(t.get("delay", 0.0))
-                eid = int(syn_id[i])
-                if model in synapses.LINEAR_MODELS:
-                    pass  # BMTK's linear models: weight and delay only, nothing to bind
-                elif merge:
-                    synapses.set_release_stream(nc, seed, pop_name, eid)
-                    if synapses.has_weight_distribution(params, model):
-                        entry = pending.setdefault(id(params), (params, [], []))
-                        entry[1].append(nc)
-                        entry[2].append(eid)
-                    else:
-                        nc.weight[0] *= synapses.connection_weight(
-                            params, section, seed, pop_name, eid, model=model
-                        )
-                else:
-                    synapses.bind_edge(pp, params, seed, pop_name, eid)
-                keep.extend((pp, nc))
-                pps.add(pp.hname())
-                n_syn += 1
-            for params, ncs, ids in pending.values():
-                weights = synapses.draw_weights(params, seed, pop_name, ids)
-                for nc, w in zip(ncs, weights.tolist(), strict=True):
-                    nc.weight[0] *= w
+            cols = read_edge_columns(h5, epop)
+            cols.source_population = plan.population
+
+            def connect(i: int, pp: Any, cols: EdgeColumns = cols, stims: _VecStims = stims) -> Any:
+                return h.NetCon(stims.get(int(cols.src[i])), pp)
+
+            n_syn += connect_edges(
+                cols,
+                _edge_types(types_csv),
+                graph,
+                components,
+                seed,
+                make_synapse,
+                connect,
+                merge,
+                keep,
+                pps,
+                params_cache,
+            )
     return n_syn, pps, keep

@@ -7,7 +7,9 @@
    cache (:mod:`builder.mechanisms`) and point BMTK at the compiled library;
 3. register our synapse models and build the network with BMTK, from the config as BMTK
    spells it (:mod:`builder.nrn.bionet_ext`: spike inputs, the file current clamp and
-   membrane reports away from the soma, which BMTK 1.2 lacks, are ours);
+   membrane reports away from the soma, which BMTK 1.2 lacks, are ours); spike inputs and
+   connections between cells written by our builder are created in bulk
+   (:mod:`builder.nrn.inputs`, :mod:`builder.nrn.recurrent`) instead of edge by edge;
 4. bind every synapse to its edge: Random123 release stream and weight keyed by (seed, edge
    population, ``syn_id``) -- so results do not depend on the number of ranks;
 5. run, then rewrite ``output/spikes.h5`` in the SONATA layout libsonata reads, and print a
@@ -39,6 +41,7 @@ from typing import Any
 from ..runs import Interrupted, Stop, find_config, replace_dir, run_parser, write_failure
 from .inputs import _resolve, build_inputs, plan_inputs
 from .mpi import MPIContext, guard, setup_mpi
+from .recurrent import build_recurrent, take_recurrent
 
 __all__ = ["main", "run", "RunSummary", "find_config", "Interrupted", "Stop"]
 
@@ -384,13 +387,15 @@ def _run(
                 handler.setLevel(logging.WARNING)
     factory = _register(seed, merge)
     graph = bionet.BioNetwork.from_config(conf)
+    # connections between simulated cells: built in bulk below, not by BMTK edge by edge
+    recurrent = [] if bmtk_inputs else take_recurrent(graph, base, bulk_models)
     sim = bionet.BioSimulator.from_config(conf, network=graph)  # builds cells and edges
     # recurrent networks: every connection found its sections; the cells where their nodes are
     _check_target_sections(graph, base)
     cellgeom.place_cells(graph)
     n_syn, pp_names = _bind(graph, seed, merge)
     keep_inputs: list[Any] = []
-    if plans:
+    if plans or recurrent:
         if factory is not None:
             made = {m: factory.function(m) for m in synapses.MODELS + synapses.LINEAR_MODELS}
 
@@ -404,9 +409,13 @@ def _run(
                 return synapses.make_synapse(model, params, x, section)
 
         syn_dir = base / "components" / "synaptic_models"
-        n_in, in_pps, keep_inputs = build_inputs(plans, graph, syn_dir, seed, make, merge)
-        n_syn += n_in
-        pp_names |= in_pps
+        for n_in, in_pps, keep in (
+            build_recurrent(recurrent, graph, syn_dir, seed, make, merge),
+            build_inputs(plans, graph, syn_dir, seed, make, merge),
+        ):
+            n_syn += n_in
+            pp_names |= in_pps
+            keep_inputs += keep
     n_pp = len(pp_names)
     Progress, FileCurrentClamp = _modules()
     for inp in view.clamps:

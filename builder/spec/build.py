@@ -201,7 +201,36 @@ class NetworkBuilder:
                     if not isinstance(value, str)
                     else np.array([value] * n, dtype=object)
                 )
+        if "x" in cols and pop["model"]["type"] == "biophysical":
+            self._check_electrodes(name, cols, n)
         return _Nodes(n, cols, pop["model"]["type"])
+
+    def _check_electrodes(self, name: str, cols: dict[str, np.ndarray], n: int) -> None:
+        """No electrode inside a soma of ``name`` (:mod:`builder.spec.electrodes`)."""
+        from ..geometry import node_angles
+        from .electrodes import electrodes_in_somata
+
+        elec = self.spec.data.get("reports", {}).get("electrodes")
+        if not elec or self._segment_tables is None:
+            return  # no table without NEURON: the runner checks before the simulation
+        points = np.asarray(electrode_positions(elec), dtype=np.float64)
+        xyz = np.stack([cols["x"], cols["y"], cols["z"]], axis=1)
+        hits = electrodes_in_somata(self.segment_table(name), xyz, node_angles(cols, n), points)
+        if not hits:
+            return
+        key = "positions_um" if "positions_um" in elec else "probe"
+        shown = [
+            f"electrode {h.electrode} at ({', '.join(f'{v:g}' for v in points[h.electrode])}) "
+            f"um is {h.distance_um:.3g} um from the centre of the soma of {name} node {h.node} "
+            f"(radius {h.radius_um:.3g} um)"
+            for h in hits[:5]
+        ]
+        more = f" (and {len(hits) - 5} more)" if len(hits) > 5 else ""
+        raise BuildError(
+            f"{self.spec.source}: reports.electrodes.{key}: {'; '.join(shown)}{more}: move the "
+            "electrodes, or set reports.electrodes.clearance_um (e.g. the soma's half-diagonal) "
+            "to keep somata away from them"
+        )
 
     def _positions(self, name: str, idx: np.ndarray) -> np.ndarray | None:
         c = self.nodes[name].columns
