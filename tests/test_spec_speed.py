@@ -136,6 +136,41 @@ def test_chunks_and_threads_do_not_change_a_byte(small_microcircuit, monkeypatch
     assert sum(k.endswith("_edges.h5") for k in ref) == len(spec.connections)
 
 
+@pytest.mark.parametrize("threads,budget", [(1, 3e7), (2, 3e7), (3, 1e4), (4, 0)])
+def test_parallel_projections_do_not_change_a_byte(
+    small_microcircuit, monkeypatch, threads, budget
+):
+    # budget 1e4: only small projections share the pool; 0: every projection runs alone
+    spec, out, _ = small_microcircuit
+    monkeypatch.setattr(spec_build, "PARALLEL_EDGE_BUDGET", budget)
+    dest = out / f"t{threads}_b{budget:g}"
+    res = NetworkBuilder(spec, threads=threads).build(dest)
+    assert _digests(out / "ref") == _digests(dest)
+    assert list(res.counts) == [k for k in res.counts if k.startswith("nodes.")] + [
+        f"edges.{c}" for c in spec.connections
+    ]
+
+
+def test_an_error_in_a_parallel_projection_is_reported_once_and_writes_nothing(
+    small_microcircuit, monkeypatch
+):
+    spec, out, _ = small_microcircuit
+    real = spec_build.NetworkBuilder._write_projection
+    started = []
+
+    def failing(self, cname, type_id, root):
+        started.append(cname)
+        if cname == "L4E_to_L4I":
+            raise BuildError("L4E_to_L4I failed")
+        return real(self, cname, type_id, root)
+
+    monkeypatch.setattr(spec_build.NetworkBuilder, "_write_projection", failing)
+    with pytest.raises(BuildError, match="^L4E_to_L4I failed$"):
+        NetworkBuilder(spec, threads=2).build(out / "failed_par")
+    assert not (out / "failed_par").exists()
+    assert len(started) < len(spec.connections)  # nothing submitted after the failure
+
+
 def test_small_microcircuit_is_valid_sonata_with_sorted_edges(small_microcircuit):
     spec, out, _ = small_microcircuit
     name = "L4E_to_L23E"
