@@ -379,24 +379,42 @@ class NetworkBuilder:
         )
         return np.maximum(1, np.rint(nsyns)).astype(np.int64)
 
+    def row_count(self, cname: str, proj: Projection | None = None, *, exact: bool = True) -> float:
+        """Rows of a connection's edge file: edges, or synapses onto a biophysical target
+        (one row per synapse).
+
+        Known without drawing when the rule fixes the number of edges and the synapses per
+        connection are constant; otherwise counted by a pass over the blocks' own streams
+        (the draws the build makes), or with ``exact=False`` the expected number (a
+        distance-dependent rule's sampled mean, a distribution's mean synapse count).
+        """
+        con = self.spec.connections[cname]
+        proj = self.projection(cname) if proj is None else proj
+        total = proj.exact_total()
+        per_conn = con.get("synapses_per_connection", 1)
+        bio = self.nodes[_sel_pop(con["target"])].model == "biophysical"
+        if bio and total is not None and not is_random(per_conn):
+            return total * _constant_nsyns(per_conn)
+        if not exact:
+            conns = float(total) if total is not None else proj.expected_edges()
+            return conns * _mean_nsyns(per_conn) if bio else conns
+        if bio:  # one row per synapse: count them (the same streams, so the same draws)
+            rows = 0
+            for b in range(len(proj.blocks())):
+                s, _, rng = proj.generate(b)
+                rows += int(self._nsyns(con, cname, rng, len(s)).sum())
+            return rows
+        if total is None:  # distance-dependent: a counting pass (same streams)
+            return sum(len(proj.generate(b)[0]) for b in range(len(proj.blocks())))
+        return total
+
     def _write_projection(self, cname: str, type_id: int, outdir: Path) -> int:
         con = self.spec.connections[cname]
         proj = self.projection(cname)
         sname, tname = _sel_pop(con["source"]), _sel_pop(con["target"])
         point_target = self.nodes[tname].model == "point"
         placer = self.placer(cname, proj) if self.nodes[tname].model == "biophysical" else None
-        total = proj.exact_total()
-        per_conn = con.get("synapses_per_connection", 1)
-        if placer is not None and not (total is not None and isinstance(per_conn, int)):
-            # one row per synapse: count them first (the same streams, so the same draws)
-            total = 0
-            for b in range(len(proj.blocks())):
-                s, _, rng = proj.generate(b)
-                total += int(self._nsyns(con, cname, rng, len(s)).sum())
-        elif placer is not None:
-            total = int(total or 0) * int(per_conn)
-        elif total is None:  # distance-dependent: a counting pass (same streams) first
-            total = sum(len(proj.generate(b)[0]) for b in range(len(proj.blocks())))
+        total = int(self.row_count(cname, proj))
         columns: dict[str, Any] = {"syn_weight": np.float64, "delay": np.float64}
         if placer is not None:
             columns.update(PLACEMENT_COLUMNS)
@@ -469,13 +487,7 @@ class NetworkBuilder:
 
     def _projection_size(self, cname: str) -> float:
         """Rows a projection will write, roughly (for the memory budget of parallel writes)."""
-        proj = self.projection(cname)
-        known = proj.exact_total()
-        edges = float(known) if known is not None else proj.expected_edges()
-        per_conn = self.spec.connections[cname].get("synapses_per_connection", 1)
-        if self.nodes[_sel_pop(self.spec.connections[cname]["target"])].model == "biophysical":
-            edges *= _mean_nsyns(per_conn)
-        return edges
+        return self.row_count(cname, exact=False)
 
     def _write_projections(
         self, root: Path, progress: Callable[[str], None] | None
