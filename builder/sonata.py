@@ -6,7 +6,9 @@ nothing about any particular network recipe. Every writer
 * takes one numpy array per column and writes each HDF5 dataset once, uncompressed and
   contiguous (libsonata's wheel cannot read gzip-compressed datasets);
 * is atomic: it writes a temporary file next to the target and renames it into place with
-  :func:`os.replace`, so a failure leaves neither a partial target nor the temporary file;
+  :func:`os.replace`, so a failure leaves neither a partial target nor the temporary file
+  (inside a build's staging directory, :func:`builder.output.in_staging`, which is renamed
+  into place whole, it writes the target directly and removes it on failure);
 * is deterministic: object timestamps are off and the layout depends only on the input, so the
   same input gives byte-identical files.
 
@@ -33,6 +35,7 @@ import h5py
 import numpy as np
 
 from .errors import OutputError
+from .output import in_staging
 
 __all__ = [
     "EdgeStreamWriter",
@@ -71,10 +74,25 @@ PathLike = str | os.PathLike
 def _atomic_target(path: PathLike) -> Iterator[Path]:
     """Yield a fresh temporary path next to ``path``; move it onto ``path`` on success.
 
-    On any exception the temporary file is removed and ``path`` is left untouched. The temporary
+    On any exception the temporary file is removed and ``path`` is left untouched. Inside an
+    open staging directory, ``path`` itself is yielded (removed on an exception). The temporary
     file is created with mode 0o666 filtered by the umask, like an ordinary new file.
     """
     target = Path(path)
+    if in_staging(target):  # a staging directory is itself the temporary place: no rename
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        except OSError as exc:
+            raise OutputError(f"{target}: cannot create a file in {target.parent}: {exc}") from exc
+        os.close(fd)
+        try:
+            yield target
+        except BaseException as exc:
+            target.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise OutputError(f"{target}: cannot write: {exc}") from exc
+            raise
+        return
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)

@@ -6,6 +6,7 @@ and the way the source index is built; and the draws keep their distribution."""
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import h5py
@@ -203,3 +204,37 @@ def test_an_error_in_a_block_drawn_ahead_reaches_the_caller(small_microcircuit, 
     with pytest.raises(BuildError, match="block 2 failed"):
         NetworkBuilder(spec).build(out / "failed")
     assert not (out / "failed").exists()
+
+
+def test_files_in_the_staging_directory_are_written_in_place(small_microcircuit, monkeypatch):
+    # the staging directory is renamed into place whole: its files need no rename of their own
+    spec, out, _ = small_microcircuit
+    renames = []
+    real = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: (renames.append((a, b)), real(a, b))[1])
+    NetworkBuilder(spec).build(out / "in_place")
+    assert [Path(b).name for _, b in renames] == [".l5net-manifest.json"]
+    assert _digests(out / "in_place") == _digests(out / "ref")
+
+
+def test_a_writer_that_fails_in_staging_leaves_no_file(tmp_path):
+    from builder.output import Staging, in_staging
+
+    with Staging(tmp_path / "out") as st:
+        target = st.dir / "e.h5"
+        assert in_staging(target) and not in_staging(tmp_path / "e.h5")
+        with pytest.raises(ValueError, match="declared"):
+            with EdgeStreamWriter(
+                target,
+                st.dir / "e.csv",
+                "e",
+                "s",
+                "t",
+                n_edges=3,
+                n_source_nodes=2,
+                n_target_nodes=2,
+                edge_types=[{"edge_type_id": 1}],
+            ) as w:
+                w.append(np.array([0]), np.array([0]), 1)
+        assert not target.exists() and not list(st.dir.iterdir())
+    assert not in_staging(target)
