@@ -701,6 +701,7 @@ class EdgeStreamWriter:
             self._cm.__exit__(*sys.exc_info())
             raise
         self.pos = 0
+        self._gidx: tuple[np.ndarray, int] = (np.zeros(0, dtype=np.uint64), 0)
         self.trg_counts = np.zeros(self.n_trg, dtype=np.int64)
         self.src_runs = np.zeros(self.n_src, dtype=np.int64)
         self._last: tuple[int, int] | None = None
@@ -823,10 +824,23 @@ class EdgeStreamWriter:
                 self.ds_type[lo:hi] = (
                     np.full(b - a, tid, dtype=np.uint32) if types is None else types[a:b]
                 )
-            self.ds_gidx[lo:hi] = np.arange(lo, hi, dtype=np.uint64)
+            self.ds_gidx[lo:hi] = self._group_index(lo, hi)
             for name, ds in self.ds_cols.items():
                 ds[lo:hi] = cols[name][a:b].astype(self.columns[name], copy=False)
         self.pos += k
+
+    def _group_index(self, lo: int, hi: int) -> np.ndarray:
+        """``arange(lo, hi)`` as uint64, in a buffer kept between calls (shifted in place: no
+        new array and no fresh pages per chunk)."""
+        m = hi - lo
+        buf, start = self._gidx
+        if len(buf) < m or lo < start:
+            size = max(m, min(self.chunk, self.n_edges))
+            buf = np.arange(lo, lo + size, dtype=np.uint64)
+        elif lo > start:  # appends only move forward
+            buf += np.uint64(lo - start)
+        self._gidx = (buf, lo)
+        return buf[:m]
 
     def close(self) -> None:
         """Check the count, build both indices, close and rename the files into place."""
