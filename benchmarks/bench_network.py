@@ -91,7 +91,9 @@ t_imported = time.perf_counter()
 if len(sys.argv) > 4 and int(sys.argv[4]) > 0:
     _build.BUILD_THREADS = int(sys.argv[4])
 _write = [0.0, 0.0]
-_real = NetworkBuilder._write_projections
+# the edge phase (before parallel projections, the builder had only _write_projection)
+_phase = next(n for n in ("_write_projections", "_write_projection") if hasattr(NetworkBuilder, n))
+_real = getattr(NetworkBuilder, _phase)
 def _timed(self, *a, **kw):
     t, c = time.perf_counter(), time.process_time()
     try:
@@ -99,7 +101,7 @@ def _timed(self, *a, **kw):
     finally:
         _write[0] += time.perf_counter() - t
         _write[1] += time.process_time() - c
-NetworkBuilder._write_projections = _timed
+setattr(NetworkBuilder, _phase, _timed)
 c_main = time.process_time()
 rc = main([sys.argv[1], "-o", sys.argv[2], "-q", "--force", "--set", "scale=" + sys.argv[3]])
 assert rc == 0
@@ -114,7 +116,7 @@ for name in spec["connections"]:
         n += h5["edges"][name]["source_node_id"].shape[0]
 _report(edges=n, build_s=time.perf_counter() - t0, import_s=t_imported - t0, main_s=t_main,
         main_cpu_s=c_main, write_s=_write[0], write_cpu_s=_write[1],
-        threads=_build.BUILD_THREADS)
+        threads=getattr(_build, "BUILD_THREADS", 1))
 """
 )
 

@@ -22,6 +22,7 @@ with the id column first and ``NULL`` for a missing value (which BMTK's reader t
 from __future__ import annotations
 
 import csv
+import functools
 import numbers
 import os
 import secrets
@@ -126,9 +127,14 @@ def _h5_create(path: PathLike) -> Iterator[h5py.File]:
 
 def _group(parent: h5py.Group, name: str) -> h5py.Group:
     """Create one child group without timestamps (independent of the h5py version's default)."""
+    return h5py.Group(h5py.h5g.create(parent.id, name.encode("utf-8"), gcpl=_gcpl()))
+
+
+@functools.cache
+def _gcpl() -> h5py.h5p.PropGCID:
     gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
     gcpl.set_obj_track_times(False)
-    return h5py.Group(h5py.h5g.create(parent.id, name.encode("utf-8"), gcpl=gcpl))
+    return gcpl
 
 
 def _dataset(group: h5py.Group, name: str, data: np.ndarray, dtype: Any = None) -> h5py.Dataset:
@@ -585,6 +591,37 @@ def _count(value: int, name: str) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
+def _write_rows(ds: h5py.Dataset, lo: int, data: np.ndarray) -> None:
+    """``ds[lo:lo + len(data)] = data`` through the low-level API (the high-level selection
+    machinery costs more than a small write itself; the bytes are the same)."""
+    data = np.ascontiguousarray(data)
+    if data.shape[0] == 0:
+        return
+    fspace = ds.id.get_space()
+    fspace.select_hyperslab((lo,) + (0,) * (data.ndim - 1), data.shape)
+    ds.id.write(h5py.h5s.create_simple(data.shape), fspace, data)
+
+
+@functools.cache
+def _dcpl(fill: Any, dtype: np.dtype) -> h5py.h5p.PropDCID:
+    """The dataset creation property list of :func:`_dataset_empty` (made once per kind)."""
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_obj_track_times(False)
+    if fill is not None:
+        dcpl.set_fill_value(np.array(fill, dtype=dtype))
+        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_LATE)
+        dcpl.set_fill_time(h5py.h5d.FILL_TIME_IFSET)
+    else:
+        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+        dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+    return dcpl
+
+
+@functools.cache
+def _file_type(dtype: np.dtype) -> h5py.h5t.TypeID:
+    return h5py.h5t.py_create(dtype, logical=True)
+
+
 def _dataset_empty(
     group: h5py.Group, name: str, n: int, dtype: Any, shape2: int = 0, fill: Any = None
 ) -> h5py.Dataset:
@@ -595,18 +632,11 @@ def _dataset_empty(
     constant instead: never allocated nor written, every read returns ``fill`` (no disk space).
     """
     shape = (n, shape2) if shape2 else (n,)
-    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-    dcpl.set_obj_track_times(False)
-    if fill is not None:
-        dcpl.set_fill_value(np.array(fill, dtype=dtype))
-        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_LATE)
-        dcpl.set_fill_time(h5py.h5d.FILL_TIME_IFSET)
-    else:
-        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
-        dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+    dt = np.dtype(dtype)
     space = h5py.h5s.create_simple(shape, shape)
-    tid = h5py.h5t.py_create(np.dtype(dtype), logical=True)
-    dsid = h5py.h5d.create(group.id, name.encode("utf-8"), tid, space, dcpl=dcpl)
+    dsid = h5py.h5d.create(
+        group.id, name.encode("utf-8"), _file_type(dt), space, dcpl=_dcpl(fill, dt)
+    )
     return h5py.Dataset(dsid)
 
 
@@ -818,15 +848,17 @@ class EdgeStreamWriter:
         for a in range(0, k, self.chunk):
             b = min(k, a + self.chunk)
             lo, hi = self.pos + a, self.pos + b
-            self.ds_src[lo:hi] = s_u[a:b]
-            self.ds_trg[lo:hi] = t_u[a:b]
+            _write_rows(self.ds_src, lo, s_u[a:b])
+            _write_rows(self.ds_trg, lo, t_u[a:b])
             if self.const_type is None:
-                self.ds_type[lo:hi] = (
-                    np.full(b - a, tid, dtype=np.uint32) if types is None else types[a:b]
+                _write_rows(
+                    self.ds_type,
+                    lo,
+                    np.full(b - a, tid, dtype=np.uint32) if types is None else types[a:b],
                 )
-            self.ds_gidx[lo:hi] = self._group_index(lo, hi)
+            _write_rows(self.ds_gidx, lo, self._group_index(lo, hi))
             for name, ds in self.ds_cols.items():
-                ds[lo:hi] = cols[name][a:b].astype(self.columns[name], copy=False)
+                _write_rows(ds, lo, cols[name][a:b].astype(self.columns[name], copy=False))
         self.pos += k
 
     def _group_index(self, lo: int, hi: int) -> np.ndarray:
@@ -872,12 +904,10 @@ class EdgeStreamWriter:
         n2r[has, 0] = rank[has]
         n2r[has, 1] = rank[has] + 1
         ds = _dataset_empty(grp, "node_id_to_ranges", self.n_trg, np.uint64, 2)
-        if self.n_trg:
-            ds[...] = n2r
+        _write_rows(ds, 0, n2r)
         grp["node_id_to_range"] = ds
         ds = _dataset_empty(grp, "range_to_edge_id", n_ranges, np.uint64, 2)
-        if n_ranges:
-            ds[...] = r2e
+        _write_rows(ds, 0, r2e)
 
     def _runs(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """(start, length, source) of every maximal run of one source, in edge order."""
@@ -923,8 +953,7 @@ class EdgeStreamWriter:
         n2r[has, 0] = (stop - counts)[has]
         n2r[has, 1] = stop[has]
         ds = _dataset_empty(grp, "node_id_to_ranges", self.n_src, np.uint64, 2)
-        if self.n_src:
-            ds[...] = n2r
+        _write_rows(ds, 0, n2r)
         grp["node_id_to_range"] = ds
         r2e = _dataset_empty(grp, "range_to_edge_id", n_ranges, np.uint64, 2)
         if n_ranges == 0:
@@ -948,7 +977,7 @@ class EdgeStreamWriter:
                 continue
             whole = s0 == 0 and s1 == self.n_src
             out = self._sorted_runs(s0, s1, lo, hi, whole, key_dtype)
-            r2e[lo:hi] = out
+            _write_rows(r2e, lo, out)
             del out
 
     def _source_ranges_from_memory(self, r2e: h5py.Dataset) -> None:
@@ -966,7 +995,7 @@ class EdgeStreamWriter:
             out[:, 0] = first[part]
             part += 1  # (a view of idx, not needed again) the next run's first edge
             out[:, 1] = first[part]
-            r2e[a:b] = out
+            _write_rows(r2e, a, out)
         self._mem_runs = None
 
     def _sorted_runs(
@@ -1056,8 +1085,8 @@ class SpikeStreamWriter:
         self._last = (int(ids[-1]), float(ts[-1]))
         for a in range(0, k, self.chunk):
             b = min(k, a + self.chunk)
-            self.ts[self.pos + a : self.pos + b] = ts[a:b]
-            self.ids[self.pos + a : self.pos + b] = ids[a:b].astype(np.uint64)
+            _write_rows(self.ts, self.pos + a, ts[a:b])
+            _write_rows(self.ids, self.pos + a, ids[a:b].astype(np.uint64))
         self.pos += k
 
     def close(self) -> None:
