@@ -114,15 +114,22 @@ def _atomic_target(path: PathLike) -> Iterator[Path]:
 def _h5_create(path: PathLike) -> Iterator[h5py.File]:
     """Create an HDF5 file atomically, without object timestamps, with SONATA root attributes."""
     with _atomic_target(path) as tmp:
-        fcpl = h5py.h5p.create(h5py.h5p.FILE_CREATE)
-        fcpl.set_obj_track_times(False)  # root group: no timestamps
-        fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
-        fapl.set_libver_bounds(h5py.h5f.LIBVER_EARLIEST, h5py.h5f.LIBVER_V110)
+        fcpl, fapl = _file_plists()
         fid = h5py.h5f.create(os.fsencode(tmp), h5py.h5f.ACC_TRUNC, fapl=fapl, fcpl=fcpl)
         with h5py.File(fid) as h5:
             h5.attrs.create("magic", SONATA_MAGIC, dtype=np.uint32)
             h5.attrs.create("version", np.asarray(SONATA_VERSION, dtype=np.uint32))
             yield h5
+
+
+@functools.cache
+def _file_plists() -> tuple[h5py.h5p.PropFCID, h5py.h5p.PropFAID]:
+    """File creation (no timestamps on the root group) and access (HDF5 1.10 format) lists."""
+    fcpl = h5py.h5p.create(h5py.h5p.FILE_CREATE)
+    fcpl.set_obj_track_times(False)
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(h5py.h5f.LIBVER_EARLIEST, h5py.h5f.LIBVER_V110)
+    return fcpl, fapl
 
 
 def _group(parent: h5py.Group, name: str) -> h5py.Group:
