@@ -10,14 +10,18 @@ Every measurement is a whole child process (interpreter start-up and imports inc
 time is measured around the child, CPU time and peak RSS are the child's own
 (``getrusage(RUSAGE_SELF)`` at its end). "build" is the part the child times itself: the whole
 ``main()`` for ours, NetworkBuilder to ``save()`` for BMTK, ``Create`` to the last ``Connect``
-for NEST.
+for NEST. Ours also reports the CPU time of ``main()`` and of its edge phase (all threads,
+``time.process_time``; ns per edge), NEST the CPU time of ``Create`` + ``Connect``: on a
+machine shared with other jobs, CPU times are the steadier figures. ``--threads`` is both
+NEST's ``local_num_threads`` and the number of projections our build writes at once.
 
 1. **ours, full scale** -- ``build-network examples/microcircuit.json --set scale=S -o DIR``
    (2.99e8 edges at S = 1): SONATA nodes, edges with both indices, configs, on disk.
 2. **disk baseline** -- plain numpy + h5py writing the same bytes per edge (source, target,
    group index, weight, delay: 40 B/edge, plus the 16 B/edge of the source index), as many
    edges as run 1 wrote (``--disk-edges``): what this disk and page cache allow for that
-   volume, so the edge rate of run 1 can be read against it. A small volume fits in the page
+   volume, so the edge rate of run 1 can be read against it (printed as "ours = N x the disk's
+   own speed"), and the same in ``/dev/shm`` (memory, no disk). A small volume fits in the page
    cache and only measures memory bandwidth.
 3. **ours vs BMTK at ~1e6 edges** -- the microcircuit at the scale that gives ``--bmtk-edges``
    edges, built by us and by BMTK's ``NetworkBuilder`` with the same rules: per target cell
