@@ -92,8 +92,11 @@ from builder.cli import main
 from builder.spec import build as _build
 from builder.spec.build import NetworkBuilder
 t_imported = time.perf_counter()
-if len(sys.argv) > 4 and int(sys.argv[4]) > 0:
-    _build.BUILD_THREADS = int(sys.argv[4])
+_threads = 1  # a builder without parallel projections writes one at a time
+if hasattr(_build, "BUILD_THREADS"):
+    if len(sys.argv) > 4 and int(sys.argv[4]) > 0:
+        _build.BUILD_THREADS = int(sys.argv[4])
+    _threads = _build.BUILD_THREADS
 _write = [0.0, 0.0]
 # the edge phase (before parallel projections, the builder had only _write_projection)
 _phase = next(n for n in ("_write_projections", "_write_projection") if hasattr(NetworkBuilder, n))
@@ -120,7 +123,7 @@ for name in spec["connections"]:
         n += h5["edges"][name]["source_node_id"].shape[0]
 _report(edges=n, build_s=time.perf_counter() - t0, import_s=t_imported - t0, main_s=t_main,
         main_cpu_s=c_main, write_s=_write[0], write_cpu_s=_write[1],
-        threads=getattr(_build, "BUILD_THREADS", 1))
+        threads=_threads)
 """
 )
 
