@@ -79,7 +79,8 @@ _RUSAGE = """
 import json, math, resource, sys
 def _report(**kw):
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    kw.update(cpu_s=ru.ru_utime + ru.ru_stime, peak_rss_mb=ru.ru_maxrss / 1024)
+    kw.update(cpu_s=ru.ru_utime + ru.ru_stime, user_s=ru.ru_utime, sys_s=ru.ru_stime,
+              peak_rss_mb=ru.ru_maxrss / 1024)
     print(json.dumps(kw))
 """
 
@@ -240,7 +241,8 @@ def _fmt_rate(r: dict, key: str = "build_s") -> str:
 def _line(label: str, r: dict) -> str:
     out = (
         f"{label:38s} {r['edges']:>11,d} edges  build {r['build_s']:8.2f} s  "
-        f"process {r['wall_s']:8.2f} s  cpu {r['cpu_s']:8.2f} s  "
+        f"process {r['wall_s']:8.2f} s  cpu {r['cpu_s']:8.2f} s "
+        f"({r.get('user_s', 0):.2f} user + {r.get('sys_s', 0):.2f} sys)  "
         f"peak RSS {r['peak_rss_mb']:7.0f} MB  {_fmt_rate(r)}"
     )
     if "main_s" in r:  # ours: the parts of the build
