@@ -11,6 +11,8 @@ Layout of the output directory::
 
 Everything is written into a staging directory and moved into place at the end
 (:class:`builder.output.Staging`); a failed build leaves the output directory as it was.
+Projections are written up to :data:`BUILD_THREADS` at once, each into its own file from its
+own random streams, so the files do not depend on the number of threads.
 """
 
 from __future__ import annotations
