@@ -10,14 +10,18 @@ Every measurement is a whole child process (interpreter start-up and imports inc
 time is measured around the child, CPU time and peak RSS are the child's own
 (``getrusage(RUSAGE_SELF)`` at its end). "build" is the part the child times itself: the whole
 ``main()`` for ours, NetworkBuilder to ``save()`` for BMTK, ``Create`` to the last ``Connect``
-for NEST.
+for NEST. Ours also reports the CPU time of ``main()`` and of its edge phase (all threads,
+``time.process_time``; ns per edge), NEST the CPU time of ``Create`` + ``Connect``: on a
+machine shared with other jobs, CPU times are the steadier figures. ``--threads`` is both
+NEST's ``local_num_threads`` and the number of projections our build writes at once.
 
 1. **ours, full scale** -- ``build-network examples/microcircuit.json --set scale=S -o DIR``
    (2.99e8 edges at S = 1): SONATA nodes, edges with both indices, configs, on disk.
 2. **disk baseline** -- plain numpy + h5py writing the same bytes per edge (source, target,
    group index, weight, delay: 40 B/edge, plus the 16 B/edge of the source index), as many
    edges as run 1 wrote (``--disk-edges``): what this disk and page cache allow for that
-   volume, so the edge rate of run 1 can be read against it. A small volume fits in the page
+   volume, so the edge rate of run 1 can be read against it (printed as "ours = N x the disk's
+   own speed"), and the same in ``/dev/shm`` (memory, no disk). A small volume fits in the page
    cache and only measures memory bandwidth.
 3. **ours vs BMTK at ~1e6 edges** -- the microcircuit at the scale that gives ``--bmtk-edges``
    edges, built by us and by BMTK's ``NetworkBuilder`` with the same rules: per target cell
@@ -75,7 +79,8 @@ _RUSAGE = """
 import json, math, resource, sys
 def _report(**kw):
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    kw.update(cpu_s=ru.ru_utime + ru.ru_stime, peak_rss_mb=ru.ru_maxrss / 1024)
+    kw.update(cpu_s=ru.ru_utime + ru.ru_stime, user_s=ru.ru_utime, sys_s=ru.ru_stime,
+              peak_rss_mb=ru.ru_maxrss / 1024)
     print(json.dumps(kw))
 """
 
@@ -85,20 +90,31 @@ OURS = (
 import time
 t0 = time.perf_counter()
 from builder.cli import main
+from builder.spec import build as _build
 from builder.spec.build import NetworkBuilder
 t_imported = time.perf_counter()
-_write_s = [0.0]
-_real = NetworkBuilder._write_projection
+_threads = 1  # a builder without parallel projections writes one at a time
+if hasattr(_build, "BUILD_THREADS"):
+    if len(sys.argv) > 4 and int(sys.argv[4]) > 0:
+        _build.BUILD_THREADS = int(sys.argv[4])
+    _threads = _build.BUILD_THREADS
+_write = [0.0, 0.0]
+# the edge phase (before parallel projections, the builder had only _write_projection)
+_phase = next(n for n in ("_write_projections", "_write_projection") if hasattr(NetworkBuilder, n))
+_real = getattr(NetworkBuilder, _phase)
 def _timed(self, *a, **kw):
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     try:
         return _real(self, *a, **kw)
     finally:
-        _write_s[0] += time.perf_counter() - t
-NetworkBuilder._write_projection = _timed
+        _write[0] += time.perf_counter() - t
+        _write[1] += time.process_time() - c
+setattr(NetworkBuilder, _phase, _timed)
+c_main = time.process_time()
 rc = main([sys.argv[1], "-o", sys.argv[2], "-q", "--force", "--set", "scale=" + sys.argv[3]])
 assert rc == 0
 t_main = time.perf_counter() - t_imported
+c_main = time.process_time() - c_main
 import json as _j, pathlib
 spec = _j.loads((pathlib.Path(sys.argv[2]) / "spec.json").read_text())
 import h5py
@@ -107,7 +123,8 @@ for name in spec["connections"]:
     with h5py.File(pathlib.Path(sys.argv[2]) / "network" / f"{name}_edges.h5") as h5:
         n += h5["edges"][name]["source_node_id"].shape[0]
 _report(edges=n, build_s=time.perf_counter() - t0, import_s=t_imported - t0, main_s=t_main,
-        write_s=_write_s[0])
+        main_cpu_s=c_main, write_s=_write[0], write_cpu_s=_write[1],
+        threads=_threads)
 """
 )
 
@@ -194,7 +211,7 @@ nest.set_verbosity("M_ERROR")
 nest.ResetKernel()
 nest.local_num_threads = threads
 nest.resolution = 0.1
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 pops = {}
 for p, v in spec["populations"].items():
     pops[p] = nest.Create("iaf_psc_exp", int(round(v["count"] * scale)),
@@ -211,8 +228,8 @@ for name, c in spec["connections"].items():
     nest.Connect(pops[c["source"]], pops[c["target"]],
                  {"rule": "fixed_total_number", "N": n},
                  {"synapse_model": "static_synapse", "weight": wdist, "delay": ddist})
-connect_s = time.perf_counter() - t0
-_report(edges=int(nest.num_connections), build_s=connect_s)
+connect_s, connect_cpu = time.perf_counter() - t0, time.process_time() - c0
+_report(edges=int(nest.num_connections), build_s=connect_s, build_cpu_s=connect_cpu)
 """
 )
 
@@ -224,15 +241,20 @@ def _fmt_rate(r: dict, key: str = "build_s") -> str:
 def _line(label: str, r: dict) -> str:
     out = (
         f"{label:38s} {r['edges']:>11,d} edges  build {r['build_s']:8.2f} s  "
-        f"process {r['wall_s']:8.2f} s  cpu {r['cpu_s']:8.2f} s  "
+        f"process {r['wall_s']:8.2f} s  cpu {r['cpu_s']:8.2f} s "
+        f"({r.get('user_s', 0):.2f} user + {r.get('sys_s', 0):.2f} sys)  "
         f"peak RSS {r['peak_rss_mb']:7.0f} MB  {_fmt_rate(r)}"
     )
     if "main_s" in r:  # ours: the parts of the build
         out += (
             f"\n{'':38s}   imports {r['import_s']:.2f} s, build-network main() "
-            f"{r['main_s']:.2f} s ({_fmt_rate(r, 'main_s').strip()}), edge phase "
-            f"{r['write_s']:.2f} s ({_fmt_rate(r, 'write_s').strip()})"
+            f"{r['main_s']:.2f} s ({_fmt_rate(r, 'main_s').strip()}; cpu {r['main_cpu_s']:.2f} s)"
+            f", edge phase {r['write_s']:.2f} s ({_fmt_rate(r, 'write_s').strip()}; cpu "
+            f"{r['write_cpu_s']:.2f} s = {r['write_cpu_s'] / max(r['edges'], 1) * 1e9:.0f} ns/edge)"
+            f", {r['threads']} thread(s)"
         )
+    elif "build_cpu_s" in r:
+        out += f"\n{'':38s}   Create + Connect cpu {r['build_cpu_s']:.2f} s (all threads)"
     return out
 
 
@@ -257,7 +279,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--bmtk-edges", type=float, default=1e6)
     p.add_argument("--nest-scale", type=float, default=0.1)
-    p.add_argument("--threads", type=int, default=2, help="NEST threads (default 2)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="threads of NEST and of our build (projections written at once; default 2)",
+    )
     p.add_argument("--tmp", type=Path, default=None, help="scratch folder (default: system tmp)")
     p.add_argument("--skip-bmtk", action="store_true")
     p.add_argument("--skip-nest", action="store_true")
@@ -270,7 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"disk: {shutil.disk_usage(tmp).free / 1e9:.0f} GB free in {tmp}")
         s = ns.full_scale
-        results["ours_full"] = r = run_child(OURS, str(SPEC), str(tmp / "full"), str(s), env=env)
+        results["ours_full"] = r = run_child(
+            OURS, str(SPEC), str(tmp / "full"), str(s), str(ns.threads), env=env
+        )
         size = sum(f.stat().st_size for f in (tmp / "full").rglob("*") if f.is_file())
         print(_line(f"ours, scale {s:g} (to SONATA)", r), f" {size / 1e9:.1f} GB on disk")
         shutil.rmtree(tmp / "full", ignore_errors=True)
@@ -291,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         if not ns.skip_bmtk:
             sb = math.sqrt(ns.bmtk_edges / FULL_EDGES)
             rb = run_child(BMTK, str(SPEC), str(sb), str(tmp / "bmtk"), env=env)
-            ro = run_child(OURS, str(SPEC), str(tmp / "ours_b"), str(sb), env=env)
+            ro = run_child(OURS, str(SPEC), str(tmp / "ours_b"), str(sb), str(ns.threads), env=env)
             results["bmtk"], results["ours_bmtk"] = rb, ro
             print(_line(f"BMTK NetworkBuilder, scale {sb:.4f}", rb))
             print(_line(f"ours, scale {sb:.4f}", ro))
@@ -306,7 +335,9 @@ def main(argv: list[str] | None = None) -> int:
             )
         if not ns.skip_nest:
             rn = run_child(NEST, str(SPEC), str(ns.nest_scale), str(ns.threads), env=env)
-            ro = run_child(OURS, str(SPEC), str(tmp / "ours_n"), str(ns.nest_scale), env=env)
+            ro = run_child(
+                OURS, str(SPEC), str(tmp / "ours_n"), str(ns.nest_scale), str(ns.threads), env=env
+            )
             results["nest"], results["ours_nest"] = rn, ro
             print(_line(f"NEST Connect, scale {ns.nest_scale:g}, {ns.threads} thr", rn))
             print(_line(f"ours, scale {ns.nest_scale:g}", ro))
@@ -315,7 +346,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"  ours / NEST: {x_main:.2f}x (NEST Create+Connect in memory vs our "
                 f"build-network main() to disk, imports excluded on both sides), "
                 f"{rn['build_s'] / ro['build_s']:.2f}x (our imports included), "
-                f"{rn['wall_s'] / ro['wall_s']:.2f}x (whole process); peak RSS "
+                f"{rn['wall_s'] / ro['wall_s']:.2f}x (whole process); CPU time "
+                f"{rn['build_cpu_s'] / ro['main_cpu_s']:.2f}x (Create+Connect vs main()), "
+                f"{rn['cpu_s'] / ro['cpu_s']:.2f}x (whole process); peak RSS "
                 f"NEST {rn['peak_rss_mb']:.0f} MB, ours {ro['peak_rss_mb']:.0f} MB"
             )
             verdicts.append(
@@ -327,11 +360,15 @@ def main(argv: list[str] | None = None) -> int:
         shm_note = f", {_fmt_rate(results['shm']).strip()} in memory" if "shm" in results else ""
         gb = r["peak_rss_mb"] / 1024
         met = _verdict(min(rate / 10, 2 / gb), 1)
+        floor = results["disk"]["edges"] / results["disk"]["build_s"] / 1e6
         verdicts.insert(
             0,
             f"target 1: >= 10 M edges/s at <= 2 GB, scale {s:g}: {rate:.2f} M edges/s, "
             f"{gb:.2f} GB ({met}; the same bytes with plain h5py: "
-            f"{_fmt_rate(results['disk']).strip()} on this disk{shm_note})",
+            f"{_fmt_rate(results['disk']).strip()} on this disk{shm_note}; ours = "
+            f"{rate / floor:.2f}x the disk's own speed; CPU "
+            f"{r['write_cpu_s'] / r['edges'] * 1e9:.0f} ns/edge in the edge phase = "
+            f"{r['edges'] / r['write_cpu_s'] / 1e6:.1f} M edges per CPU-second)",
         )
         print("\n".join(verdicts))
     except RuntimeError as exc:

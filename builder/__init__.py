@@ -1,7 +1,6 @@
 """Build SONATA input networks, input rasters and BMTK configs for detailed NEURON cells."""
 
 from ._version import __version__
-from .build import BuildResult, SimulationBuilder
 from .errors import (
     BuildError,
     ComponentError,
@@ -22,3 +21,17 @@ __all__ = [
     "BuildResult",
     "__version__",
 ]
+
+_LAZY = {"SimulationBuilder": ".build", "BuildResult": ".build"}
+
+
+def __getattr__(name: str) -> object:
+    """The builder classes, imported on first use (the command line and the spec builder do
+    not need the L5 recipe's modules)."""
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -331,7 +331,9 @@ def _spec_main(
                 print(f"  nodes {name} = {n}")
             for name, n in est["edges"].items():
                 how = "" if est["edges_exact"][name] else " (expected)"
-                print(f"  edges {name} = {n:.0f}{how}")
+                conns = est["connections"][name]
+                per = f" synapses in {conns:.0f} connections" if conns != n else ""
+                print(f"  edges {name} = {n:.0f}{per}{how}")
             for name, n in est["spikes"].items():
                 print(f"  spikes {name} = {n:.0f} (expected)")
             print(f"  total: {est['total_nodes']} nodes, {est['total_edges']:.0f} edges")

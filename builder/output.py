@@ -18,11 +18,26 @@ from pathlib import Path
 
 from .errors import OutputError
 
-__all__ = ["MANIFEST_NAME", "Staging", "make_temp_dir", "read_manifest"]
+__all__ = ["MANIFEST_NAME", "Staging", "in_staging", "make_temp_dir", "read_manifest"]
 
 MANIFEST_NAME = ".l5net-manifest.json"
 _STAGING_PREFIX = ".l5net-staging-"
 _MANIFEST_FORMAT = 1
+#: Staging directories open in this process (see :func:`in_staging`).
+_OPEN_STAGING: set[Path] = set()
+
+
+def in_staging(path: str | os.PathLike) -> bool:
+    """Whether ``path`` lies inside a staging directory open in this process.
+
+    Writers use it to skip their own temporary file + rename: the staging directory is
+    already invisible until :meth:`Staging.commit` and is removed whole if the build fails, so a
+    file written in place there can never be seen half-written.
+    """
+    if not _OPEN_STAGING:
+        return False
+    p = Path(path).absolute()
+    return any(parent in _OPEN_STAGING for parent in p.parents)
 
 
 def make_temp_dir(parent: str | os.PathLike, prefix: str) -> Path:
@@ -104,11 +119,13 @@ class Staging:
             self.dir = make_temp_dir(anchor, f"{_STAGING_PREFIX}{_host()}-{os.getpid()}-")
         except OutputError as exc:
             raise OutputError(f"{exc} (output {self.outdir})") from None
+        _OPEN_STAGING.add(self.dir)
 
     def __enter__(self) -> Staging:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        _OPEN_STAGING.discard(self.dir)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def path(self, relative: str) -> Path:

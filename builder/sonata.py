@@ -6,7 +6,9 @@ nothing about any particular network recipe. Every writer
 * takes one numpy array per column and writes each HDF5 dataset once, uncompressed and
   contiguous (libsonata's wheel cannot read gzip-compressed datasets);
 * is atomic: it writes a temporary file next to the target and renames it into place with
-  :func:`os.replace`, so a failure leaves neither a partial target nor the temporary file;
+  :func:`os.replace`, so a failure leaves neither a partial target nor the temporary file
+  (inside a build's staging directory, :func:`builder.output.in_staging`, which is renamed
+  into place whole, it writes the target directly and removes it on failure);
 * is deterministic: object timestamps are off and the layout depends only on the input, so the
   same input gives byte-identical files.
 
@@ -20,6 +22,7 @@ with the id column first and ``NULL`` for a missing value (which BMTK's reader t
 from __future__ import annotations
 
 import csv
+import functools
 import numbers
 import os
 import secrets
@@ -33,6 +36,7 @@ import h5py
 import numpy as np
 
 from .errors import OutputError
+from .output import in_staging
 
 __all__ = [
     "EdgeStreamWriter",
@@ -71,10 +75,25 @@ PathLike = str | os.PathLike
 def _atomic_target(path: PathLike) -> Iterator[Path]:
     """Yield a fresh temporary path next to ``path``; move it onto ``path`` on success.
 
-    On any exception the temporary file is removed and ``path`` is left untouched. The temporary
+    On any exception the temporary file is removed and ``path`` is left untouched. Inside an
+    open staging directory, ``path`` itself is yielded (removed on an exception). The temporary
     file is created with mode 0o666 filtered by the umask, like an ordinary new file.
     """
     target = Path(path)
+    if in_staging(target):  # a staging directory is itself the temporary place: no rename
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        except OSError as exc:
+            raise OutputError(f"{target}: cannot create a file in {target.parent}: {exc}") from exc
+        os.close(fd)
+        try:
+            yield target
+        except BaseException as exc:
+            target.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise OutputError(f"{target}: cannot write: {exc}") from exc
+            raise
+        return
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -95,10 +114,7 @@ def _atomic_target(path: PathLike) -> Iterator[Path]:
 def _h5_create(path: PathLike) -> Iterator[h5py.File]:
     """Create an HDF5 file atomically, without object timestamps, with SONATA root attributes."""
     with _atomic_target(path) as tmp:
-        fcpl = h5py.h5p.create(h5py.h5p.FILE_CREATE)
-        fcpl.set_obj_track_times(False)  # root group: no timestamps
-        fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
-        fapl.set_libver_bounds(h5py.h5f.LIBVER_EARLIEST, h5py.h5f.LIBVER_V110)
+        fcpl, fapl = _file_plists()
         fid = h5py.h5f.create(os.fsencode(tmp), h5py.h5f.ACC_TRUNC, fapl=fapl, fcpl=fcpl)
         with h5py.File(fid) as h5:
             h5.attrs.create("magic", SONATA_MAGIC, dtype=np.uint32)
@@ -106,11 +122,26 @@ def _h5_create(path: PathLike) -> Iterator[h5py.File]:
             yield h5
 
 
+@functools.cache
+def _file_plists() -> tuple[h5py.h5p.PropFCID, h5py.h5p.PropFAID]:
+    """File creation (no timestamps on the root group) and access (HDF5 1.10 format) lists."""
+    fcpl = h5py.h5p.create(h5py.h5p.FILE_CREATE)
+    fcpl.set_obj_track_times(False)
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(h5py.h5f.LIBVER_EARLIEST, h5py.h5f.LIBVER_V110)
+    return fcpl, fapl
+
+
 def _group(parent: h5py.Group, name: str) -> h5py.Group:
     """Create one child group without timestamps (independent of the h5py version's default)."""
+    return h5py.Group(h5py.h5g.create(parent.id, name.encode("utf-8"), gcpl=_gcpl()))
+
+
+@functools.cache
+def _gcpl() -> h5py.h5p.PropGCID:
     gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
     gcpl.set_obj_track_times(False)
-    return h5py.Group(h5py.h5g.create(parent.id, name.encode("utf-8"), gcpl=gcpl))
+    return gcpl
 
 
 def _dataset(group: h5py.Group, name: str, data: np.ndarray, dtype: Any = None) -> h5py.Dataset:
@@ -567,6 +598,37 @@ def _count(value: int, name: str) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
+def _write_rows(ds: h5py.Dataset, lo: int, data: np.ndarray) -> None:
+    """``ds[lo:lo + len(data)] = data`` through the low-level API (the high-level selection
+    machinery costs more than a small write itself; the bytes are the same)."""
+    data = np.ascontiguousarray(data)
+    if data.shape[0] == 0:
+        return
+    fspace = ds.id.get_space()
+    fspace.select_hyperslab((lo,) + (0,) * (data.ndim - 1), data.shape)
+    ds.id.write(h5py.h5s.create_simple(data.shape), fspace, data)
+
+
+@functools.cache
+def _dcpl(fill: Any, dtype: np.dtype) -> h5py.h5p.PropDCID:
+    """The dataset creation property list of :func:`_dataset_empty` (made once per kind)."""
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_obj_track_times(False)
+    if fill is not None:
+        dcpl.set_fill_value(np.array(fill, dtype=dtype))
+        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_LATE)
+        dcpl.set_fill_time(h5py.h5d.FILL_TIME_IFSET)
+    else:
+        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+        dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+    return dcpl
+
+
+@functools.cache
+def _file_type(dtype: np.dtype) -> h5py.h5t.TypeID:
+    return h5py.h5t.py_create(dtype, logical=True)
+
+
 def _dataset_empty(
     group: h5py.Group, name: str, n: int, dtype: Any, shape2: int = 0, fill: Any = None
 ) -> h5py.Dataset:
@@ -577,18 +639,11 @@ def _dataset_empty(
     constant instead: never allocated nor written, every read returns ``fill`` (no disk space).
     """
     shape = (n, shape2) if shape2 else (n,)
-    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-    dcpl.set_obj_track_times(False)
-    if fill is not None:
-        dcpl.set_fill_value(np.array(fill, dtype=dtype))
-        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_LATE)
-        dcpl.set_fill_time(h5py.h5d.FILL_TIME_IFSET)
-    else:
-        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
-        dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+    dt = np.dtype(dtype)
     space = h5py.h5s.create_simple(shape, shape)
-    tid = h5py.h5t.py_create(np.dtype(dtype), logical=True)
-    dsid = h5py.h5d.create(group.id, name.encode("utf-8"), tid, space, dcpl=dcpl)
+    dsid = h5py.h5d.create(
+        group.id, name.encode("utf-8"), _file_type(dt), space, dcpl=_dcpl(fill, dt)
+    )
     return h5py.Dataset(dsid)
 
 
@@ -683,6 +738,7 @@ class EdgeStreamWriter:
             self._cm.__exit__(*sys.exc_info())
             raise
         self.pos = 0
+        self._gidx: tuple[np.ndarray, int] = (np.zeros(0, dtype=np.uint64), 0)
         self.trg_counts = np.zeros(self.n_trg, dtype=np.int64)
         self.src_runs = np.zeros(self.n_src, dtype=np.int64)
         self._last: tuple[int, int] | None = None
@@ -799,16 +855,31 @@ class EdgeStreamWriter:
         for a in range(0, k, self.chunk):
             b = min(k, a + self.chunk)
             lo, hi = self.pos + a, self.pos + b
-            self.ds_src[lo:hi] = s_u[a:b]
-            self.ds_trg[lo:hi] = t_u[a:b]
+            _write_rows(self.ds_src, lo, s_u[a:b])
+            _write_rows(self.ds_trg, lo, t_u[a:b])
             if self.const_type is None:
-                self.ds_type[lo:hi] = (
-                    np.full(b - a, tid, dtype=np.uint32) if types is None else types[a:b]
+                _write_rows(
+                    self.ds_type,
+                    lo,
+                    np.full(b - a, tid, dtype=np.uint32) if types is None else types[a:b],
                 )
-            self.ds_gidx[lo:hi] = np.arange(lo, hi, dtype=np.uint64)
+            _write_rows(self.ds_gidx, lo, self._group_index(lo, hi))
             for name, ds in self.ds_cols.items():
-                ds[lo:hi] = cols[name][a:b].astype(self.columns[name], copy=False)
+                _write_rows(ds, lo, cols[name][a:b].astype(self.columns[name], copy=False))
         self.pos += k
+
+    def _group_index(self, lo: int, hi: int) -> np.ndarray:
+        """``arange(lo, hi)`` as uint64, in a buffer kept between calls (shifted in place: no
+        new array and no fresh pages per chunk)."""
+        m = hi - lo
+        buf, start = self._gidx
+        if len(buf) < m or lo < start:
+            size = max(m, min(self.chunk, self.n_edges))
+            buf = np.arange(lo, lo + size, dtype=np.uint64)
+        elif lo > start:  # appends only move forward
+            buf += np.uint64(lo - start)
+        self._gidx = (buf, lo)
+        return buf[:m]
 
     def close(self) -> None:
         """Check the count, build both indices, close and rename the files into place."""
@@ -840,12 +911,10 @@ class EdgeStreamWriter:
         n2r[has, 0] = rank[has]
         n2r[has, 1] = rank[has] + 1
         ds = _dataset_empty(grp, "node_id_to_ranges", self.n_trg, np.uint64, 2)
-        if self.n_trg:
-            ds[...] = n2r
+        _write_rows(ds, 0, n2r)
         grp["node_id_to_range"] = ds
         ds = _dataset_empty(grp, "range_to_edge_id", n_ranges, np.uint64, 2)
-        if n_ranges:
-            ds[...] = r2e
+        _write_rows(ds, 0, r2e)
 
     def _runs(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """(start, length, source) of every maximal run of one source, in edge order."""
@@ -891,8 +960,7 @@ class EdgeStreamWriter:
         n2r[has, 0] = (stop - counts)[has]
         n2r[has, 1] = stop[has]
         ds = _dataset_empty(grp, "node_id_to_ranges", self.n_src, np.uint64, 2)
-        if self.n_src:
-            ds[...] = n2r
+        _write_rows(ds, 0, n2r)
         grp["node_id_to_range"] = ds
         r2e = _dataset_empty(grp, "range_to_edge_id", n_ranges, np.uint64, 2)
         if n_ranges == 0:
@@ -916,7 +984,7 @@ class EdgeStreamWriter:
                 continue
             whole = s0 == 0 and s1 == self.n_src
             out = self._sorted_runs(s0, s1, lo, hi, whole, key_dtype)
-            r2e[lo:hi] = out
+            _write_rows(r2e, lo, out)
             del out
 
     def _source_ranges_from_memory(self, r2e: h5py.Dataset) -> None:
@@ -934,7 +1002,7 @@ class EdgeStreamWriter:
             out[:, 0] = first[part]
             part += 1  # (a view of idx, not needed again) the next run's first edge
             out[:, 1] = first[part]
-            r2e[a:b] = out
+            _write_rows(r2e, a, out)
         self._mem_runs = None
 
     def _sorted_runs(
@@ -1024,8 +1092,8 @@ class SpikeStreamWriter:
         self._last = (int(ids[-1]), float(ts[-1]))
         for a in range(0, k, self.chunk):
             b = min(k, a + self.chunk)
-            self.ts[self.pos + a : self.pos + b] = ts[a:b]
-            self.ids[self.pos + a : self.pos + b] = ids[a:b].astype(np.uint64)
+            _write_rows(self.ts, self.pos + a, ts[a:b])
+            _write_rows(self.ids, self.pos + a, ids[a:b].astype(np.uint64))
         self.pos += k
 
     def close(self) -> None:

@@ -573,3 +573,59 @@ def test_neuron_derived_table_has_the_diameters_area_placement_needs(tmp_path):
     area = t.areas_um2()
     np.testing.assert_allclose(area.sum(), np.pi * (30 * 30 + 3 * 1000))
     assert 0.23 < area[soma].sum() / area.sum() < 0.231  # the soma's share of membrane
+
+
+# ------------------------------------------------------------------ --check counts synapses
+@pytest.mark.parametrize(
+    "rule,per_conn",
+    [
+        ({"name": "fixed_indegree", "indegree": 10, "multapses": False}, 2),
+        (
+            {"name": "fixed_indegree", "indegree": 10, "multapses": False},
+            {"distribution": "normal", "mean": 4.0, "sd": 1.5, "min": 1.0},
+        ),
+        (
+            {"name": "pairwise_bernoulli", "p": {"profile": "gaussian", "sigma_um": 150.0}},
+            {"distribution": "poisson", "mean": 3.0},
+        ),
+    ],
+    ids=["constant", "random-count", "distance-random-count"],
+)
+def test_check_counts_the_synapse_rows_a_build_writes(tmp_path, monkeypatch, rule, per_conn):
+    from builder.spec import estimate as est_mod
+
+    data = copy.deepcopy(BASE)
+    data["populations"]["S"] = {"count": 50, "region": "box", "model": {"type": "virtual"}}
+    data["connections"]["ST"].update(rule=rule, synapses_per_connection=per_conn)
+    builder = NetworkBuilder(_spec(tmp_path, data), segment_tables=stick_table)
+    out = tmp_path / "out"
+    builder.build(out)
+    rows = len(_edges(out)["source"])
+    connections = len(_runs(_edges(out)))
+    assert rows > connections > 0 if per_conn != 1 else rows == connections
+    est = NetworkBuilder(_spec(tmp_path, data), segment_tables=stick_table).estimate()
+    assert est["edges"]["ST"] == rows and est["edges_exact"]["ST"]  # exact: the build's count
+    if isinstance(per_conn, int):
+        assert est["connections"]["ST"] == connections
+    # a projection too big to count is expected: the mean synapse count times the connections
+    monkeypatch.setattr(est_mod, "EXACT_COUNT_LIMIT", 0)
+    est = NetworkBuilder(_spec(tmp_path, data), segment_tables=stick_table).estimate()
+    exact_rule = rule["name"] == "fixed_indegree"
+    assert est["edges_exact"]["ST"] is (exact_rule and isinstance(per_conn, int))
+    if exact_rule:
+        assert est["connections"]["ST"] == connections == 400
+        # rows: a sum of 400 draws of max(1, rint(x)); 4 sd of that sum (sd <= 1.6 per draw)
+        assert abs(est["edges"]["ST"] - rows) <= 4 * 1.6 * np.sqrt(400)
+    else:  # the connections themselves are a sampled expectation: a loose bound
+        assert 0.7 * rows < est["edges"]["ST"] < 1.3 * rows
+
+
+def test_check_prints_synapses_and_connections(tmp_path, monkeypatch, capsys):
+    from builder.cli import main
+    from builder.nrn import celltable
+
+    monkeypatch.setattr(celltable, "segment_table", stick_table)
+    p = tmp_path / "spec.json"
+    p.write_text(json.dumps(BASE))
+    assert main([str(p), "--check"]) == 0
+    assert "edges ST = 800 synapses in 400 connections\n" in capsys.readouterr().out

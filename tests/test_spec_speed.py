@@ -6,6 +6,7 @@ and the way the source index is built; and the draws keep their distribution."""
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import h5py
@@ -136,6 +137,41 @@ def test_chunks_and_threads_do_not_change_a_byte(small_microcircuit, monkeypatch
     assert sum(k.endswith("_edges.h5") for k in ref) == len(spec.connections)
 
 
+@pytest.mark.parametrize("threads,budget", [(1, 3e7), (2, 3e7), (3, 1e4), (4, 0)])
+def test_parallel_projections_do_not_change_a_byte(
+    small_microcircuit, monkeypatch, threads, budget
+):
+    # budget 1e4: only small projections share the pool; 0: every projection runs alone
+    spec, out, _ = small_microcircuit
+    monkeypatch.setattr(spec_build, "PARALLEL_EDGE_BUDGET", budget)
+    dest = out / f"t{threads}_b{budget:g}"
+    res = NetworkBuilder(spec, threads=threads).build(dest)
+    assert _digests(out / "ref") == _digests(dest)
+    assert list(res.counts) == [k for k in res.counts if k.startswith("nodes.")] + [
+        f"edges.{c}" for c in spec.connections
+    ]
+
+
+def test_an_error_in_a_parallel_projection_is_reported_once_and_writes_nothing(
+    small_microcircuit, monkeypatch
+):
+    spec, out, _ = small_microcircuit
+    real = spec_build.NetworkBuilder._write_projection
+    started = []
+
+    def failing(self, cname, type_id, root):
+        started.append(cname)
+        if cname == "L4E_to_L4I":
+            raise BuildError("L4E_to_L4I failed")
+        return real(self, cname, type_id, root)
+
+    monkeypatch.setattr(spec_build.NetworkBuilder, "_write_projection", failing)
+    with pytest.raises(BuildError, match="^L4E_to_L4I failed$"):
+        NetworkBuilder(spec, threads=2).build(out / "failed_par")
+    assert not (out / "failed_par").exists()
+    assert len(started) < len(spec.connections)  # nothing submitted after the failure
+
+
 def test_small_microcircuit_is_valid_sonata_with_sorted_edges(small_microcircuit):
     spec, out, _ = small_microcircuit
     name = "L4E_to_L23E"
@@ -168,3 +204,37 @@ def test_an_error_in_a_block_drawn_ahead_reaches_the_caller(small_microcircuit, 
     with pytest.raises(BuildError, match="block 2 failed"):
         NetworkBuilder(spec).build(out / "failed")
     assert not (out / "failed").exists()
+
+
+def test_files_in_the_staging_directory_are_written_in_place(small_microcircuit, monkeypatch):
+    # the staging directory is renamed into place whole: its files need no rename of their own
+    spec, out, _ = small_microcircuit
+    renames = []
+    real = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: (renames.append((a, b)), real(a, b))[1])
+    NetworkBuilder(spec).build(out / "in_place")
+    assert [Path(b).name for _, b in renames] == [".l5net-manifest.json"]
+    assert _digests(out / "in_place") == _digests(out / "ref")
+
+
+def test_a_writer_that_fails_in_staging_leaves_no_file(tmp_path):
+    from builder.output import Staging, in_staging
+
+    with Staging(tmp_path / "out") as st:
+        target = st.dir / "e.h5"
+        assert in_staging(target) and not in_staging(tmp_path / "e.h5")
+        with pytest.raises(ValueError, match="declared"):
+            with EdgeStreamWriter(
+                target,
+                st.dir / "e.csv",
+                "e",
+                "s",
+                "t",
+                n_edges=3,
+                n_source_nodes=2,
+                n_target_nodes=2,
+                edge_types=[{"edge_type_id": 1}],
+            ) as w:
+                w.append(np.array([0]), np.array([0]), 1)
+        assert not target.exists() and not list(st.dir.iterdir())
+    assert not in_staging(target)

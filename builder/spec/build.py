@@ -11,6 +11,8 @@ Layout of the output directory::
 
 Everything is written into a staging directory and moved into place at the end
 (:class:`builder.output.Staging`); a failed build leaves the output directory as it was.
+Projections are written up to :data:`BUILD_THREADS` at once, each into its own file from its
+own random streams, so the files do not depend on the number of threads.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,6 +104,10 @@ class NetworkBuilder:
         command layer passes :func:`builder.nrn.celltable.segment_table`). Needed to build
         connections onto biophysical populations, whose synapses are placed at build time
         (:mod:`builder.spec.placement`).
+    threads : int, optional
+        Projections written at once, each into its own file by its own thread (default
+        :data:`BUILD_THREADS`). Does not change the output: every projection draws from its
+        own streams.
     """
 
     def __init__(
@@ -109,10 +116,13 @@ class NetworkBuilder:
         *,
         chunk_edges: int = 1 << 22,
         segment_tables: SegmentTableSource | None = None,
+        threads: int | None = None,
     ):
         self.spec = spec
         self.seed = spec.seed
         self.chunk_edges = int(chunk_edges)
+        self.threads = max(1, int(BUILD_THREADS if threads is None else threads))
+        self._stop = threading.Event()  # set when a projection failed: the others stop early
         self._nodes: dict[str, _Nodes] | None = None
         self._segment_tables = segment_tables
         self._tables: dict[str, Any] = {}
@@ -400,24 +410,42 @@ class NetworkBuilder:
         )
         return np.maximum(1, np.rint(nsyns)).astype(np.int64)
 
+    def row_count(self, cname: str, proj: Projection | None = None, *, exact: bool = True) -> float:
+        """Rows of a connection's edge file: edges, or synapses onto a biophysical target
+        (one row per synapse).
+
+        Known without drawing when the rule fixes the number of edges and the synapses per
+        connection are constant; otherwise counted by a pass over the blocks' own streams
+        (the draws the build makes), or with ``exact=False`` the expected number (a
+        distance-dependent rule's sampled mean, a distribution's mean synapse count).
+        """
+        con = self.spec.connections[cname]
+        proj = self.projection(cname) if proj is None else proj
+        total = proj.exact_total()
+        per_conn = con.get("synapses_per_connection", 1)
+        bio = self.nodes[_sel_pop(con["target"])].model == "biophysical"
+        if bio and total is not None and not is_random(per_conn):
+            return total * _constant_nsyns(per_conn)
+        if not exact:
+            conns = float(total) if total is not None else proj.expected_edges()
+            return conns * _mean_nsyns(per_conn) if bio else conns
+        if bio:  # one row per synapse: count them (the same streams, so the same draws)
+            rows = 0
+            for b in range(len(proj.blocks())):
+                s, _, rng = proj.generate(b)
+                rows += int(self._nsyns(con, cname, rng, len(s)).sum())
+            return rows
+        if total is None:  # distance-dependent: a counting pass (same streams)
+            return sum(len(proj.generate(b)[0]) for b in range(len(proj.blocks())))
+        return total
+
     def _write_projection(self, cname: str, type_id: int, outdir: Path) -> int:
         con = self.spec.connections[cname]
         proj = self.projection(cname)
         sname, tname = _sel_pop(con["source"]), _sel_pop(con["target"])
         point_target = self.nodes[tname].model == "point"
         placer = self.placer(cname, proj) if self.nodes[tname].model == "biophysical" else None
-        total = proj.exact_total()
-        per_conn = con.get("synapses_per_connection", 1)
-        if placer is not None and not (total is not None and isinstance(per_conn, int)):
-            # one row per synapse: count them first (the same streams, so the same draws)
-            total = 0
-            for b in range(len(proj.blocks())):
-                s, _, rng = proj.generate(b)
-                total += int(self._nsyns(con, cname, rng, len(s)).sum())
-        elif placer is not None:
-            total = int(total or 0) * int(per_conn)
-        elif total is None:  # distance-dependent: a counting pass (same streams) first
-            total = sum(len(proj.generate(b)[0]) for b in range(len(proj.blocks())))
+        total = int(self.row_count(cname, proj))
         columns: dict[str, Any] = {"syn_weight": np.float64, "delay": np.float64}
         if placer is not None:
             columns.update(PLACEMENT_COLUMNS)
@@ -483,8 +511,75 @@ class NetworkBuilder:
             chunk_edges=self.chunk_edges,
         ) as w:
             for s_ids, t_ids, cols in _ahead(block, len(proj.blocks()), EDGE_PREFETCH_BLOCKS):
+                if self._stop.is_set():
+                    raise _Stopped(cname)
                 w.append(s_ids, t_ids, type_id, cols)
         return total
+
+    def _projection_size(self, cname: str) -> float:
+        """Rows a projection will write, roughly (for the memory budget of parallel writes)."""
+        return self.row_count(cname, exact=False)
+
+    def _write_projections(
+        self, root: Path, progress: Callable[[str], None] | None
+    ) -> dict[str, int]:
+        """Write every projection, up to ``self.threads`` at once; edge counts in spec order.
+
+        Projections run in parallel only while the rows in flight fit
+        :data:`PARALLEL_EDGE_BUDGET` (a big projection runs alone), so the peak memory stays
+        that of the largest projection. The first error stops the others at their next block
+        and is raised once they have ended.
+        """
+        names = list(self.spec.connections)
+        for cname in names:  # derive segment tables (NEURON: not thread-safe) up front
+            tname = _sel_pop(self.spec.connections[cname]["target"])
+            if self.nodes[tname].model == "biophysical":
+                self.segment_table(tname)
+        counts: dict[str, int] = {}
+
+        def one(i: int, cname: str) -> int:
+            t1 = time.perf_counter()
+            n = self._write_projection(cname, _EDGE_TYPE_BASE + i, root)
+            log.debug("%s: %d edges in %.2f s", cname, n, time.perf_counter() - t1)
+            return n
+
+        if self.threads <= 1 or len(names) <= 1:
+            for i, cname in enumerate(names):
+                if progress:
+                    progress(cname)
+                counts[cname] = one(i, cname)
+            return counts
+        running: dict[Future[int], tuple[str, float]] = {}
+        done_n: dict[str, int] = {}
+
+        def reap(block: bool) -> None:
+            if block:
+                finished = wait(list(running), return_when=FIRST_COMPLETED).done
+            else:
+                finished = {f for f in running if f.done()}
+            for f in finished:
+                cname, _ = running.pop(f)
+                done_n[cname] = f.result()  # raises the projection's error
+
+        with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="proj") as pool:
+            try:
+                for i, cname in enumerate(names):
+                    size = self._projection_size(cname)
+                    while running and (
+                        len(running) >= self.threads
+                        or sum(v for _, v in running.values()) + size > PARALLEL_EDGE_BUDGET
+                    ):
+                        reap(block=True)
+                    reap(block=False)
+                    if progress:
+                        progress(cname)
+                    running[pool.submit(one, i, cname)] = (cname, size)
+                while running:
+                    reap(block=True)
+            except BaseException:
+                self._stop.set()  # the others stop at their next block; the pool waits
+                raise
+        return {cname: done_n[cname] for cname in names}
 
     # ------------------------------------------------------------------ the build
     def build(
@@ -511,17 +606,9 @@ class NetworkBuilder:
                     _node_columns(nodes.columns),
                 )
                 counts[f"nodes.{name}"] = nodes.n
-            for i, cname in enumerate(self.spec.connections):
-                if progress:
-                    progress(cname)
-                t1 = time.perf_counter()
-                counts[f"edges.{cname}"] = self._write_projection(cname, _EDGE_TYPE_BASE + i, root)
-                log.debug(
-                    "%s: %d edges in %.2f s",
-                    cname,
-                    counts[f"edges.{cname}"],
-                    time.perf_counter() - t1,
-                )
+            self._stop.clear()
+            for cname, n in self._write_projections(root, progress).items():
+                counts[f"edges.{cname}"] = n
             spike_files = self._write_inputs(root, counts)
             write_configs(self, root, spike_files, comp)
             (root / SPEC_COPY).write_text(
@@ -643,6 +730,19 @@ _BMTK_SECTIONS = {
 }
 
 
+#: Projections written at once by :meth:`NetworkBuilder.build` (numpy and h5py release the
+#: GIL for their big operations, so threads run on separate cores).
+BUILD_THREADS = max(1, min(2, os.cpu_count() or 1))
+
+#: Rows (edges or synapses) of the projections written at once: a projection that would take
+#: the sum above this waits until the others are done (it then runs alone).
+PARALLEL_EDGE_BUDGET = 3e7
+
+
+class _Stopped(BuildError):
+    """A projection stopped because another one failed (never the error reported)."""
+
+
 #: Blocks of edges drawn ahead by a worker thread while the previous block is written (0: no
 #: thread). numpy releases the GIL while it draws, so drawing overlaps with the HDF5 writes;
 #: each block draws from its own streams, so the files do not depend on this.
@@ -668,6 +768,15 @@ def _ahead(fn: Callable[[int], Any], n: int, depth: int) -> Iterator[Any]:
         finally:  # an error (or an abandoned generator): drop what is not started
             for f in pending:
                 f.cancel()
+
+
+def _mean_nsyns(value: Any, n: int = 100_000) -> float:
+    """The mean synapses per connection ``max(1, rint(x))`` of a number or distribution
+    (a distribution: the mean of ``n`` draws from a fixed stream)."""
+    if not is_random(value):
+        return float(_constant_nsyns(value))
+    x = draw(value, np.random.Generator(np.random.PCG64(12345)), n, what="synapses_per_connection")
+    return float(np.maximum(1, np.rint(x)).mean())
 
 
 def _constant_nsyns(value: Any) -> int:
