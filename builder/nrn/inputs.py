@@ -21,7 +21,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-__all__ = ["InputPlan", "plan_inputs", "build_inputs"]
+__all__ = ["InputPlan", "plan_inputs", "build_inputs", "played_vecstims"]
 
 _REQUIRED_COLUMNS = ("sec_id", "sec_x")
 #: Needed only by our models (their release streams and weights are keyed by it).
@@ -144,7 +144,7 @@ class _VecStims:
             vec = h.Vector(t)
             vs = h.VecStim()
             vs.play(vec)
-            self.keep.extend((vec, vs))
+            self.keep.append((vec, vs))  # a pair: played_vecstims finds it
             self.made[node] = vs
         return vs
 
@@ -239,3 +239,8 @@ def build_inputs(
                 for nc, w in zip(ncs, weights.tolist(), strict=True):
                     nc.weight[0] *= w
     return n_syn, pps, keep
+
+
+def played_vecstims(keep: list[Any]) -> list[tuple[Any, Any]]:
+    """The (times Vector, VecStim) pairs among the objects :func:`build_inputs` keeps alive."""
+    return [x for x in keep if isinstance(x, tuple)]
