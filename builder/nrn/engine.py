@@ -19,7 +19,7 @@
   cannot be played at negative times; each is put on the queue once per initialisation with
   ``NetCon.event`` at its delivery time instead. Delays between cells (recurrent networks)
   are the model's and are left alone: below two steps they are a clear error.
-* With fewer cells on the rank than threads (the default network: one cell), each cell is
+* Serial, with fewer cells than threads (the default network: one cell), each cell is
   cut into pieces of about equal cost with ``pc.multisplit`` (:func:`plan_split`), one piece
   per thread: the pieces are integrated in parallel and joined exactly at the cut points.
   Otherwise NEURON's threads share the whole cells.
@@ -169,7 +169,8 @@ def setup_threads(
     pc.nthread(n_thread)
     keep = _lead_inputs(h, inputs, float(h.dt))
     cells = list(sim.net.get_local_cells().values())
-    if split and 0 < len(cells) < n_thread:
+    # serial only: under MPI the split ids would be global and pc.multisplit() collective
+    if split and int(pc.nhost()) == 1 and 0 < len(cells) < n_thread:
         sid = 0
         for cell in cells:
             sid = _multisplit(h, pc, cell.get_sections(), n_thread, sid)
