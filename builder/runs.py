@@ -188,7 +188,7 @@ def run_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="NEURON threads per process (pc.nthread; default: the config's run.n_thread, "
-        "else 1); they split the cells, so they help only with several cells per process",
+        "else 1); with fewer cells than threads each cell is cut into N pieces (multisplit)",
     )
     p.add_argument(
         "--plot",

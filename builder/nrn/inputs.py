@@ -25,6 +25,7 @@ __all__ = [
     "InputPlan",
     "plan_inputs",
     "build_inputs",
+    "played_vecstims",
     "EdgeColumns",
     "read_edge_columns",
     "connect_edges",
@@ -151,7 +152,7 @@ class _VecStims:
             vec = h.Vector(t)
             vs = h.VecStim()
             vs.play(vec)
-            self.keep.extend((vec, vs))
+            self.keep.append((vec, vs))  # a pair: played_vecstims finds it
             self.made[node] = vs
         return vs
 
@@ -319,3 +320,8 @@ def build_inputs(
                 params_cache,
             )
     return n_syn, pps, keep
+
+
+def played_vecstims(keep: list[Any]) -> list[tuple[Any, Any]]:
+    """The (times Vector, VecStim) pairs among the objects :func:`build_inputs` keeps alive."""
+    return [x for x in keep if isinstance(x, tuple)]

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from ..runs import Interrupted, Stop, find_config, replace_dir, run_parser, write_failure
-from .inputs import _resolve, build_inputs, plan_inputs
+from .inputs import _resolve, build_inputs, plan_inputs, played_vecstims
 from .mpi import MPIContext, guard, setup_mpi
 from .recurrent import build_recurrent, take_recurrent
 
@@ -444,7 +444,7 @@ def _run(
     t_sim = time.perf_counter()
     with stop.deferred():
         try:
-            simulate(sim, engine, n_thread, compiled)
+            simulate(sim, engine, n_thread, compiled, played_vecstims(keep_inputs))
         except OSError as exc:  # BMTK writing its outputs at the end of the run
             raise OutputError(write_failure(exc, base / PARTIAL_OUTPUT)) from None
         loop.outcome()

@@ -68,6 +68,7 @@ DERIVATIVE kin {
 : 0.055 (-27 - v) / (exp((-27 - v)/3.8) - 1), continuous through v = -27 mV
 FUNCTION am(v (mV)) (/ms) {
     LOCAL x
+    TABLE FROM -150 TO 100 WITH 10000
     x = -27 - v
     if (fabs(x / 3.8) < 1e-6) {
         am = 0.055 * 3.8 * (1 - x / 3.8 / 2)
@@ -77,14 +78,17 @@ FUNCTION am(v (mV)) (/ms) {
 }
 
 FUNCTION bm(v (mV)) (/ms) {
+    TABLE FROM -150 TO 100 WITH 10000
     bm = 0.94 * exp((-75 - v) / 17)
 }
 
 FUNCTION ah(v (mV)) (/ms) {
+    TABLE FROM -150 TO 100 WITH 10000
     ah = 0.000457 * exp((-13 - v) / 50)
 }
 
 FUNCTION bh(v (mV)) (/ms) {
+    TABLE FROM -150 TO 100 WITH 10000
     bh = 0.0065 / (exp((-15 - v) / 28) + 1)
 }
 UNITSON

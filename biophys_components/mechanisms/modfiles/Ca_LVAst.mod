@@ -58,19 +58,29 @@ INITIAL {
 }
 
 DERIVATIVE kin {
-    LOCAL u, taum, tauh
+    LOCAL u
     u = v - vshift
+    m' = tadj * (minf(u) - m) / taum(u)
+    h' = tadj * (hinf(u) - h) / tauh(u)
+}
+
+FUNCTION taum(u (mV)) (ms) {
+    TABLE FROM -150 TO 100 WITH 10000
     taum = 5 + 20 / (1 + exp((u + 25) / 5))
+}
+
+FUNCTION tauh(u (mV)) (ms) {
+    TABLE FROM -150 TO 100 WITH 10000
     tauh = 20 + 50 / (1 + exp((u + 40) / 7))
-    m' = tadj * (minf(u) - m) / taum
-    h' = tadj * (hinf(u) - h) / tauh
 }
 
 FUNCTION minf(u (mV)) {
+    TABLE FROM -150 TO 100 WITH 10000
     minf = 1 / (1 + exp(-(u + 30) / 6))
 }
 
 FUNCTION hinf(u (mV)) {
+    TABLE FROM -150 TO 100 WITH 10000
     hinf = 1 / (1 + exp((u + 80) / 6.4))
 }
 UNITSON

@@ -63,6 +63,7 @@ DERIVATIVE kin {
 : 0.00643 x / (exp(x/11.9) - 1), continuous through x = 0
 FUNCTION am(v (mV)) (/ms) {
     LOCAL x
+    TABLE FROM -150 TO 100 WITH 10000
     x = v + 154.9
     if (fabs(x / 11.9) < 1e-6) {
         am = 0.00643 * 11.9 * (1 - x / 11.9 / 2)
@@ -72,6 +73,7 @@ FUNCTION am(v (mV)) (/ms) {
 }
 
 FUNCTION bm(v (mV)) (/ms) {
+    TABLE FROM -150 TO 100 WITH 10000
     bm = 0.193 * exp(v / 33.1)
 }
 UNITSON

@@ -53,13 +53,19 @@ INITIAL {
 }
 
 DERIVATIVE kin {
+    m' = tadj * mrate(v) * (minf(v) - m)
+}
+
+: alpha + beta = 0.0033 (e + 1/e) with e = exp(0.1 (v + 35)); alpha / (alpha + beta) = minf
+FUNCTION mrate(v (mV)) (/ms) {
     LOCAL e
+    TABLE FROM -150 TO 100 WITH 10000
     e = exp(0.1 * (v + 35))
-    : alpha + beta = 0.0033 (e + 1/e),  alpha / (alpha + beta) = minf
-    m' = tadj * 0.0033 * (e + 1 / e) * (minf(v) - m)
+    mrate = 0.0033 * (e + 1 / e)
 }
 
 FUNCTION minf(v (mV)) {
+    TABLE FROM -150 TO 100 WITH 10000
     minf = 1 / (1 + exp(-0.2 * (v + 35)))
 }
 UNITSON

@@ -60,23 +60,33 @@ INITIAL {
 }
 
 DERIVATIVE kin {
-    LOCAL u, taum, tauh
+    LOCAL u
     u = v - vshift
+    m' = tadj * (minf(u) - m) / taum(u)
+    h' = tadj * (hinf(u) - h) / tauh(u)
+}
+
+FUNCTION taum(u (mV)) (ms) {
+    TABLE FROM -150 TO 100 WITH 10000
     if (u < -50) {
         taum = 1.25 + 175.03 * exp(0.026 * u)
     } else {
         taum = 1.25 + 13 * exp(-0.026 * u)
     }
+}
+
+FUNCTION tauh(u (mV)) (ms) {
+    TABLE FROM -150 TO 100 WITH 10000
     tauh = 360 + (1010 + 24 * (u + 55)) * exp(-((u + 75) / 48)^2)
-    m' = tadj * (minf(u) - m) / taum
-    h' = tadj * (hinf(u) - h) / tauh
 }
 
 FUNCTION minf(u (mV)) {
+    TABLE FROM -150 TO 100 WITH 10000
     minf = 1 / (1 + exp(-(u + 1) / 12))
 }
 
 FUNCTION hinf(u (mV)) {
+    TABLE FROM -150 TO 100 WITH 10000
     hinf = 1 / (1 + exp((u + 54) / 11))
 }
 UNITSON

@@ -57,19 +57,29 @@ INITIAL {
 }
 
 DERIVATIVE kin {
-    LOCAL u, taum, tauh
+    LOCAL u
     u = v - vshift
+    m' = tadj * (minf(u) - m) / taum(u)
+    h' = tadj * (hinf(u) - h) / tauh(u)
+}
+
+FUNCTION taum(u (mV)) (ms) {
+    TABLE FROM -150 TO 100 WITH 10000
     taum = 0.34 + 0.92 * exp(-((u + 71) / 59)^2)
+}
+
+FUNCTION tauh(u (mV)) (ms) {
+    TABLE FROM -150 TO 100 WITH 10000
     tauh = 8 + 49 * exp(-((u + 73) / 23)^2)
-    m' = tadj * (minf(u) - m) / taum
-    h' = tadj * (hinf(u) - h) / tauh
 }
 
 FUNCTION minf(u (mV)) {
+    TABLE FROM -150 TO 100 WITH 10000
     minf = 1 / (1 + exp(-u / 19))
 }
 
 FUNCTION hinf(u (mV)) {
+    TABLE FROM -150 TO 100 WITH 10000
     hinf = 1 / (1 + exp((u + 66) / 10))
 }
 UNITSON

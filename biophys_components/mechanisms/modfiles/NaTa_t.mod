@@ -76,18 +76,22 @@ FUNCTION linoid(x, k) {
 }
 
 FUNCTION am(v (mV)) (/ms) {
+    TABLE FROM -150 TO 100 WITH 10000
     am = 0.182 * linoid(v + 38, 6)
 }
 
 FUNCTION bm(v (mV)) (/ms) {
+    TABLE FROM -150 TO 100 WITH 10000
     bm = 0.124 * linoid(-(v + 38), 6)
 }
 
 FUNCTION ah(v (mV)) (/ms) {
+    TABLE FROM -150 TO 100 WITH 10000
     ah = 0.015 * linoid(-(v + 66), 6)
 }
 
 FUNCTION bh(v (mV)) (/ms) {
+    TABLE FROM -150 TO 100 WITH 10000
     bh = 0.015 * linoid(v + 66, 6)
 }
 UNITSON

@@ -60,11 +60,20 @@ INITIAL {
 }
 
 DERIVATIVE kin {
-    LOCAL rm, rh
-    rm = 0.182 * linoid(v + 38, 6) + 0.124 * linoid(-(v + 38), 6)
-    rh = 2.88e-6 * linoid(-(v + 17), 4.63) + 6.94e-6 * linoid(v + 64.4, 2.63)
-    m' = tadj * rm / 6 * (minf(v) - m)
-    h' = tadj * rh * (hinf(v) - h)
+    m' = tadj * mrate(v) * (minf(v) - m)
+    h' = tadj * hrate(v) * (hinf(v) - h)
+}
+
+: 1 / tau_m at tbase (1/ms): (alpha_m + beta_m) / 6
+FUNCTION mrate(v (mV)) (/ms) {
+    TABLE FROM -150 TO 100 WITH 10000
+    mrate = (0.182 * linoid(v + 38, 6) + 0.124 * linoid(-(v + 38), 6)) / 6
+}
+
+: 1 / tau_h at tbase (1/ms): alpha_h + beta_h
+FUNCTION hrate(v (mV)) (/ms) {
+    TABLE FROM -150 TO 100 WITH 10000
+    hrate = 2.88e-6 * linoid(-(v + 17), 4.63) + 6.94e-6 * linoid(v + 64.4, 2.63)
 }
 
 : x / (1 - exp(-x/k)), continuous through x = 0 (where it equals k)
@@ -77,10 +86,12 @@ FUNCTION linoid(x, k) {
 }
 
 FUNCTION minf(v (mV)) {
+    TABLE FROM -150 TO 100 WITH 10000
     minf = 1 / (1 + exp(-(v + 52.6) / 4.6))
 }
 
 FUNCTION hinf(v (mV)) {
+    TABLE FROM -150 TO 100 WITH 10000
     hinf = 1 / (1 + exp((v + 48.8) / 10))
 }
 UNITSON

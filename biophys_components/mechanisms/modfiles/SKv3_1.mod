@@ -54,12 +54,17 @@ INITIAL {
 }
 
 DERIVATIVE kin {
-    LOCAL rate
-    rate = 0.25 * (1 + exp(-(v + 46.56) / 44.14))
-    m' = tadj * rate * (minf(v) - m)
+    m' = tadj * mrate(v) * (minf(v) - m)
+}
+
+: 1 / tau_m (1/ms), tau_m = 4 / (1 + exp(-(v + 46.56)/44.14))
+FUNCTION mrate(v (mV)) (/ms) {
+    TABLE FROM -150 TO 100 WITH 10000
+    mrate = 0.25 * (1 + exp(-(v + 46.56) / 44.14))
 }
 
 FUNCTION minf(v (mV)) {
+    TABLE FROM -150 TO 100 WITH 10000
     minf = 1 / (1 + exp(-(v - 18.7) / 9.7))
 }
 UNITSON
