@@ -30,7 +30,6 @@ import ast
 import concurrent.futures
 import dataclasses
 import json
-import os
 import resource
 import subprocess
 import sys

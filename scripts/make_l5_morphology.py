@@ -2,13 +2,14 @@
 """Generate the project's default thick-tufted layer-5b pyramidal-cell morphology.
 
 The cell is synthetic and fully deterministic (fixed seed, one :class:`numpy.random.Generator`):
-a 3-point soma, ten basal trees, an apical trunk of 1 mm with oblique branches along its
-first ~500 µm and a tuft at its end, and an axon initial stub.  The soma (20 µm radius) and the
-trunk (3 µm tapering to 1.2 µm) are sized so that Hay et al.'s (2011) channels and densities
-(the default ``templates/L5PCtemplate.hoc``) fire like Hay's cell (threshold, one spike per 5 ms
-somatic step, a back-propagating AP that decays along the trunk, a hot-zone Ca spike under
-strong distal input; ``scripts/hay_validation.py``): with a smaller soma and a thicker trunk a
-somatic AP sets off a hot-zone Ca plateau, a doublet and a long SK pause.  Branch lengths are
+a 3-point soma, ten basal trees, an apical trunk with oblique branches and a tuft at its end
+(the main bifurcation), and an axon initial stub. Its free parameters (:class:`Shape`: soma
+size, basal, trunk and oblique diameters, the trunk's length, the obliques' number and stretch)
+were searched with ``scripts/fit_l5_morphology.py`` so that Hay et al.'s (2011) channels and
+densities (the default ``templates/L5PCtemplate.hoc``) fire like Hay's cell
+(``scripts/hay_validation.py``: the F-I curve; BAC firing gives one extra spike, not Hay's
+burst): a 12 um soma radius, a trunk of 3.5 -> 1.8 um that bifurcates
+at 680 um, just before the 685-885 um Ca hot zone. Branch lengths are
 scaled so that the dendritic lengths NEURON measures (path distance from ``soma(0)``) match
 the legacy params file: basal >= 50 µm 4649 µm, basal < 50 µm 483 µm, apical 7440 µm.  Every basal
 tree branches exactly at 50 µm path distance, so the basal split is the same whether it is
@@ -79,7 +80,7 @@ class Shape:
     trunk_diam_um : tuple of float
         Trunk diameter at the soma and at the bifurcation (linear taper).
     n_obliques : int
-        Oblique branches along the trunk.
+        Oblique branches, their branch points spread over ``oblique_zone_um``.
     oblique_diam_um : tuple of float
         Range of the obliques' starting diameter.
     oblique_zone_um : tuple of float
@@ -88,18 +89,19 @@ class Shape:
         Diameter of the two first branches of the tuft.
     """
 
-    soma_radius_um: float = 20.0
+    soma_radius_um: float = 12.0
     n_basal_trees: int = 10
-    basal_diam_um: tuple[float, float] = (2.1, 2.7)
-    trunk_length_um: float = 1000.0
-    trunk_diam_um: tuple[float, float] = (3.0, 1.2)
-    n_obliques: int = 12
-    oblique_diam_um: tuple[float, float] = (1.0, 1.4)
+    basal_diam_um: tuple[float, float] = (1.2, 1.6)
+    trunk_length_um: float = 680.0
+    trunk_diam_um: tuple[float, float] = (3.5, 1.8)
+    n_obliques: int = 24
+    oblique_diam_um: tuple[float, float] = (1.2, 1.8)
     oblique_zone_um: tuple[float, float] = (35.0, 520.0)
     tuft_diam_um: float = 1.0
 
 
-#: the committed cell
+#: the committed cell (found with scripts/fit_l5_morphology.py; the shape before issue 13 was
+#: Shape(20.0, 10, (2.1, 2.7), 1000.0, (3.0, 1.2), 12, (1.0, 1.4), (35.0, 520.0), 1.0))
 SHAPE = Shape()
 
 
@@ -335,6 +337,8 @@ def build_tree(rng: np.random.Generator, shape: Shape = SHAPE) -> _Tree:
         gaps.sum() - gaps[0]
     )
     trunk_um = shape.trunk_length_um
+    if not 0 < zone[0] < zone[1] < trunk_um:
+        raise SystemExit(f"oblique zone {zone} um must lie inside the {trunk_um} um trunk")
     cuts = np.concatenate([[0.0], np.unique(np.round(oblique_at, 1)), [trunk_um]])
     trunk_dir = np.array([0.0, 1.0, 0.0])
     parent = -1
