@@ -2,13 +2,14 @@
 """Generate the project's default thick-tufted layer-5b pyramidal-cell morphology.
 
 The cell is synthetic and fully deterministic (fixed seed, one :class:`numpy.random.Generator`):
-a 3-point soma, ten basal trees, an apical trunk of 1 mm with oblique branches along its
-first ~500 µm and a tuft at its end, and an axon initial stub.  The soma (20 µm radius) and the
-trunk (3 µm tapering to 1.2 µm) are sized so that Hay et al.'s (2011) channels and densities
-(the default ``templates/L5PCtemplate.hoc``) fire like Hay's cell (threshold, one spike per 5 ms
-somatic step, a back-propagating AP that decays along the trunk, a hot-zone Ca spike under
-strong distal input; ``scripts/hay_validation.py``): with a smaller soma and a thicker trunk a
-somatic AP sets off a hot-zone Ca plateau, a doublet and a long SK pause.  Branch lengths are
+a 3-point soma, ten basal trees, an apical trunk with oblique branches and a tuft at its end
+(the main bifurcation), and an axon initial stub. Its free parameters (:class:`Shape`: soma
+size, basal, trunk and oblique diameters, the trunk's length, the obliques' number and stretch)
+were searched with ``scripts/fit_l5_morphology.py`` so that Hay et al.'s (2011) channels and
+densities (the default ``templates/L5PCtemplate.hoc``) fire like Hay's cell
+(``scripts/hay_validation.py``: the F-I curve; BAC firing gives one extra spike, not Hay's
+burst): a 12 um soma radius, a trunk of 3.5 -> 1.8 um that bifurcates
+at 680 um, just before the 685-885 um Ca hot zone. Branch lengths are
 scaled so that the dendritic lengths NEURON measures (path distance from ``soma(0)``) match
 the legacy params file: basal >= 50 µm 4649 µm, basal < 50 µm 483 µm, apical 7440 µm.  Every basal
 tree branches exactly at 50 µm path distance, so the basal split is the same whether it is
@@ -50,24 +51,58 @@ HOC_PATHS = (
 BEGIN_MARK = "// ---- BEGIN GENERATED GEOMETRY"
 END_MARK = "// ---- END GENERATED GEOMETRY"
 
-SOMA_RADIUS_UM = 20.0
 PROX_LIMIT_UM = 50.0  # basal "proximal" boundary, path distance from soma(0)
 TARGET_BASAL_PROX_UM = 483.0
 TARGET_BASAL_DIST_UM = 4649.0
 TARGET_APICAL_UM = 7440.0
-N_BASAL_TREES = 10
-TRUNK_LENGTH_UM = 1000.0
-TRUNK_DIAM_UM = (3.0, 1.2)
-N_OBLIQUES = 12
-OBLIQUE_DIAM_UM = (1.0, 1.4)  # range of the obliques' starting diameter
-TUFT_DIAM_UM = 1.0  # the tuft's first branches
-OBLIQUE_ZONE_UM = (35.0, 520.0)
 STEP_UM = 8.0  # nominal spacing of 3-D points
 MIN_DIAM_UM = 0.45
 AXON_LENGTH_UM = 40.0
 AXON_DIAM_UM = (1.6, 1.2)
 
 _KIND_TYPE = {"axon": 2, "dend": 3, "apic": 4}
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The free parameters of the morphology (the dendritic lengths are fixed by the targets).
+
+    Attributes
+    ----------
+    soma_radius_um : float
+        Radius of the 3-point soma (a cylinder as long as it is wide).
+    n_basal_trees : int
+        Basal trees leaving the soma.
+    basal_diam_um : tuple of float
+        Range of the basal primaries' starting diameter.
+    trunk_length_um : float
+        Path length of the apical trunk from the soma surface to the main bifurcation.
+    trunk_diam_um : tuple of float
+        Trunk diameter at the soma and at the bifurcation (linear taper).
+    n_obliques : int
+        Oblique branches, their branch points spread over ``oblique_zone_um``.
+    oblique_diam_um : tuple of float
+        Range of the obliques' starting diameter.
+    oblique_zone_um : tuple of float
+        Trunk stretch (distance from the soma surface) the obliques leave from.
+    tuft_diam_um : float
+        Diameter of the two first branches of the tuft.
+    """
+
+    soma_radius_um: float = 12.0
+    n_basal_trees: int = 10
+    basal_diam_um: tuple[float, float] = (1.2, 1.6)
+    trunk_length_um: float = 680.0
+    trunk_diam_um: tuple[float, float] = (3.5, 1.8)
+    n_obliques: int = 24
+    oblique_diam_um: tuple[float, float] = (1.2, 1.8)
+    oblique_zone_um: tuple[float, float] = (35.0, 520.0)
+    tuft_diam_um: float = 1.0
+
+
+#: the committed cell (found with scripts/fit_l5_morphology.py; the shape before issue 13 was
+#: Shape(20.0, 10, (2.1, 2.7), 1000.0, (3.0, 1.2), 12, (1.0, 1.4), (35.0, 520.0), 1.0))
+SHAPE = Shape()
 
 
 @dataclass
@@ -220,11 +255,11 @@ def _two_terminals(
     ]
 
 
-def _grow_tuft(tree: _Tree, parent: int, order: int) -> None:
+def _grow_tuft(tree: _Tree, parent: int, order: int, tuft_diam_um: float) -> None:
     rng = tree.rng
     par = tree.branches[parent]
     if order == 0:
-        d_child, half_angle = TUFT_DIAM_UM, rng.uniform(0.45, 0.6)
+        d_child, half_angle = tuft_diam_um, rng.uniform(0.45, 0.6)
     else:
         d_child, half_angle = max(MIN_DIAM_UM, par.diam_um[1] * 0.7), rng.uniform(0.3, 0.5)
     azimuth = rng.uniform(0.0, 2.0 * np.pi)
@@ -243,16 +278,18 @@ def _grow_tuft(tree: _Tree, parent: int, order: int) -> None:
             (d_child, _taper(d_child, 0.85 if branches else 0.55)),
         )
         if branches:
-            _grow_tuft(tree, child, order + 1)
+            _grow_tuft(tree, child, order + 1, tuft_diam_um)
 
 
-def build_tree(rng: np.random.Generator) -> _Tree:
+def build_tree(rng: np.random.Generator, shape: Shape = SHAPE) -> _Tree:
     """Draw the cell's topology, unscaled lengths, directions, diameters and tortuosity.
 
     Parameters
     ----------
     rng : numpy.random.Generator
         The only source of randomness.
+    shape : Shape
+        The free parameters.
 
     Returns
     -------
@@ -263,23 +300,19 @@ def build_tree(rng: np.random.Generator) -> _Tree:
     tree.add("axon", "axon", -1, AXON_LENGTH_UM, np.array([0.0, -1.0, 0.0]), AXON_DIAM_UM, 0.1)
 
     # Basal trees: a primary that bifurcates, daughters that end exactly at 50 µm and branch.
-    azimuths = (
-        (np.arange(N_BASAL_TREES) + rng.uniform(-0.3, 0.3, N_BASAL_TREES))
-        * 2.0
-        * np.pi
-        / N_BASAL_TREES
-    )
-    elevations = rng.uniform(np.radians(-60.0), np.radians(15.0), N_BASAL_TREES)
-    weights = rng.uniform(0.75, 1.25, N_BASAL_TREES)
-    reach_um = PROX_LIMIT_UM - SOMA_RADIUS_UM  # soma(0) -> soma(0.5) -> dendrite start
+    n_trees = shape.n_basal_trees
+    azimuths = (np.arange(n_trees) + rng.uniform(-0.3, 0.3, n_trees)) * 2.0 * np.pi / n_trees
+    elevations = rng.uniform(np.radians(-60.0), np.radians(15.0), n_trees)
+    weights = rng.uniform(0.75, 1.25, n_trees)
+    reach_um = PROX_LIMIT_UM - shape.soma_radius_um  # soma(0) -> soma(0.5) -> dendrite start
     # Each tree contributes primary + 2 * (reach - primary) below 50 µm.
-    primary_um = weights / weights.sum() * (2 * reach_um * N_BASAL_TREES - TARGET_BASAL_PROX_UM)
+    primary_um = weights / weights.sum() * (2 * reach_um * n_trees - TARGET_BASAL_PROX_UM)
     if not ((primary_um > 0) & (primary_um < reach_um)).all():
         raise SystemExit(
-            f"{N_BASAL_TREES} basal trees cannot hold {TARGET_BASAL_PROX_UM} um within "
-            f"{PROX_LIMIT_UM} um of soma(0) with a {SOMA_RADIUS_UM} um soma radius"
+            f"{n_trees} basal trees cannot hold {TARGET_BASAL_PROX_UM} um within "
+            f"{PROX_LIMIT_UM} um of soma(0) with a {shape.soma_radius_um} um soma radius"
         )
-    d_primary = rng.uniform(2.1, 2.7, N_BASAL_TREES)
+    d_primary = rng.uniform(*shape.basal_diam_um, n_trees)
     for az, el, p_um, d0 in zip(azimuths, elevations, primary_um, d_primary, strict=True):
         direction = np.array([np.cos(el) * np.cos(az), np.sin(el), np.cos(el) * np.sin(az)])
         primary = tree.add("dend", "prox", -1, float(p_um), direction, (float(d0), d0 * 0.85))
@@ -298,25 +331,27 @@ def build_tree(rng: np.random.Generator) -> _Tree:
             _grow_basal_subtree(tree, first, 0)
 
     # Apical trunk, split into pieces at the oblique branch points, then the tuft.
-    gaps = rng.uniform(0.5, 1.5, N_OBLIQUES)
-    oblique_at = OBLIQUE_ZONE_UM[0] + (OBLIQUE_ZONE_UM[1] - OBLIQUE_ZONE_UM[0]) * (
-        np.cumsum(gaps) - gaps[0]
-    ) / (gaps.sum() - gaps[0])
-    cuts = np.concatenate([[0.0], np.unique(np.round(oblique_at, 1)), [TRUNK_LENGTH_UM]])
+    gaps = rng.uniform(0.5, 1.5, shape.n_obliques)
+    zone = shape.oblique_zone_um
+    oblique_at = zone[0] + (zone[1] - zone[0]) * (np.cumsum(gaps) - gaps[0]) / (
+        gaps.sum() - gaps[0]
+    )
+    trunk_um = shape.trunk_length_um
+    if not 0 < zone[0] < zone[1] < trunk_um:
+        raise SystemExit(f"oblique zone {zone} um must lie inside the {trunk_um} um trunk")
+    cuts = np.concatenate([[0.0], np.unique(np.round(oblique_at, 1)), [trunk_um]])
     trunk_dir = np.array([0.0, 1.0, 0.0])
     parent = -1
     for start, stop in zip(cuts[:-1], cuts[1:], strict=True):
-        d0, d1 = (
-            TRUNK_DIAM_UM[0] + (TRUNK_DIAM_UM[1] - TRUNK_DIAM_UM[0]) * s / TRUNK_LENGTH_UM
-            for s in (start, stop)
-        )
+        t0, t1 = shape.trunk_diam_um
+        d0, d1 = (t0 + (t1 - t0) * s / trunk_um for s in (start, stop))
         piece = tree.add(
             "apic", "trunk", parent, float(stop - start), trunk_dir, (float(d0), float(d1)), 0.12
         )
-        if stop < TRUNK_LENGTH_UM:
-            _grow_oblique(tree, piece, trunk_dir, float(rng.uniform(*OBLIQUE_DIAM_UM)))
+        if stop < trunk_um:
+            _grow_oblique(tree, piece, trunk_dir, float(rng.uniform(*shape.oblique_diam_um)))
         parent = piece
-    _grow_tuft(tree, parent, 0)
+    _grow_tuft(tree, parent, 0, shape.tuft_diam_um)
     return tree
 
 
@@ -330,7 +365,7 @@ class Geometry:
     start_dist_um: np.ndarray  # path distance from soma(0) to the branch start
 
 
-def embed(tree: _Tree, scale: dict[str, float]) -> Geometry:
+def embed(tree: _Tree, scale: dict[str, float], soma_radius_um: float) -> Geometry:
     """Lay the branches out in space with the given length scale per role.
 
     Parameters
@@ -339,6 +374,8 @@ def embed(tree: _Tree, scale: dict[str, float]) -> Geometry:
         Output of :func:`build_tree`.
     scale : dict
         Length factor per branch role (missing roles keep their length).
+    soma_radius_um : float
+        Where the soma's children start.
 
     Returns
     -------
@@ -355,7 +392,7 @@ def embed(tree: _Tree, scale: dict[str, float]) -> Geometry:
         dirs = _unit(b.direction + b.tortuosity * b.jitter)
         steps = dirs * (length / n_steps)
         if b.parent < 0:
-            start = SOMA_RADIUS_UM * b.direction
+            start = soma_radius_um * b.direction
             own = start + np.vstack([np.zeros(3), np.cumsum(steps, axis=0)])
             arc = np.linspace(0.0, 1.0, n_steps + 1)
         else:
@@ -368,7 +405,7 @@ def embed(tree: _Tree, scale: dict[str, float]) -> Geometry:
         full = own if b.parent < 0 else np.vstack([points[b.parent][-1], own])
         full32 = full.astype(np.float32).astype(np.float64)  # NEURON stores 3-D points as float
         lengths[i] = np.sum(np.linalg.norm(np.diff(full32, axis=0), axis=1))
-        start_dist[i] = SOMA_RADIUS_UM if b.parent < 0 else start_dist[b.parent] + lengths[b.parent]
+        start_dist[i] = soma_radius_um if b.parent < 0 else start_dist[b.parent] + lengths[b.parent]
     return Geometry(points, radii, lengths, start_dist)
 
 
@@ -399,16 +436,19 @@ def measure(tree: _Tree, geom: Geometry) -> dict[str, float]:
     return out
 
 
-def make_geometry(seed: int = SEED) -> tuple[_Tree, Geometry, dict[str, float]]:
+def make_geometry(
+    seed: int = SEED, shape: Shape = SHAPE
+) -> tuple[_Tree, Geometry, dict[str, float]]:
     """Draw the cell and scale basal-distal and apical (non-trunk) lengths onto the targets."""
-    tree = build_tree(np.random.default_rng(seed))
+    tree = build_tree(np.random.default_rng(seed), shape)
+    r_um = shape.soma_radius_um
     scale = {"basal": 1.0, "apic": 1.0}
     for _ in range(3):  # linear in the scale factors; iterate only to absorb rounding
-        m = measure(tree, embed(tree, scale))
+        m = measure(tree, embed(tree, scale, r_um))
         trunk = m["trunk"]
         scale["basal"] *= TARGET_BASAL_DIST_UM / m["basal_dist"]
         scale["apic"] *= (TARGET_APICAL_UM - trunk) / (m["apic"] - trunk)
-    geom = embed(tree, scale)
+    geom = embed(tree, scale, r_um)
     return tree, geom, measure(tree, geom)
 
 
@@ -421,8 +461,11 @@ def _names(tree: _Tree) -> list[str]:
     return names
 
 
-def swc_text(tree: _Tree, geom: Geometry, totals: dict[str, float], seed: int) -> str:
+def swc_text(
+    tree: _Tree, geom: Geometry, totals: dict[str, float], seed: int, shape: Shape = SHAPE
+) -> str:
     """The SWC file: 3-point soma (NeuroMorpho convention), then each branch depth first."""
+    r_um = shape.soma_radius_um
     lines = [
         "# L5PC.swc: synthetic thick-tufted layer-5b pyramidal cell "
         "(soma, basal, apical, axon stub)",
@@ -431,9 +474,9 @@ def swc_text(tree: _Tree, geom: Geometry, totals: dict[str, float], seed: int) -
         f"{totals['basal_dist']:.1f}, basal < 50: {totals['basal_prox']:.1f}, "
         f"apical: {totals['apic']:.1f} (trunk {totals['trunk']:.1f})",
         "# id type x y z radius parent",
-        f"1 1 0.000 0.000 0.000 {SOMA_RADIUS_UM:.4f} -1",
-        f"2 1 0.000 {-SOMA_RADIUS_UM:.3f} 0.000 {SOMA_RADIUS_UM:.4f} 1",
-        f"3 1 0.000 {SOMA_RADIUS_UM:.3f} 0.000 {SOMA_RADIUS_UM:.4f} 1",
+        f"1 1 0.000 0.000 0.000 {r_um:.4f} -1",
+        f"2 1 0.000 {-r_um:.3f} 0.000 {r_um:.4f} 1",
+        f"3 1 0.000 {r_um:.3f} 0.000 {r_um:.4f} 1",
     ]
     last_id = np.zeros(len(tree.branches), dtype=int)
     next_id = 4
@@ -462,7 +505,9 @@ def _depth_first(tree: _Tree) -> list[int]:
     return order
 
 
-def hoc_block(tree: _Tree, geom: Geometry, totals: dict[str, float], seed: int) -> str:
+def hoc_block(
+    tree: _Tree, geom: Geometry, totals: dict[str, float], seed: int, shape: Shape = SHAPE
+) -> str:
     """Geometry block of the template: section arrays, 3-D points and connections.
 
     Sections are numbered per type in SWC (depth-first) order, which is how Import3d numbers
@@ -473,7 +518,7 @@ def hoc_block(tree: _Tree, geom: Geometry, totals: dict[str, float], seed: int) 
     assert order == list(range(len(tree.branches))), "branches must be stored depth first"
     names = _names(tree)
     counts = {k: sum(b.kind == k for b in tree.branches) for k in ("dend", "apic", "axon")}
-    r = SOMA_RADIUS_UM
+    r = shape.soma_radius_um
     d = 2.0 * r
     out = [
         BEGIN_MARK + f" (scripts/make_l5_morphology.py, seed {seed}; do not edit by hand)",
