@@ -254,28 +254,37 @@ def _to_nest_ids(
     return view
 
 
-def iter_edge_chunks(edges: Any, src_gid: np.ndarray, trg_gid: np.ndarray, chunk: int = 0):
+def iter_edge_chunks(
+    edges: Any,
+    src_gid: np.ndarray,
+    trg_gid: np.ndarray,
+    chunk: int = 0,
+    buffers: _Buffers | None = None,
+):
     """(NEST source ids, NEST target ids, edge type ids, weight, delay) of one edge population,
     chunk by chunk, as int64 / float64 arrays in the layout ``nest.Connect`` takes without a
-    copy. The arrays are views of buffers refilled for the next chunk: use them before asking
-    for it."""
-    chunk = chunk or EDGE_CHUNK
+    copy. The arrays are views of ``buffers`` (of at least ``chunk`` edges; by default new
+    ones), refilled for the next chunk: use them before asking for it."""
     n = edges.size
-    buf = _Buffers(min(chunk, max(n, 1)))
+    chunk = min(chunk or EDGE_CHUNK, max(n, 1))
+    buf = buffers if buffers is not None else _Buffers(chunk)
+    chunk = min(chunk, buf.src.size)
     one_type = len(edges.types) == 1
     first = _run_start(src_gid), _run_start(trg_gid)
     with h5py.File(edges.file, "r") as f:
         g = f["edges"][edges.name]
         cols = _edge_columns(g)
+        src_ds, trg_ds = g["source_node_id"], g["target_node_id"]
+        tid_ds = None if one_type else g["edge_type_id"]
         for a in range(0, n, chunk):
             z = min(n, a + chunk)
-            src = _to_nest_ids(g["source_node_id"], a, z, src_gid, first[0], buf, buf.src)
-            trg = _to_nest_ids(g["target_node_id"], a, z, trg_gid, first[1], buf, buf.trg)
+            src = _to_nest_ids(src_ds, a, z, src_gid, first[0], buf, buf.src)
+            trg = _to_nest_ids(trg_ds, a, z, trg_gid, first[1], buf, buf.trg)
             tid = buf.tid[: z - a]
-            if one_type:  # the spec builder's files: one edge type each, no need to read it
+            if tid_ds is None:  # the spec builder's files: one edge type each, no need to read it
                 tid[:] = next(iter(edges.types))
             else:
-                _read(g["edge_type_id"], a, z, buf.tid)
+                _read(tid_ds, a, z, buf.tid)
             if "syn_weight" in cols:
                 w = _read(cols["syn_weight"], a, z, buf.w)
             else:
@@ -292,17 +301,23 @@ def iter_edge_chunks(edges: Any, src_gid: np.ndarray, trg_gid: np.ndarray, chunk
 
 
 def _connect_edges(nest: Any, cfg: NetworkConfig, net: Network) -> None:
+    # one set of chunk buffers for every edge population: its pages stay mapped
+    buffers = _Buffers(min(EDGE_CHUNK, max([e.size for e in cfg.edges] + [1])))
+    synapse_params: dict[Path | None, dict[str, Any]] = {}  # each params file read once
     for edges in cfg.edges:
         spec_of: dict[int, dict[str, Any]] = {}
         for t, row in edges.types.items():
             spec = {"synapse_model": strip_prefix(row.get("model_template") or "static_synapse")}
-            spec.update(_params_file(cfg, row, "synaptic_models_dir"))
+            path = params_path(cfg, row, "synaptic_models_dir")
+            if path not in synapse_params:
+                synapse_params[path] = _params_file(cfg, row, "synaptic_models_dir")
+            spec.update(synapse_params[path])
             port = (row.get("receptor_type") or "").strip()
             if port and port != "NULL":
                 spec["receptor_type"] = int(float(port))
             spec_of[t] = spec
         gids = net.gids[edges.source], net.gids[edges.target]
-        for src, trg, tid, w, d in iter_edge_chunks(edges, *gids):
+        for src, trg, tid, w, d in iter_edge_chunks(edges, *gids, buffers=buffers):
             # numpy int64 ids with one_to_one: NEST's connect_arrays, threaded over targets
             if len(spec_of) == 1:
                 syn = dict(next(iter(spec_of.values())), weight=w, delay=d)
