@@ -300,3 +300,90 @@ def test_dc_clamp_gives_the_lif_steady_state(tmp_path: Path) -> None:
     assert np.allclose(v[after, :2], -65.0 + 200.0 * 10.0 / 250.0, atol=0.01)
     assert v[after, 2] == pytest.approx(-65.0, abs=0.01)  # node 99 is not clamped
     assert read_spikes(d / "output" / "spikes.h5", "cells")[0].size == 0
+
+
+# ------------------------------------------------------------------ the shared command line
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--engine", "coreneuron"],
+        ["--engine", "neuron"],
+        ["--no-merge"],
+        ["--bmtk-inputs"],
+        ["--no-settle"],
+        ["-j", "2"],
+    ],
+)
+def test_neuron_only_options_exit_2_naming_the_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: list[str]
+) -> None:
+    """``run-network`` parses one command line (builder.runs.run_parser) for every backend;
+    what only a NEURON run (or a sweep) has is refused for a NEST config, before NEST starts."""
+    from builder.run_cli import main as run_main
+
+    d = _fresh(tmp_path, tstop_ms=100.0)
+    assert run_main([str(d), "-q", *option]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"run-network: error: {option[0]}") and "Traceback" not in err, err
+    assert str(d / "simulation_config.json") in err
+    assert not (d / "output").exists() and not (d / ".output-partial").exists()
+
+
+def test_threads_from_the_shared_parser(tmp_path: Path) -> None:
+    """``-t N`` of the shared parser reaches NEST through the dispatch (and ``-t 0`` is bad)."""
+    from builder.run_cli import main as run_main
+
+    d = _fresh(tmp_path, tstop_ms=50.0)
+    assert run_main([str(d), "-q", "-t", "2"]) == 0
+    assert "2 thread(s)" in (d / "output" / "log.txt").read_text()
+    assert run_main([str(d), "-q", "-t", "0"]) == 2
+
+
+# ------------------------------------------------------------------ the loader's pieces
+def test_edge_chunks_map_ids_weights_and_delays(tmp_path: Path) -> None:
+    """Chunks (smaller than the file, buffers refilled) give each edge's NEST ids, weight x
+    nsyns and delay (per edge or the type's), by offset for a run of NEST ids and by lookup
+    otherwise."""
+    from builder.nest.loader import iter_edge_chunks
+    from builder.netconfig import read_config
+
+    d = _fresh(tmp_path)
+    cfg = read_config(d / "simulation_config.json")
+    rng = np.random.default_rng(0)
+    for e in cfg.edges:
+        n_src, n_trg = cfg.nodes[e.source].size, cfg.nodes[e.target].size
+        src_gid = 1000 + rng.permutation(n_src)  # a lookup
+        trg_gid = np.arange(5, 5 + n_trg)  # a run: an offset
+        parts = [
+            tuple(a.copy() for a in chunk) for chunk in iter_edge_chunks(e, src_gid, trg_gid, 7)
+        ]
+        src, trg, tid, w, dl = (np.concatenate(p) for p in zip(*parts, strict=True))
+        assert all(p[0].dtype == np.int64 and p[3].dtype == np.float64 for p in parts)
+        assert len(parts) == -(-e.size // 7) > 1
+        with h5py.File(e.file, "r") as f:
+            g = f["edges"][e.name]
+            assert np.array_equal(src, src_gid[g["source_node_id"][()]])
+            assert np.array_equal(trg, trg_gid[g["target_node_id"][()]])
+            assert np.array_equal(tid, g["edge_type_id"][()])
+            want_w = g["0/syn_weight"][()] * (g["0/nsyns"][()] if "nsyns" in g["0"] else 1)
+            assert np.array_equal(w, want_w)
+            if "delay" in g["0"]:
+                assert np.array_equal(dl, g["0/delay"][()])
+            else:
+                assert np.all(dl == 1.0)  # ext_cells: the edge type's delay
+
+
+def test_nest_is_imported_without_pandas_and_matplotlib() -> None:
+    """import_nest hides PyNEST's optional pandas/matplotlib imports (60 MB, 1 s) and puts
+    them back: both still import afterwards."""
+    code = (
+        "import sys\n"
+        "from builder.nest.loader import import_nest\n"
+        "nest = import_nest()\n"
+        "assert 'pandas' not in sys.modules and 'matplotlib' not in sys.modules\n"
+        "assert nest.Create('iaf_psc_exp', 2).get('V_m') == (-70.0, -70.0)\n"
+        "import matplotlib, pandas\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -312,7 +313,7 @@ def test_dc_background_is_the_published_models_formula() -> None:
     "current for the scaled-down recurrent input the silent state is stable and the network "
     "falls into it (NEST's own Connect with the published formula: all populations 0 Hz but "
     "L6I 3.4 Hz, also with the published 'optimized' initial V_m or a 300 ms Poisson start); "
-    "at scale 0.25 it is active and within the reference (test below)",
+    "at scale 0.2 it is active and within the reference for seeds 55-57 (test below)",
 )
 def test_microcircuit_scale_01_with_dc_background(tmp_path: Path) -> None:
     out = _build_microcircuit(tmp_path / "pd14_dc01", *AS_DC)
@@ -322,17 +323,29 @@ def test_microcircuit_scale_01_with_dc_background(tmp_path: Path) -> None:
         assert abs(rates[pop] - ref) <= 0.15 * ref + 0.1, (pop, rates)
 
 
+#: Seeds of the DC-background test (network draws and initial V_m; DC has no other noise).
+DC_SEEDS = (55, 56, 57)
+
+
 @pytest.mark.slow
 def test_microcircuit_with_dc_background_reproduces_the_reference_rates(tmp_path: Path) -> None:
-    """DC background (the published formula) at scale 0.25, where the active state is the
-    stable one: every population within 15 % + 0.1 Hz of the published scale-0.1 rates and
-    the reference's ordering. Measured: 0.62 2.24 3.91 5.03 6.56 7.76 0.85 6.85 Hz (NEST's
-    own Connect with the same formula: 0.55 2.18 3.89 5.02 6.65 7.72 0.90 6.84)."""
-    out = _build_microcircuit(tmp_path / "pd14_dc", "scale=0.25", *AS_DC)
-    assert nest_main([str(out), "-q"]) == 0
-    rates = _rates(out)
-    low = sorted(rates, key=rates.get)
-    assert set(low[:2]) == {"L23E", "L6E"}, rates
-    assert max(rates, key=rates.get) == "L5I", rates
+    """DC background (the published formula) at scale 0.2, where the active state is the
+    stable one, over three seeds: each keeps the reference's ordering (L23E and L6E the
+    lowest, L5I the highest) and their mean is within 15 % + 0.1 Hz of the published
+    scale-0.1 rates. Measured (Hz, L23E ... L6I): seed 55 0.59 2.18 3.78 4.87 7.05 7.60 0.85
+    6.69; seed 56 0.60 2.19 3.77 4.85 6.96 7.55 0.79 6.71; seed 57 0.54 2.19 3.77 4.87 7.43
+    7.52 0.88 6.78. Each seed builds and runs in about 30 s of CPU at 1.2 GB peak (scale 0.25
+    took 40 s and 1.6 GB per seed)."""
+    runs = []
+    for seed in DC_SEEDS:
+        out = _build_microcircuit(tmp_path / f"pd14_dc_{seed}", "scale=0.2", f"seed={seed}", *AS_DC)
+        assert nest_main([str(out), "-q"]) == 0
+        rates = _rates(out)
+        shutil.rmtree(out / "network")  # 12 M edges each: keep the disk use of one seed
+        low = sorted(rates, key=rates.get)
+        assert set(low[:2]) == {"L23E", "L6E"}, (seed, rates)
+        assert max(rates, key=rates.get) == "L5I", (seed, rates)
+        runs.append(rates)
     for pop, ref in PD14_REFERENCE.items():
-        assert abs(rates[pop] - ref) <= 0.15 * ref + 0.1, (pop, rates[pop], ref)
+        ours = np.array([r[pop] for r in runs])
+        assert abs(ours.mean() - ref) <= 0.15 * ref + 0.1, (pop, ours, ref)

@@ -27,7 +27,7 @@ from ..checks import InputError
 from ..errors import RunError
 from ..netconfig import NetworkConfig
 from .config import strip_prefix
-from .loader import _edge_columns, import_nest
+from .loader import _edge_columns, import_nest, params_path
 
 __all__ = ["check_nest_inputs"]
 
@@ -75,11 +75,10 @@ class _NestChecker:
             self.pop_models[pop.name] = models
 
     def _dynamics(self, row: dict[str, str], model: str, where: str) -> None:
-        name = (row.get("dynamics_params") or "").strip()
-        if not name or name == "NULL":
+        path = params_path(self.cfg, row, "point_neuron_models_dir")
+        if path is None:
             return
-        folder = self.cfg.dirs.get("point_neuron_models_dir")
-        path = folder / name if folder is not None else self.cfg.base / name
+        name = str(row["dynamics_params"]).strip()
         try:
             params = json.loads(path.read_text())
         except FileNotFoundError:

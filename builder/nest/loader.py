@@ -4,11 +4,17 @@ The pip NEST wheel has no HDF5 (``nest.SonataNetwork`` cannot connect) and BMTK 
 every edge into pandas; here
 
 * each node type becomes one ``nest.Create(model, n, params)`` with its dynamics JSON; per-node
-  columns that are parameters of the model (``V_m``...) are set per node;
-* each edge population is read from HDF5 in chunks of :data:`EDGE_CHUNK` edges and passed to
-  ``nest.Connect(src, tgt, "one_to_one", {"weight": array, "delay": array})`` per edge type;
-  the weight is ``syn_weight`` (per edge, or the type's) times ``nsyns`` when present, as BMTK
-  PointNet does;
+  columns that are parameters of the model (``V_m``...) are set per node, in one call;
+* each edge population is read from HDF5 in chunks of :data:`EDGE_CHUNK` edges into buffers
+  reused for every chunk (NEST ids as int64, weight and delay as float64: what NEST's array
+  path takes without a copy) and passed to ``nest.Connect(src, tgt, "one_to_one",
+  {"weight": array, "delay": array})`` per edge type, after the kernel's threads are set
+  (NEST connects the arrays on all threads, each its own targets); the weight is
+  ``syn_weight`` (per edge, or the type's) times ``nsyns`` when present, as BMTK PointNet
+  does. NEST's own storage is the floor: on the scale-0.1 microcircuit (3 M edges) its
+  ``Connect`` calls take 0.46 s of CPU and 115 MB of 0.70 s and 230 MB for the whole load
+  (imports 93 MB); edges sorted by source instead of by target (as SONATA files are) take
+  the same CPU in ``Connect`` and in ``Prepare`` and 6 MB less storage, not worth a sort;
 * a virtual population becomes one ``spike_generator`` per node, with the spikes of the
   config's ``spikes`` inputs; NEST cannot emit at t <= 0, so such spikes are moved to the first
   time step (and counted in a note);
@@ -22,10 +28,13 @@ threads and seed give the same spikes.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import h5py
@@ -35,22 +44,47 @@ from ..errors import RunError
 from ..netconfig import NetworkConfig
 from .config import strip_prefix
 
-__all__ = ["EDGE_CHUNK", "Network", "import_nest", "load"]
+__all__ = ["EDGE_CHUNK", "Network", "import_nest", "iter_edge_chunks", "load", "params_path"]
 
 log = logging.getLogger("builder.nest")
 
-#: Edges read and connected per ``nest.Connect`` call.
-EDGE_CHUNK = 1 << 18
+#: Edges read and connected per ``nest.Connect`` call. The scale-0.1 microcircuit (3 M edges,
+#: 2 threads): 2^15 costs 0.78 s of load CPU, 2^17 and 2^18 0.70 s; the peak above NEST's own
+#: storage is 2, 5 and 11 MB (the buffers and PyNEST's copies of weight and delay).
+EDGE_CHUNK = 1 << 17
+
+
+#: Optional imports of PyNEST that we use none of: pandas (``get(output="pandas")``) and
+#: matplotlib (``nest.spatial`` plots). Importing NEST without them takes 83 instead of 142 MB
+#: and 0.6 instead of 1.6 s (measured on NEST 3.10); they import normally afterwards.
+NEST_OPTIONAL_IMPORTS = ("pandas", "matplotlib")
 
 
 def import_nest() -> Any:
-    """Import NEST quietly (no banner, errors only)."""
+    """Import NEST quietly (no banner, errors only), without its optional pandas/matplotlib.
+
+    PyNEST tries ``import pandas`` and ``import matplotlib`` at import time and does without
+    when they fail; unless something imported them already, they are hidden while NEST is
+    imported (``sys.modules[name] = None``) and put back afterwards, so a later ``import
+    matplotlib`` (``--plot``) works as usual. (PyNEST's ``import scipy`` is kept: it works
+    around a crash when scipy is imported after NEST.)
+    """
     os.environ.setdefault("PYNEST_QUIET", "1")
     # OpenMP threads that spin while waiting at NEST's barriers make a busy (shared) machine
     # crawl: 2 threads on 2 loaded cores ran the microcircuit 5x slower than sleeping waits.
     # Set OMP_WAIT_POLICY=ACTIVE yourself on a dedicated node.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    import nest
+    hidden = [m for m in NEST_OPTIONAL_IMPORTS if m not in sys.modules]
+    if "nest" in sys.modules:
+        hidden = []
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]  # makes `import name` fail
+    try:
+        import nest
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, False) is None:
+                del sys.modules[name]
 
     try:
         nest.verbosity = nest.VerbosityLevel.ERROR
@@ -77,13 +111,20 @@ class Network:
         return {p: g for p, g in self.gids.items() if (self.models[p] != "").all()}
 
 
-def _dynamics(cfg: NetworkConfig, row: dict[str, str]) -> dict[str, Any]:
+def params_path(cfg: NetworkConfig, row: dict[str, str], components: str) -> Path | None:
+    """The ``dynamics_params`` file a node or edge type row names (None for none), in the
+    config's ``components`` directory (``point_neuron_models_dir``, ``synaptic_models_dir``)."""
     name = (row.get("dynamics_params") or "").strip()
     if not name or name == "NULL":
-        return {}
-    folder = cfg.dirs.get("point_neuron_models_dir")
-    path = folder / name if folder is not None else cfg.base / name
-    return json.loads(path.read_text())
+        return None
+    folder = cfg.dirs.get(components)
+    return folder / name if folder is not None else cfg.base / name
+
+
+def _params_file(cfg: NetworkConfig, row: dict[str, str], components: str) -> dict[str, Any]:
+    """The JSON of :func:`params_path` (``{}`` for none; the checks have read it already)."""
+    path = params_path(cfg, row, components)
+    return json.loads(path.read_text()) if path is not None else {}
 
 
 _MODEL_PARAMS: dict[str, set[str]] = {}
@@ -105,6 +146,25 @@ def _node_ids(nodes: Any) -> np.ndarray:
     return np.asarray(nodes.tolist(), dtype=np.int64)
 
 
+def _set_per_node(nodes: Any, values: dict[str, np.ndarray]) -> None:
+    """Per-node parameters (``V_m``...) of a freshly created NodeCollection, in one call.
+
+    ``NodeCollection.set`` first asks every node whether it is local (a status call per node:
+    0.1 s of CPU for the 7,700 cells of the scale-0.1 microcircuit, 15x the setting itself).
+    Our nodes are all local (one process, threads), so the per-node dicts go to the kernel's
+    setter directly when this NEST has it (NEST 3.x ``nestkernel_api.llapi_set_nc_status``),
+    else through ``set``."""
+    keys = list(values)
+    rows = zip(*(values[k].tolist() for k in keys), strict=True)
+    status = [dict(zip(keys, row, strict=True)) for row in rows]
+    try:
+        setter = importlib.import_module("nest.nestkernel_api").llapi_set_nc_status
+    except (ImportError, AttributeError):  # another NEST: the public way
+        nodes.set(status)
+        return
+    setter(nodes._datum, status)
+
+
 def _create_nodes(nest: Any, cfg: NetworkConfig, net: Network) -> None:
     for pop in cfg.nodes.values():
         gids = np.zeros(pop.size, dtype=np.int64)
@@ -119,7 +179,7 @@ def _create_nodes(nest: Any, cfg: NetworkConfig, net: Network) -> None:
                 gids[sel] = _node_ids(nodes)
                 continue
             model = strip_prefix(row.get("model_template", ""))
-            params = _dynamics(cfg, row)
+            params = _params_file(cfg, row, "point_neuron_models_dir")
             if params:  # a copy with the type's defaults: 8x faster than Create(params=...)
                 typed = f"l5net_{pop.name}_{tid}_{model}"
                 nest.CopyModel(model, typed, params)
@@ -130,12 +190,12 @@ def _create_nodes(nest: Any, cfg: NetworkConfig, net: Network) -> None:
             models[sel] = model
             known = model_params(nest, model)
             per_node = {
-                k: np.asarray(v[sel], dtype=float).tolist()
+                k: np.asarray(v[sel], dtype=float)
                 for k, v in pop.columns.items()
                 if k in known and v.dtype.kind in "fiu"
             }
             if per_node:
-                nodes.set(per_node)
+                _set_per_node(nodes, per_node)
             net.n_cells += sel.size
         net.gids[pop.name] = gids
         net.models[pop.name] = models
@@ -157,63 +217,125 @@ def _type_value(types: dict[int, dict[str, str]], key: str, tids: np.ndarray) ->
     return np.asarray([lut.get(int(t), np.nan) for t in u])[inv]
 
 
-def iter_edge_chunks(edges: Any, chunk: int | None = None):
-    """(source ids, target ids, edge type ids, weight, delay) of one edge population, by chunk."""
-    chunk = chunk or EDGE_CHUNK
+class _Buffers:
+    """Arrays of one chunk, allocated once per load and refilled chunk by chunk."""
+
+    def __init__(self, size: int):
+        self.ids = np.empty(size, dtype=np.int64)  # SONATA ids as read
+        self.src = np.empty(size, dtype=np.int64)  # NEST ids
+        self.trg = np.empty(size, dtype=np.int64)
+        self.tid = np.empty(size, dtype=np.int64)
+        self.w = np.empty(size, dtype=np.float64)
+        self.d = np.empty(size, dtype=np.float64)
+        self.tmp = np.empty(size, dtype=np.float64)
+
+
+def _read(ds: h5py.Dataset, a: int, z: int, out: np.ndarray) -> np.ndarray:
+    """``ds[a:z]`` into ``out[: z - a]``: HDF5 converts the type, no new array (h5py's
+    low-level read: a third less CPU than ``read_direct`` for these many small reads)."""
+    view = out[: z - a]
+    file_space = ds.id.get_space()
+    file_space.select_hyperslab((a,), (z - a,))
+    ds.id.read(h5py.h5s.create_simple((z - a,)), file_space, view)
+    return view
+
+
+def _run_start(gids: np.ndarray) -> int | None:
+    """The first NEST id when ``gids`` is one ascending run (a population of one node type:
+    SONATA id i is NEST id first + i), else None."""
+    if gids.size and bool((np.diff(gids) == 1).all()):
+        return int(gids[0])
+    return None
+
+
+def _to_nest_ids(
+    ds: h5py.Dataset, a: int, z: int, gids: np.ndarray, first: int | None, buf: _Buffers, out
+) -> np.ndarray:
+    """NEST ids of the SONATA ids ``ds[a:z]`` into ``out``: an offset from ``first`` when the
+    population's NEST ids are one run, else a lookup in ``gids``."""
+    ids = _read(ds, a, z, buf.ids)
+    view = out[: z - a]
+    if first is not None:
+        np.add(ids, first, out=view)
+    else:
+        np.take(gids, ids, out=view)
+    return view
+
+
+def iter_edge_chunks(
+    edges: Any,
+    src_gid: np.ndarray,
+    trg_gid: np.ndarray,
+    chunk: int = 0,
+    buffers: _Buffers | None = None,
+):
+    """(NEST source ids, NEST target ids, edge type ids, weight, delay) of one edge population,
+    chunk by chunk, as int64 / float64 arrays in the layout ``nest.Connect`` takes without a
+    copy. The arrays are views of ``buffers`` (of at least ``chunk`` edges; by default new
+    ones), refilled for the next chunk: use them before asking for it."""
+    n = edges.size
+    chunk = min(chunk or EDGE_CHUNK, max(n, 1))
+    buf = buffers if buffers is not None else _Buffers(chunk)
+    chunk = min(chunk, buf.src.size)
     one_type = len(edges.types) == 1
+    first = _run_start(src_gid), _run_start(trg_gid)
     with h5py.File(edges.file, "r") as f:
         g = f["edges"][edges.name]
         cols = _edge_columns(g)
-        src_ds, trg_ds, tid_ds = g["source_node_id"], g["target_node_id"], g["edge_type_id"]
-        n = edges.size
+        src_ds, trg_ds = g["source_node_id"], g["target_node_id"]
+        tid_ds = None if one_type else g["edge_type_id"]
         for a in range(0, n, chunk):
             z = min(n, a + chunk)
-            # ids index the NEST id arrays as read (no int64 copies)
-            src = src_ds[a:z]
-            trg = trg_ds[a:z]
-            if one_type:  # the spec builder's files: one edge type each, no need to read it
-                tid = np.full(z - a, next(iter(edges.types)), dtype=np.int64)
+            src = _to_nest_ids(src_ds, a, z, src_gid, first[0], buf, buf.src)
+            trg = _to_nest_ids(trg_ds, a, z, trg_gid, first[1], buf, buf.trg)
+            tid = buf.tid[: z - a]
+            if tid_ds is None:  # the spec builder's files: one edge type each, no need to read it
+                tid[:] = next(iter(edges.types))
             else:
-                tid = tid_ds[a:z].astype(np.int64)
+                _read(tid_ds, a, z, buf.tid)
             if "syn_weight" in cols:
-                w = cols["syn_weight"][a:z].astype(np.float64)
+                w = _read(cols["syn_weight"], a, z, buf.w)
             else:
-                w = _type_value(edges.types, "syn_weight", tid)
+                w = buf.w[: z - a]
+                w[:] = _type_value(edges.types, "syn_weight", tid)
             if "nsyns" in cols:
-                w = w * cols["nsyns"][a:z]
+                w *= _read(cols["nsyns"], a, z, buf.tmp)
             if "delay" in cols:
-                d = cols["delay"][a:z].astype(np.float64)
+                d = _read(cols["delay"], a, z, buf.d)
             else:
-                d = _type_value(edges.types, "delay", tid)
+                d = buf.d[: z - a]
+                d[:] = _type_value(edges.types, "delay", tid)
             yield src, trg, tid, w, d
 
 
-def _synapse_params(cfg: NetworkConfig, row: dict[str, str]) -> dict[str, Any]:
-    name = (row.get("dynamics_params") or "").strip()
-    if not name or name == "NULL":
-        return {}
-    folder = cfg.dirs.get("synaptic_models_dir")
-    path = folder / name if folder is not None else cfg.base / name
-    return json.loads(path.read_text())
-
-
 def _connect_edges(nest: Any, cfg: NetworkConfig, net: Network) -> None:
+    # one set of chunk buffers for every edge population: its pages stay mapped
+    buffers = _Buffers(min(EDGE_CHUNK, max([e.size for e in cfg.edges] + [1])))
+    synapse_params: dict[Path | None, dict[str, Any]] = {}  # each params file read once
     for edges in cfg.edges:
-        src_gid, trg_gid = net.gids[edges.source], net.gids[edges.target]
         spec_of: dict[int, dict[str, Any]] = {}
         for t, row in edges.types.items():
             spec = {"synapse_model": strip_prefix(row.get("model_template") or "static_synapse")}
-            spec.update(_synapse_params(cfg, row))
+            path = params_path(cfg, row, "synaptic_models_dir")
+            if path not in synapse_params:
+                synapse_params[path] = _params_file(cfg, row, "synaptic_models_dir")
+            spec.update(synapse_params[path])
             port = (row.get("receptor_type") or "").strip()
             if port and port != "NULL":
                 spec["receptor_type"] = int(float(port))
             spec_of[t] = spec
-        for src, trg, tid, w, d in iter_edge_chunks(edges):
-            for t in np.unique(tid).tolist() if len(spec_of) > 1 else [int(tid[0])]:
-                sel = tid == t if len(spec_of) > 1 else slice(None)
-                base = spec_of.get(int(t), {"synapse_model": "static_synapse"})
-                syn = dict(base, weight=w[sel], delay=d[sel])
-                nest.Connect(src_gid[src[sel]], trg_gid[trg[sel]], "one_to_one", syn)
+        gids = net.gids[edges.source], net.gids[edges.target]
+        for src, trg, tid, w, d in iter_edge_chunks(edges, *gids, buffers=buffers):
+            # numpy int64 ids with one_to_one: NEST's connect_arrays, threaded over targets
+            if len(spec_of) == 1:
+                syn = dict(next(iter(spec_of.values())), weight=w, delay=d)
+                nest.Connect(src, trg, "one_to_one", syn)
+            else:
+                for t in np.unique(tid).tolist():
+                    sel = tid == t
+                    base = spec_of.get(int(t), {"synapse_model": "static_synapse"})
+                    syn = dict(base, weight=w[sel], delay=d[sel])
+                    nest.Connect(src[sel], trg[sel], "one_to_one", syn)
             net.n_edges += src.size
 
 

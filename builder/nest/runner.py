@@ -7,7 +7,9 @@ Same command, outputs and guarantees as the NEURON path (:mod:`builder.nrn.runne
    signs, delays, inputs that reach no cell): one message, exit status 2, nothing written;
 2. one run per directory (``DIR/.run.lock``, :mod:`builder.locks`);
 3. our loader builds the network (:mod:`builder.nest.loader`), threads from ``-t N`` or the
-   config (``run.n_thread``, or the top-level ``threads``);
+   config (``run.n_thread``, or the top-level ``threads``); the command line is every
+   backend's (:func:`builder.runs.run_parser`), and the options only a NEURON run has
+   (``--engine``, ``--no-merge``, ``--bmtk-inputs``, ``--no-settle``) exit 2 naming the option;
 4. the simulation runs in slices (a progress line on a terminal); SIGINT / SIGTERM stop it at
    the end of the current slice: exit 130 / 143, the previous ``output/`` as it was;
 5. ``output/`` is written into ``.output-partial`` and renamed into place when complete:
@@ -33,9 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import BuildError, OutputError
+from ..errors import BuildError, OutputError, RunError
 from ..mpienv import world_rank, world_size
-from ..runs import Interrupted, Stop, find_config, replace_dir, write_failure
+from ..runs import Interrupted, Stop, find_config, replace_dir, run_parser, write_failure
 
 __all__ = ["main", "run", "NestSummary"]
 
@@ -414,35 +416,31 @@ def _run(
 
 
 # ------------------------------------------------------------------ command line
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="run-network",
-        description="Run a built point-neuron network in NEST (target_simulator: NEST).",
-        epilog="Example: run-network runs/microcircuit -t 2 --plot",
-    )
-    p.add_argument(
-        "config",
-        nargs="?",
-        help="simulation_config.json or its directory (default ./simulation_config.json)",
-    )
-    p.add_argument(
-        "-t",
-        "--threads",
-        type=int,
-        default=None,
-        metavar="N",
-        help="NEST threads (default: the config's run.n_thread, else 1)",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress line")
-    p.add_argument(
-        "--plot",
-        action="store_true",
-        help="write the PNG figures into OUTDIR/output/plots after the run",
-    )
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("-v", "--verbose", action="store_true")
-    g.add_argument("-q", "--quiet", action="store_true")
-    return p
+#: Options of ``run-network`` (:func:`builder.runs.run_parser`) that only a NEURON run has.
+NEURON_ONLY = (
+    ("no_merge", "--no-merge"),
+    ("bmtk_inputs", "--bmtk-inputs"),
+    ("no_settle", "--no-settle"),
+)
+
+
+def _refused_option(ns: argparse.Namespace, config: Path) -> str | None:
+    """Why an option of the shared command line does not apply to this NEST run, if one."""
+    if ns.engine is not None:
+        return (
+            f"--engine {ns.engine}: {config} is a NEST network (target_simulator NEST); "
+            "--engine chooses NEURON or CoreNEURON for NEURON networks (NEST runs threaded: "
+            "-t N)"
+        )
+    for dest, flag in NEURON_ONLY:
+        if getattr(ns, dest):
+            return (
+                f"{flag}: {config} is a NEST network (target_simulator NEST); {flag} is an "
+                "option of NEURON runs"
+            )
+    if ns.jobs != 1 or ns.slurm:
+        return f"-j/--slurm: {config} is one run; -j/--slurm apply to a sweep directory"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -454,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         from ..plots_network import main as plot_main
 
         return plot_main(argv[1:])
-    ns = _parser().parse_args(argv)
+    ns = run_parser().parse_args(argv)  # the same command line as a NEURON run
     if ns.threads is not None and ns.threads < 1:
         print(f"run-network: error: -t/--threads: {ns.threads} is not >= 1", file=sys.stderr)
         return 2
@@ -477,6 +475,9 @@ def main(argv: list[str] | None = None) -> int:
     lock = None
     try:
         config = find_config(ns.config)
+        refused = _refused_option(ns, config)
+        if refused:
+            raise RunError(refused)
         check_inputs(config, ns.threads)
         lock = RunLock(config.parent).acquire()
         summary = run(
