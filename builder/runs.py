@@ -187,8 +187,9 @@ def run_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help="NEURON threads per process (pc.nthread; default: the config's run.n_thread, "
-        "else 1); with fewer cells than threads each cell is cut into N pieces (multisplit)",
+        help="threads per process (default: the config's run.n_thread, else 1): NEURON's "
+        "pc.nthread (with fewer cells than threads each cell is cut into N pieces by "
+        "multisplit) or NEST's local_num_threads",
     )
     p.add_argument(
         "--plot",
