@@ -33,7 +33,7 @@ import numpy as np
 
 from .errors import ParamsError, RunError
 
-__all__ = ["InputError", "check_run_inputs", "read_json"]
+__all__ = ["InputError", "check_run_inputs", "merge_simulation_child", "read_json"]
 
 _VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 _CHUNK = 1 << 20
@@ -63,19 +63,64 @@ def read_json(path: Path, problems: list[str], what: str = "JSON") -> Any:
 
 
 class _Resolver:
-    """Expands a config's ``$VARIABLES`` and makes paths absolute (relative to its folder)."""
+    """Expands a config's ``$VARIABLES`` and makes paths absolute (relative to its folder).
 
-    def __init__(self, manifest: Mapping[str, Any] | None, folder: Path) -> None:
+    Besides the manifest's own variables, BMTK's built-in ones are known (a manifest entry of
+    the same name wins): ``${configdir}`` (the config file's folder), ``${configfname}`` (its
+    path) and ``${workingdir}`` (the current directory).
+    """
+
+    def __init__(
+        self, manifest: Mapping[str, Any] | None, folder: Path, config: Path | None = None
+    ) -> None:
         self.folder = folder
-        self.vars = {k.lstrip("$"): str(v) for k, v in (manifest or {}).items()}
+        self.vars = {"configdir": str(folder), "workingdir": os.getcwd()}
+        if config is not None:
+            self.vars["configfname"] = str(config)
+        self.vars.update({k.lstrip("$"): str(v) for k, v in (manifest or {}).items()})
+
+    def expand(self, value: Any) -> Any:
+        """``value`` with every variable in its strings expanded (lists and dicts walked)."""
+        if isinstance(value, str):
+            for _ in range(10):
+                new = _VAR.sub(lambda m: self.vars.get(m.group(1), m.group(0)), value)
+                if new == value:
+                    break
+                value = new
+            return value
+        if isinstance(value, list):
+            return [self.expand(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self.expand(v) for k, v in value.items()}
+        return value
 
     def __call__(self, value: str) -> Path:
-        for _ in range(10):
-            if "$" not in value:
-                break
-            value = _VAR.sub(lambda m: self.vars.get(m.group(1), m.group(0)), value)
-        p = Path(value)
+        p = Path(self.expand(value))
         return p if p.is_absolute() else self.folder / p
+
+
+def merge_simulation_child(cfg: dict[str, Any], path: Path, problems: list[str]) -> dict[str, Any]:
+    """``cfg`` with the simulation config it names by ``"simulation"`` merged in, as BMTK does.
+
+    A top-level config may split into ``"network": "circuit.json"`` and ``"simulation":
+    "sim.json"``; the simulation file's keys (run, inputs, reports, output, ...) override the
+    top level's. Its variables are expanded with its own manifest; relative paths stay
+    relative to the top-level config's folder (as BMTK leaves them relative).
+    """
+    child = cfg.get("simulation")
+    if not isinstance(child, str):
+        return cfg
+    top = _Resolver(cfg.get("manifest"), path.parent, path)
+    sim_path = top(child)
+    sim = read_json(sim_path, problems, "simulation config")
+    if not isinstance(sim, dict):
+        if sim is not None:
+            problems.append(f"{sim_path}: the simulation config is not a JSON object")
+        return cfg
+    own = _Resolver(sim.get("manifest"), sim_path.parent, sim_path)
+    merged = {k: v for k, v in cfg.items() if k != "simulation"}
+    merged.update({k: own.expand(v) for k, v in sim.items() if k != "manifest"})
+    return merged
 
 
 def _h5(path: Path, problems: list[str], key: str) -> h5py.File | None:
@@ -137,7 +182,8 @@ class _Checker:
             if cfg is not None:
                 self.problems.append(f"{self.config}: the simulation config is not a JSON object")
             return
-        res = _Resolver(cfg.get("manifest"), self.config.parent)
+        cfg = merge_simulation_child(cfg, self.config, self.problems)
+        res = _Resolver(cfg.get("manifest"), self.config.parent, self.config)
         run = cfg.get("run")
         self.tstop = None
         if not isinstance(run, dict):
@@ -161,7 +207,7 @@ class _Checker:
                     self.problems.append(f"{net}: the circuit config is not a JSON object")
                 return
             circuit = circ
-            cres = _Resolver(circ.get("manifest"), net.parent)
+            cres = _Resolver(circ.get("manifest"), net.parent, net)
             csrc = net
         else:
             cres, csrc = res, self.config

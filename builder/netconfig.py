@@ -23,11 +23,23 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .checks import _Resolver
+from .checks import _Resolver, merge_simulation_child
 from .errors import RunError
 from .runs import CONFIG_NAME
 
-__all__ = ["NetworkConfig", "NodePopulation", "EdgePopulation", "read_config"]
+#: report modules that record a membrane variable (BMTK PointNet treats both the same)
+MEMBRANE_REPORT_MODULES = ("membrane_report", "multimeter_report")
+#: report modules every runner satisfies without a device (spikes are always recorded)
+SPIKE_REPORT_MODULES = ("spikes_report",)
+
+__all__ = [
+    "MEMBRANE_REPORT_MODULES",
+    "SPIKE_REPORT_MODULES",
+    "NetworkConfig",
+    "NodePopulation",
+    "EdgePopulation",
+    "read_config",
+]
 
 
 def _types(path: Path) -> list[dict[str, str]]:
@@ -106,6 +118,15 @@ class NetworkConfig:
         return str(self.raw.get("target_simulator", "NEURON"))
 
     # ------------------------------------------------------------------ node sets
+    def membrane_reports(self) -> dict[str, dict[str, Any]]:
+        """The enabled membrane reports (BMTK's ``membrane_report`` or ``multimeter_report``)."""
+        return {
+            name: rep
+            for name, rep in self.reports.items()
+            if rep.get("enabled", True)
+            and rep.get("module", "membrane_report") in MEMBRANE_REPORT_MODULES
+        }
+
     def node_set(self, spec: Any, key: str = "node_set") -> dict[str, np.ndarray]:
         """Resolve a node set (name, population name, inline object or list): pop -> ids."""
         if isinstance(spec, str):
@@ -216,13 +237,13 @@ def read_config(
     if path.is_dir():
         path = path / CONFIG_NAME
     path = path.resolve()
-    raw = json.loads(path.read_text())
-    res = _Resolver(raw.get("manifest"), path.parent)
+    raw = merge_simulation_child(json.loads(path.read_text()), path, [])
+    res = _Resolver(raw.get("manifest"), path.parent, path)
     circuit, cres = raw, res
     if "network" in raw:
         net = res(str(raw["network"]))
         circuit = json.loads(net.read_text())
-        cres = _Resolver(circuit.get("manifest"), net.parent)
+        cres = _Resolver(circuit.get("manifest"), net.parent, net)
     dirs = {k: cres(str(v)) for k, v in (circuit.get("components") or {}).items()}
     nodes: dict[str, NodePopulation] = {}
     for entry in (circuit.get("networks") or {}).get("nodes") or []:

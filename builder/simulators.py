@@ -50,6 +50,10 @@ def target_simulator(config: str | os.PathLike) -> str | None:
         return None
     if not isinstance(raw, dict):
         return None
+    if isinstance(raw.get("simulation"), str):  # BMTK's split config: the simulation file says
+        from .checks import merge_simulation_child
+
+        raw = merge_simulation_child(raw, p.resolve(), [])
     value = raw.get("target_simulator", "NEURON")
     return str(value).upper() if isinstance(value, str) else None
 

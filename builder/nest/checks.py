@@ -25,7 +25,7 @@ import numpy as np
 
 from ..checks import InputError
 from ..errors import RunError
-from ..netconfig import NetworkConfig
+from ..netconfig import MEMBRANE_REPORT_MODULES, SPIKE_REPORT_MODULES, NetworkConfig
 from .config import strip_prefix
 from .loader import _edge_columns, import_nest, params_path
 
@@ -293,11 +293,20 @@ class _NestChecker:
                 )
 
     def reports(self) -> None:
+        wanted = self.cfg.membrane_reports()
         for name, rep in self.cfg.reports.items():
-            if not rep.get("enabled", True) or rep.get("module", "membrane_report") != (
-                "membrane_report"
+            module = rep.get("module", "membrane_report")
+            if (
+                rep.get("enabled", True)
+                and name not in wanted
+                and module not in (SPIKE_REPORT_MODULES)
             ):
-                continue
+                self.problems.append(
+                    f"{self.cfg.path}: reports.{name}.module: {module!r} is not a report the "
+                    f"NEST runner writes (it writes "
+                    f"{', '.join(MEMBRANE_REPORT_MODULES + SPIKE_REPORT_MODULES)})"
+                )
+        for name, rep in wanted.items():
             key = f"reports.{name}"
             var = str(rep.get("variable_name", "V_m"))
             var = "V_m" if var == "v" else var

@@ -114,11 +114,7 @@ def _record(nest: Any, cfg: Any, net: Any) -> dict[str, Any]:
     if cells.size:
         nest.Connect(nest.NodeCollection(cells.tolist()), sr)
     meters = {}
-    for name, rep in cfg.reports.items():
-        if not rep.get("enabled", True) or rep.get("module", "membrane_report") != (
-            "membrane_report"
-        ):
-            continue
+    for name, rep in cfg.membrane_reports().items():
         var = _variable(rep)
         interval = float(rep.get("dt", cfg.dt_ms))
         interval = max(cfg.dt_ms, round(interval / cfg.dt_ms) * cfg.dt_ms)

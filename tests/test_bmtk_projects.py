@@ -1,0 +1,224 @@
+"""A point-neuron project made the way BMTK's own examples make one runs in ``run-network``.
+
+The project is built by BMTK's ``NetworkBuilder`` (random 0/1 ``nsyns`` per pair, a virtual
+input population, type-level weights and delays, ``nest:`` model templates), its input spikes
+by BMTK's ``PoissonSpikeGenerator``, and its configs are written as BMTK's examples write them:
+a top-level ``config.json`` naming a circuit file and a simulation file, manifests built on
+``${configdir}``, a ``multimeter_report``. Our runner must read all of it and give the spike
+count BMTK PointNet gives on the same folder (the network is deterministic; the two loaders
+differ only in how off-grid input times are delivered, a shift of at most one time step).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import pytest
+
+from builder.checks import _Resolver, merge_simulation_child
+
+ROOT = Path(__file__).resolve().parents[1]
+
+BUILD = """
+import sys
+import numpy as np
+from bmtk.builder import NetworkBuilder
+from bmtk.utils.reports.spike_trains import PoissonSpikeGenerator
+
+np.random.seed(3)
+
+def pairs(source, target, p=0.1):
+    if source["node_id"] == target["node_id"]:
+        return None
+    return np.random.binomial(1, p)
+
+cx = NetworkBuilder("cortex")
+for name, ei, n in (("LIF_exc", "e", 80), ("LIF_inh", "i", 40)):
+    cx.add_nodes(N=n, ei=ei, pop_name=name, model_type="point_neuron",
+                 model_template="nest:iaf_psc_delta", dynamics_params=f"{name}.json")
+cx.add_edges(source={"ei": "e"}, connection_rule=pairs, syn_weight=2.0, delay=1.5,
+             dynamics_params="ExcToAll.json", model_template="static_synapse")
+cx.add_edges(source={"ei": "i"}, connection_rule=pairs, syn_weight=-1.5, delay=1.5,
+             dynamics_params="InhToAll.json", model_template="static_synapse")
+cx.build()
+cx.save(output_dir="network")
+th = NetworkBuilder("thalamus")
+th.add_nodes(N=100, pop_name="input", model_type="virtual")
+th.add_edges(target=cx.nodes(), connection_rule=pairs, syn_weight=4.2, delay=1.5,
+             dynamics_params="ExcToAll.json", model_template="static_synapse")
+th.build()
+th.save(output_dir="network")
+psg = PoissonSpikeGenerator(population="thalamus", seed=1)
+psg.add(node_ids=range(100), firing_rate=15.0, times=(0.001, 1.0))
+psg.to_sonata("inputs/thalamus_spikes.h5")
+"""
+
+POINTNET = """
+import os, sys
+from bmtk.simulator import pointnet
+os.chdir(sys.argv[1])
+conf = pointnet.Config.from_json(sys.argv[2])
+conf.build_env()
+net = pointnet.PointNetwork.from_config(conf)
+sim = pointnet.PointSimulator.from_config(conf, net)
+sim.run()
+"""
+
+LIF = {"I_e": 0.0, "tau_m": 44.9, "C_m": 239.0, "t_ref": 3.0, "E_L": -78.0, "V_th": -43.0}
+
+
+def _bmtk_project(folder: Path, output: str) -> Path:
+    """Write the project into ``folder``; returns its top-level config."""
+    (folder / "inputs").mkdir(parents=True)
+    models = folder / "components"
+    (models / "cell_models").mkdir(parents=True)
+    (models / "synaptic_models").mkdir()
+    for name, reset in (("LIF_exc", -55.0), ("LIF_inh", -60.0)):
+        (models / "cell_models" / f"{name}.json").write_text(json.dumps(LIF | {"V_reset": reset}))
+    for name in ("ExcToAll", "InhToAll"):
+        (models / "synaptic_models" / f"{name}.json").write_text("{}")
+    proc = subprocess.run(
+        [sys.executable, "-c", BUILD], cwd=folder, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    net = "$NETWORK_DIR"
+    circuit = {
+        "manifest": {"$BASE_DIR": "${configdir}", "$NETWORK_DIR": "$BASE_DIR/network"},
+        "components": {
+            "point_neuron_models_dir": "$BASE_DIR/components/cell_models",
+            "synaptic_models_dir": "$BASE_DIR/components/synaptic_models",
+        },
+        "networks": {
+            "nodes": [
+                {
+                    "nodes_file": f"{net}/{p}_nodes.h5",
+                    "node_types_file": f"{net}/{p}_node_types.csv",
+                }
+                for p in ("cortex", "thalamus")
+            ],
+            "edges": [
+                {
+                    "edges_file": f"{net}/{p}_cortex_edges.h5",
+                    "edge_types_file": f"{net}/{p}_cortex_edge_types.csv",
+                }
+                for p in ("cortex", "thalamus")
+            ],
+        },
+    }
+    simulation = {
+        "manifest": {"$BASE_DIR": "${configdir}", "$OUTPUT_DIR": f"$BASE_DIR/{output}"},
+        "run": {"tstop": 1000.0, "dt": 0.1},
+        "inputs": {
+            "thalamus_spikes": {
+                "input_type": "spikes",
+                "module": "sonata",
+                "input_file": "$BASE_DIR/inputs/thalamus_spikes.h5",
+                "node_set": "thalamus",
+            }
+        },
+        "reports": {
+            "membrane_potential": {
+                "cells": {"population": "cortex", "node_id": [0, 20, 100]},
+                "variable_name": "V_m",
+                "module": "multimeter_report",
+                "sections": "soma",
+            }
+        },
+        "output": {"log_file": "log.txt", "spikes_file": "spikes.h5", "output_dir": "$OUTPUT_DIR"},
+        "target_simulator": "NEST",
+    }
+    (folder / "circuit_config.json").write_text(json.dumps(circuit, indent=2))
+    sim_name = f"simulation_{output}.json"
+    (folder / sim_name).write_text(json.dumps(simulation, indent=2))
+    top = folder / f"config_{output}.json"
+    top.write_text(
+        json.dumps(
+            {
+                "manifest": {"$BASE_DIR": "${configdir}"},
+                "network": "$BASE_DIR/circuit_config.json",
+                "simulation": f"$BASE_DIR/{sim_name}",
+            }
+        )
+    )
+    return top
+
+
+def test_bmtk_builtin_variables_and_a_manifest_override(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.json"
+    res = _Resolver({"$A": "${configdir}/a", "$workingdir": "/elsewhere"}, tmp_path, cfg)
+    assert res("$A/x.h5") == tmp_path / "a" / "x.h5"
+    assert res("${configfname}") == cfg
+    assert res("$workingdir/y") == Path("/elsewhere/y")  # the manifest's own entry wins
+    assert _Resolver(None, tmp_path)("${workingdir}/z") == Path(os.getcwd()) / "z"
+
+
+def test_a_simulation_child_file_overrides_the_top_level(tmp_path: Path) -> None:
+    (tmp_path / "sim").mkdir()
+    (tmp_path / "sim" / "s.json").write_text(
+        json.dumps(
+            {
+                "manifest": {"$OUT": "${configdir}/out"},
+                "run": {"tstop": 5.0},
+                "output": {"output_dir": "$OUT"},
+            }
+        )
+    )
+    top = {"run": {"tstop": 1.0}, "simulation": "sim/s.json", "network": "c.json"}
+    problems: list[str] = []
+    merged = merge_simulation_child(top, tmp_path / "config.json", problems)
+    assert problems == []
+    assert merged["run"] == {"tstop": 5.0} and merged["network"] == "c.json"
+    assert merged["output"]["output_dir"] == f"{tmp_path / 'sim'}/out"
+    missing = merge_simulation_child({"simulation": "nope.json"}, tmp_path / "c.json", problems)
+    assert "simulation" in missing and problems == [
+        f"{tmp_path / 'nope.json'}: simulation config file is missing"
+    ]
+
+
+@pytest.mark.nest
+@pytest.mark.bmtk
+def test_a_bmtk_pointnet_project_runs_as_it_is(tmp_path: Path) -> None:
+    pytest.importorskip("nest", reason="nest-simulator is not installed (pip install .[nest])")
+    pytest.importorskip("bmtk")
+    project = tmp_path / "point_120cells"
+    ours = _bmtk_project(project, "output")
+    theirs = project / "config_output_pn.json"
+    # the same project with PointNet's output elsewhere
+    sim = json.loads((project / "simulation_output.json").read_text())
+    sim["manifest"]["$OUTPUT_DIR"] = "$BASE_DIR/output_pn"
+    sim["reports"] = {}
+    (project / "simulation_output_pn.json").write_text(json.dumps(sim))
+    top = json.loads(ours.read_text()) | {"simulation": "$BASE_DIR/simulation_output_pn.json"}
+    theirs.write_text(json.dumps(top))
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    run = [sys.executable, "-m", "builder.run_cli", str(ours), "-q", "--no-progress"]
+    proc = subprocess.run(run, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = subprocess.run(
+        [sys.executable, "-c", POINTNET, str(project), theirs.name],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    import libsonata
+
+    ours_spikes = libsonata.SpikeReader(str(project / "output" / "spikes.h5"))["cortex"].get()
+    with h5py.File(project / "output_pn" / "spikes.h5") as f:  # gzipped: libsonata cannot
+        counts = {"output": len(ours_spikes), "output_pn": f["spikes/cortex/node_ids"].size}
+    assert counts["output"] > 1000  # the inputs drive the network (about 18 Hz per cell)
+    assert abs(counts["output"] - counts["output_pn"]) <= 0.02 * counts["output_pn"], counts
+    with h5py.File(project / "output" / "membrane_potential.h5") as f:
+        assert sorted(f["report/cortex/mapping/node_ids"][:].tolist()) == [0, 20, 100]
+        v = f["report/cortex/data"][:]
+    assert v.shape == (10000, 3) and -80 < v.min() and v.max() < -40
+    rates = (project / "output" / "rates.csv").read_text()
+    assert "LIF_exc" in rates and "LIF_inh" in rates
