@@ -33,7 +33,7 @@ import numpy as np
 
 from .errors import ParamsError, RunError
 
-__all__ = ["InputError", "check_run_inputs", "merge_simulation_child", "read_json"]
+__all__ = ["InputError", "check_run_inputs", "merge_simulation_child", "read_circuit", "read_json"]
 
 _VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 _CHUNK = 1 << 20
@@ -97,6 +97,21 @@ class _Resolver:
     def __call__(self, value: str) -> Path:
         p = Path(self.expand(value))
         return p if p.is_absolute() else self.folder / p
+
+
+def read_circuit(config: Path) -> tuple[dict[str, Any], _Resolver]:
+    """The circuit part of a simulation config and the resolver for its paths.
+
+    The circuit is the file the config names by ``"network"`` (BMTK's split config) or the
+    config itself; its paths resolve with its own manifest, relative to its own folder. The
+    config has been checked (:func:`check_run_inputs`): a missing file raises ``OSError``.
+    """
+    cfg = merge_simulation_child(json.loads(config.read_text()), config, [])
+    if isinstance(cfg.get("network"), str):
+        net = _Resolver(cfg.get("manifest"), config.parent, config)(cfg["network"])
+        circuit = json.loads(net.read_text())
+        return circuit, _Resolver(circuit.get("manifest"), net.parent, net)
+    return cfg, _Resolver(cfg.get("manifest"), config.parent, config)
 
 
 def merge_simulation_child(cfg: dict[str, Any], path: Path, problems: list[str]) -> dict[str, Any]:

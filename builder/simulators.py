@@ -25,6 +25,11 @@ _REGISTRY: dict[str, str] = {
 }
 
 
+#: other names configs use for the same runners: BMTK writes "BioNet" (its NEURON simulator)
+#: and "PointNet"; SONATA also names CoreNEURON (our NEURON runner with ``--engine``)
+_ALIASES = {"BIONET": "NEURON", "CORENEURON": "NEURON", "POINTNET": "NEST"}
+
+
 def register(name: str, entry: str) -> None:
     """Make ``entry`` (``"package.module:function"``, taking argv, returning an exit status)
     run the configs whose ``target_simulator`` is ``name`` (case-insensitive)."""
@@ -55,7 +60,9 @@ def target_simulator(config: str | os.PathLike) -> str | None:
 
         raw = merge_simulation_child(raw, p.resolve(), [])
     value = raw.get("target_simulator", "NEURON")
-    return str(value).upper() if isinstance(value, str) else None
+    if not isinstance(value, str):
+        return None
+    return _ALIASES.get(value.upper(), value.upper())
 
 
 def entry_point(name: str) -> Callable[[list[str]], int]:

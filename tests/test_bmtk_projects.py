@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 
 from builder.checks import _Resolver, merge_simulation_child
@@ -222,3 +223,157 @@ def test_a_bmtk_pointnet_project_runs_as_it_is(tmp_path: Path) -> None:
     assert v.shape == (10000, 3) and -80 < v.min() and v.max() < -40
     rates = (project / "output" / "rates.csv").read_text()
     assert "LIF_exc" in rates and "LIF_inh" in rates
+
+
+BIONET_BUILD = """
+import numpy as np
+from bmtk.builder import NetworkBuilder
+from bmtk.utils.reports.spike_trains import PoissonSpikeGenerator
+
+np.random.seed(5)
+v1 = NetworkBuilder("v1")
+v1.add_nodes(N=3, pop_name="Scnn1a", x=np.arange(3) * 50.0, y=np.zeros(3), z=np.zeros(3),
+             rotation_angle_yaxis=np.random.uniform(0, 2 * np.pi, 3),
+             model_type="biophysical", model_template="ctdb:Biophys1.hoc",
+             model_processing="aibs_perisomatic", dynamics_params="472363762_fit.json",
+             morphology="Scnn1a_473845048_m.swc", ei="e")
+v1.add_edges(source={"ei": "e"}, target={"ei": "e"},
+             connection_rule=lambda s, t: 0 if s.node_id == t.node_id else 3,
+             syn_weight=5e-5, delay=2.0, target_sections=["basal", "apical"],
+             distance_range=[30.0, 150.0], dynamics_params="AMPA_ExcToExc.json",
+             model_template="exp2syn")
+v1.build()
+v1.save(output_dir="network")
+lgn = NetworkBuilder("lgn")
+lgn.add_nodes(N=20, pop_name="tON", model_type="virtual", ei="e")
+lgn.add_edges(source=lgn.nodes(), target=v1.nodes(), connection_rule=lambda s, t: 5,
+              syn_weight=4e-4, delay=2.0, target_sections=["basal", "apical"],
+              distance_range=[0.0, 150.0], dynamics_params="AMPA_ExcToExc.json",
+              model_template="exp2syn")
+lgn.build()
+lgn.save(output_dir="network")
+psg = PoissonSpikeGenerator(population="lgn", seed=2)
+psg.add(node_ids=range(20), firing_rate=20.0, times=(0.001, 0.5))
+psg.to_sonata("inputs/lgn_spikes.h5")
+"""
+
+BIONET_RUN = """
+import sys
+from bmtk.simulator import bionet
+conf = bionet.Config.from_json(sys.argv[1])
+conf.build_env()
+net = bionet.BioNetwork.from_config(conf)
+sim = bionet.BioSimulator.from_config(conf, network=net)
+sim.run()
+"""
+
+
+def _bionet_config(
+    project: Path, components: Path, mechanisms: Path, output: str, nsteps_block: int = 0
+) -> Path:
+    """A BioNet config as BMTK users write one: one file, ``target_simulator`` BioNet
+    (``nsteps_block`` 0: BMTK's default, which stock BioNet cannot run)."""
+    net = "$NETWORK_DIR"
+    cfg = {
+        "manifest": {
+            "$BASE_DIR": "${configdir}",
+            "$NETWORK_DIR": "$BASE_DIR/network",
+            "$COMPONENTS_DIR": str(components),
+            "$OUTPUT_DIR": f"$BASE_DIR/{output}",
+        },
+        "target_simulator": "BioNet",
+        "run": {
+            "tstop": 500.0,
+            "dt": 0.1,
+            "dL": 20.0,
+            "spike_threshold": -15,
+            "nsteps_block": nsteps_block,
+        },
+        "conditions": {"celsius": 34.0, "v_init": -80},
+        "inputs": {
+            "lgn_spikes": {
+                "input_type": "spikes",
+                "module": "sonata",
+                "input_file": "$BASE_DIR/inputs/lgn_spikes.h5",
+                "node_set": "lgn",
+            }
+        },
+        "output": {"log_file": "log.txt", "output_dir": "$OUTPUT_DIR", "spikes_file": "spikes.h5"},
+        "components": {
+            "morphologies_dir": "$COMPONENTS_DIR/morphologies",
+            "synaptic_models_dir": "$COMPONENTS_DIR/synaptic_models",
+            "mechanisms_dir": str(mechanisms),
+            "biophysical_neuron_models_dir": "$COMPONENTS_DIR/biophysical_neuron_models",
+            "templates_dir": "$COMPONENTS_DIR/templates",
+        },
+        "networks": {
+            "nodes": [
+                {
+                    "nodes_file": f"{net}/{p}_nodes.h5",
+                    "node_types_file": f"{net}/{p}_node_types.csv",
+                }
+                for p in ("v1", "lgn")
+            ],
+            "edges": [
+                {
+                    "edges_file": f"{net}/{p}_v1_edges.h5",
+                    "edge_types_file": f"{net}/{p}_v1_edge_types.csv",
+                }
+                for p in ("v1", "lgn")
+            ],
+        },
+    }
+    path = project / f"config_{output}.json"
+    path.write_text(json.dumps(cfg, indent=2))
+    return path
+
+
+@pytest.mark.neuron
+@pytest.mark.bmtk
+def test_a_bmtk_bionet_project_runs_as_it_is(tmp_path: Path, sim_env: dict[str, str]) -> None:
+    """BMTK's own components (Allen cells, Exp2Syn inputs placed by BioNet), used from the
+    installed package; ``--no-settle`` starts at v_init as BioNet does: the same spikes."""
+    pytest.importorskip("neuron")
+    bmtk = pytest.importorskip("bmtk")
+    from builder.mechanisms import compiled_mechanisms
+
+    components = Path(bmtk.__file__).parent / "utils" / "scripts" / "bionet"
+    project = tmp_path / "bio_3cells"
+    (project / "inputs").mkdir(parents=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", BIONET_BUILD],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # our runner compiles the project's NMODL itself; stock BioNet loads a compiled folder
+    ours = _bionet_config(project, components, components / "mechanisms", "output")
+    compiled = compiled_mechanisms(sorted((components / "mechanisms" / "modfiles").glob("*.mod")))
+    stock = _bionet_config(project, components, compiled, "output_stock", nsteps_block=5000)
+
+    env = dict(sim_env, PYTHONPATH=str(ROOT))
+    run = [sys.executable, "-m", "builder.run_cli", str(ours), "-q", "--no-progress", "--no-settle"]
+    proc = subprocess.run(run, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = subprocess.run(
+        [sys.executable, "-c", BIONET_RUN, str(stock)],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    spikes = {}
+    for out in ("output", "output_stock"):
+        with h5py.File(project / out / "spikes.h5") as f:
+            g = f["spikes/v1"]
+            order = np.lexsort((g["timestamps"][:], g["node_ids"][:]))
+            spikes[out] = (g["node_ids"][:][order], g["timestamps"][:][order])
+    assert spikes["output"][0].size >= 20  # every cell is driven
+    assert set(spikes["output"][0].tolist()) == {0, 1, 2}
+    np.testing.assert_array_equal(spikes["output"][0], spikes["output_stock"][0])
+    np.testing.assert_allclose(spikes["output"][1], spikes["output_stock"][1], atol=1e-6)

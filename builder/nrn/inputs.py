@@ -21,6 +21,8 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ..checks import _Resolver, read_circuit
+
 __all__ = [
     "InputPlan",
     "plan_inputs",
@@ -46,21 +48,13 @@ class InputPlan:
     edges: list[tuple[Path, str, Path]] = field(default_factory=list)  # (h5, edge pop, types csv)
 
 
-def _resolve(value: str, base: Path, manifest: dict[str, str]) -> Path:
-    for _ in range(5):  # nested manifest variables, e.g. $NETWORK_DIR -> $BASE_DIR/network
-        for key, val in manifest.items():
-            value = value.replace(key, val)
-    return (base / value).resolve()
-
-
-def plan_inputs(raw: dict[str, Any], base: Path, models: tuple[str, ...]) -> list[InputPlan]:
-    """The spike inputs of a simulation config that :func:`build_inputs` can build."""
-    circuit = json.loads((base / "circuit_config.json").read_text())
-    manifest = {k: v for k, v in circuit.get("manifest", {}).items()}
-    manifest.setdefault("$BASE_DIR", ".")
-    manifest["$BASE_DIR"] = "."
+def plan_inputs(raw: dict[str, Any], config: Path, models: tuple[str, ...]) -> list[InputPlan]:
+    """The spike inputs of simulation config ``config`` (as ``raw``) that :func:`build_inputs`
+    can build."""
+    circuit, cres = read_circuit(config)
+    res = _Resolver(raw.get("manifest"), config.parent, config)
     edge_files = [
-        (_resolve(e["edges_file"], base, manifest), _resolve(e["edge_types_file"], base, manifest))
+        (cres(e["edges_file"]).resolve(), cres(e["edge_types_file"]).resolve())
         for e in circuit.get("networks", {}).get("edges", [])
     ]
     plans = []
@@ -70,7 +64,7 @@ def plan_inputs(raw: dict[str, Any], base: Path, models: tuple[str, ...]) -> lis
         pop = inp.get("node_set")
         if not isinstance(pop, str):
             continue
-        spikes = _resolve(inp["input_file"], base, {"$BASE_DIR": "."})
+        spikes = res(str(inp["input_file"])).resolve()
         plan = InputPlan(name, pop, spikes)
         ok = True
         for h5, types in edge_files:

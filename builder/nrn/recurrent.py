@@ -21,7 +21,6 @@ takes from BMTK's list, so ``BioSimulator.from_config`` does not build them), th
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .inputs import _edge_types, _resolve, connect_edges, read_edge_columns
+from ..checks import read_circuit
+from .inputs import _edge_types, connect_edges, read_edge_columns
 
 __all__ = ["RecurrentPlan", "take_recurrent", "build_recurrent"]
 
@@ -66,19 +66,17 @@ def _eligible(h5: Path, epop: str, types_csv: Path, models: tuple[str, ...]) -> 
         return set(np.unique(g["edge_group_id"][()]).tolist()) <= {0}
 
 
-def take_recurrent(graph: Any, base: Path, models: tuple[str, ...]) -> list[RecurrentPlan]:
+def take_recurrent(graph: Any, config: Path, models: tuple[str, ...]) -> list[RecurrentPlan]:
     """The edge populations between simulated cells that :func:`build_recurrent` can build.
 
     They are removed from ``graph`` (a ``BioNetwork`` whose edges are loaded, cells not yet
     built), so that BMTK does not build them a second time.
     """
-    circuit = json.loads((base / "circuit_config.json").read_text())
-    manifest = dict(circuit.get("manifest", {}))
-    manifest["$BASE_DIR"] = "."
+    circuit, cres = read_circuit(config)
     files: dict[str, tuple[Path, Path]] = {}
     for entry in circuit.get("networks", {}).get("edges", []):
-        h5 = _resolve(str(entry["edges_file"]), base, manifest)
-        types = _resolve(str(entry["edge_types_file"]), base, manifest)
+        h5 = cres(str(entry["edges_file"])).resolve()
+        types = cres(str(entry["edge_types_file"])).resolve()
         with h5py.File(h5, "r") as f:
             for epop in f.get("edges", {}):
                 files[str(epop)] = (h5, types)

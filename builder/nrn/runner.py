@@ -24,6 +24,7 @@ in its NetCon's weight vector, so both modes compute the same thing.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import copy
 import io
@@ -38,8 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..checks import _Resolver, merge_simulation_child, read_circuit
 from ..runs import Interrupted, Stop, find_config, replace_dir, run_parser, write_failure
-from .inputs import _resolve, build_inputs, plan_inputs, played_vecstims
+from .inputs import build_inputs, plan_inputs, played_vecstims
 from .mpi import MPIContext, guard, setup_mpi
 from .recurrent import build_recurrent, take_recurrent
 
@@ -315,11 +317,14 @@ def _run(
     t_setup = time.perf_counter()
     base = config.parent
     os.chdir(base)  # BMTK resolves the manifest's "." against the working directory
-    raw = json.loads(config.read_text())
+    raw = merge_simulation_child(json.loads(config.read_text()), config, [])
     seed = int(raw.get("run", {}).get("random_seed", 0))
     engine, n_thread = engine_options(raw, config, *engine_args)
 
-    mod_dir = base / "components" / "mechanisms" / "modfiles"
+    dirs = _component_dirs(raw, config)
+    mod_dir = dirs.get("mechanisms_dir", base / "components" / "mechanisms")
+    if (mod_dir / "modfiles").is_dir() or not mod_dir.is_dir():
+        mod_dir = mod_dir / "modfiles"  # BMTK's layout: NMODL in mechanisms_dir/modfiles
     mods = sorted(mod_dir.glob("*.mod")) if mod_dir.is_dir() else []
     if not mods and mod_dir.is_dir():
         raise RunError(f"{mod_dir}: no NMODL files; the output directory is incomplete")
@@ -332,7 +337,8 @@ def _run(
     if mpi.rank == 0 and not quiet:
         for note in chosen.notes:
             print(f"run-network: note: {note}", file=sys.stderr)
-    for js in sorted((base / "components" / "synaptic_models").glob("*.json")):
+    syn_dir = dirs.get("synaptic_models_dir", base / "components" / "synaptic_models")
+    for js in sorted(syn_dir.glob("*.json")):
         if not synapses.is_our_model_file(js):
             continue  # BMTK's own synapse models (exp2syn, ...): BMTK reads them
         note = load_model_file(js)[1].warning(str(js))  # raises ParamsError naming the file
@@ -360,12 +366,16 @@ def _run(
         staged = copy.deepcopy(view.config)
         # spike inputs onto our synapse models are built in bulk (builder.nrn.inputs)
         bulk_models = synapses.MODELS + (synapses.LINEAR_MODELS if merge else ())
-        plans = [] if bmtk_inputs else plan_inputs(view.config, base, bulk_models)
+        plans = [] if bmtk_inputs else plan_inputs(view.config, config, bulk_models)
         handled = {p.name for p in plans}
         staged["inputs"] = {k: v for k, v in staged["inputs"].items() if k not in handled}
         # no dL in the config (spec builds): every cell keeps its template's or morphology's
         # segments, instead of BMTK's default re-segmentation at dL = 20 um
         staged.setdefault("run", {}).setdefault("dL", None)
+        # BMTK 1.2 divides by nsteps_block (its default 0 fails at the first step); 5000 is
+        # the value its own config templates write
+        if not staged["run"].get("nsteps_block"):
+            staged["run"]["nsteps_block"] = 5000
         staged.setdefault("manifest", {})["$OUTPUT_DIR"] = f"$BASE_DIR/{PARTIAL_OUTPUT}"
         staged["config_path"] = str(config)
         staged["config_dir"] = str(base)
@@ -388,10 +398,10 @@ def _run(
     factory = _register(seed, merge)
     graph = bionet.BioNetwork.from_config(conf)
     # connections between simulated cells: built in bulk below, not by BMTK edge by edge
-    recurrent = [] if bmtk_inputs else take_recurrent(graph, base, bulk_models)
+    recurrent = [] if bmtk_inputs else take_recurrent(graph, config, bulk_models)
     sim = bionet.BioSimulator.from_config(conf, network=graph)  # builds cells and edges
     # recurrent networks: every connection found its sections; the cells where their nodes are
-    _check_target_sections(graph, base)
+    _check_target_sections(graph, config)
     cellgeom.place_cells(graph)
     n_syn, pp_names = _bind(graph, seed, merge)
     keep_inputs: list[Any] = []
@@ -408,7 +418,6 @@ def _run(
                     return synapses.make_linear_synapse(model, params, x, section)
                 return synapses.make_synapse(model, params, x, section)
 
-        syn_dir = base / "components" / "synaptic_models"
         for n_in, in_pps, keep in (
             build_recurrent(recurrent, graph, syn_dir, seed, make, merge),
             build_inputs(plans, graph, syn_dir, seed, make, merge),
@@ -488,7 +497,16 @@ def _run(
     )
 
 
-def _check_target_sections(graph: Any, base: Path) -> None:
+def _component_dirs(raw: dict[str, Any], config: Path) -> dict[str, Path]:
+    """The ``components`` directories of the circuit and of the simulation config, resolved."""
+    circuit, cres = read_circuit(config)
+    dirs = {k: cres(str(v)) for k, v in (circuit.get("components") or {}).items()}
+    res = _Resolver(raw.get("manifest"), config.parent, config)
+    dirs.update({k: res(str(v)) for k, v in (raw.get("components") or {}).items()})
+    return dirs
+
+
+def _check_target_sections(graph: Any, config: Path) -> None:
     """Fail before the simulation if an edge type targets a section type its cells lack.
 
     BMTK only logs a warning and drops such synapses; we raise :class:`RunError` naming the
@@ -502,11 +520,10 @@ def _check_target_sections(graph: Any, base: Path) -> None:
     from ..errors import RunError
 
     types_by_pop: dict[str, list[tuple[Path, dict[str, str]]]] = {}
-    circuit = json.loads((base / "circuit_config.json").read_text())
-    manifest = {**circuit.get("manifest", {}), "$BASE_DIR": "."}
+    circuit, cres = read_circuit(config)
     for entry in circuit.get("networks", {}).get("edges", []):
-        h5 = _resolve(str(entry["edges_file"]), base, manifest)
-        csv_path = _resolve(str(entry["edge_types_file"]), base, manifest)
+        h5 = cres(str(entry["edges_file"])).resolve()
+        csv_path = cres(str(entry["edge_types_file"])).resolve()
         if not h5.is_file() or not csv_path.is_file():
             continue
         with open(csv_path, newline="") as f:
@@ -533,7 +550,14 @@ def _check_target_sections(graph: Any, base: Path) -> None:
             if key in checked:
                 continue
             checked.add(key)
-            wanted = json.loads(row["target_sections"])
+            text = row["target_sections"]
+            try:  # ours are JSON; BMTK's NetworkBuilder writes Python literals ("['basal']")
+                wanted = json.loads(text)
+            except ValueError:
+                try:
+                    wanted = ast.literal_eval(text)
+                except (ValueError, SyntaxError):
+                    wanted = text
             wanted = [wanted] if isinstance(wanted, str) else list(wanted)
             missing = [s for s in wanted if s not in present]
             if missing:
