@@ -704,15 +704,19 @@ def plot_run(
         The plot folder cannot be written.
     """
     base = Path(outdir)
+    config_file = base if base.is_file() else base / CONFIG_NAME
     base = base.parent if base.is_file() else base
-    if (base / SPEC_COPY).is_file():  # a spec network: spikes per population, no L5 inputs
+    foreign = config_file.is_file() and config_file.name != CONFIG_NAME  # e.g. a BMTK project
+    if (base / SPEC_COPY).is_file() or foreign:  # spikes per population, no L5 inputs
         from .plots_ecp import ecp_figures
         from .plots_network import plot_run as plot_network
+        from .plots_network import run_output_dir
 
-        written = plot_network(base, plot_dir)
-        config = json.loads((base / CONFIG_NAME).read_text())
+        written = plot_network(config_file, plot_dir)
+        config = json.loads(config_file.read_text())
         say = notes.append if notes is not None else log.warning
-        return written + ecp_figures(config, base, base / "output", written[0].parent, say)
+        output = run_output_dir(config_file)
+        return written + ecp_figures(config, base, output, written[0].parent, say)
     out = _open_output(outdir)
     target = Path(plot_dir) if plot_dir is not None else out.output_dir / PLOTS_SUBDIR
     try:

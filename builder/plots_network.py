@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .checks import _Resolver, merge_simulation_child
 from .errors import BuildError, OutputError, RunError
 from .plots import _figure, _save, _spread_cells
+from .runs import CONFIG_NAME
 from .sonata_read import read_report, read_spikes, spike_populations
 
 __all__ = ["plot_run", "main"]
@@ -161,12 +164,26 @@ def _is_report(path: Path) -> bool:
         raise RunError(f"{path}: cannot read ({exc})") from None
 
 
+def run_output_dir(rundir: str | Path) -> Path:
+    """The output folder of the run of ``rundir`` (a simulation config, or its folder): the
+    config's ``output.output_dir`` (BMTK's variables expanded), else ``<folder>/output``."""
+    config = Path(rundir)
+    if not config.is_file():
+        config = config / CONFIG_NAME
+    try:
+        cfg = merge_simulation_child(json.loads(config.read_text()), config, [])
+    except (OSError, ValueError):
+        return config.parent / "output"
+    value = (cfg.get("output") or {}).get("output_dir") if isinstance(cfg, dict) else None
+    if not isinstance(value, str):
+        return config.parent / "output"
+    return _Resolver(cfg.get("manifest"), config.parent, config)(value)
+
+
 def plot_run(rundir: str | Path, plot_dir: str | Path | None = None) -> list[Path]:
-    """Write the figures of a finished network run; returns the PNGs written."""
-    out = Path(rundir)
-    if out.is_file():
-        out = out.parent
-    out = out / "output"
+    """Write the figures of a finished network run (``rundir``: its simulation config or the
+    config's folder); returns the PNGs written."""
+    out = run_output_dir(rundir)
     if not (out / "spikes.h5").is_file() or not (out / "rates.csv").is_file():
         raise RunError(f"{out}: no finished run here (spikes.h5 and rates.csv are missing)")
     target = Path(plot_dir) if plot_dir is not None else out / PLOTS_SUBDIR

@@ -354,7 +354,16 @@ def test_a_bmtk_bionet_project_runs_as_it_is(tmp_path: Path, sim_env: dict[str, 
     stock = _bionet_config(project, components, compiled, "output_stock", nsteps_block=5000)
 
     env = dict(sim_env, PYTHONPATH=str(ROOT))
-    run = [sys.executable, "-m", "builder.run_cli", str(ours), "-q", "--no-progress", "--no-settle"]
+    run = [
+        sys.executable,
+        "-m",
+        "builder.run_cli",
+        str(ours),
+        "-q",
+        "--no-progress",
+        "--no-settle",
+        "--plot",
+    ]
     proc = subprocess.run(run, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     proc = subprocess.run(
@@ -377,3 +386,5 @@ def test_a_bmtk_bionet_project_runs_as_it_is(tmp_path: Path, sim_env: dict[str, 
     assert set(spikes["output"][0].tolist()) == {0, 1, 2}
     np.testing.assert_array_equal(spikes["output"][0], spikes["output_stock"][0])
     np.testing.assert_allclose(spikes["output"][1], spikes["output_stock"][1], atol=1e-6)
+    plots = sorted(p.name for p in (project / "output" / "plots").glob("*.png"))
+    assert plots == ["raster.png", "rate_histograms.png"]  # no membrane report asked

@@ -805,7 +805,7 @@ def main(argv: list[str] | None = None) -> int:
 
         notes: list[str] = []
         try:
-            pngs = plot_run(summary.config.parent, notes=notes)
+            pngs = plot_run(summary.config, notes=notes)
         except BuildError as exc:
             print(f"run-network: the run finished but plotting failed: {exc}", file=sys.stderr)
             return 2
