@@ -11,8 +11,9 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .data import project_data_dir
@@ -263,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
 
         if is_spec_file(params_arg):
             return _spec_main(ns, Path(params_arg), seed, overrides)
-    try:
+
+    def build() -> Any:
         from .build import SimulationBuilder
 
         t0 = time.perf_counter()
@@ -284,23 +286,9 @@ def main(argv: list[str] | None = None) -> int:
             for k, v in counts.items():
                 print(f"  {k} = {v}")
             return 0
-        result = builder.build(ns.outdir, force=ns.force)
-    except BuildError as exc:
-        print(f"build-network: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # not bad input, but a message still serves better than a traceback
-        log.debug("", exc_info=True)
-        print(f"build-network: error: {_os_error(exc)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(
-            "build-network: interrupted; the output directory was left as it was", file=sys.stderr
-        )
-        return 130
-    if not ns.quiet:
-        print(result.summary())
-    log.debug("wrote %s into %s", _plural(len(result.files), "file"), result.outdir)
-    return 0
+        return builder.build(ns.outdir, force=ns.force)
+
+    return _guarded(ns, build)
 
 
 def _size(nbytes: float) -> str:
@@ -315,7 +303,8 @@ def _spec_main(
     ns: argparse.Namespace, path: Path, seed: int | None, overrides: dict[str, object]
 ) -> int:
     """``build-network SPEC [SEED] -o DIR [--set K=V] [--check]`` for a network spec."""
-    try:
+
+    def build() -> Any:
         from .spec import NetworkBuilder, load_spec
 
         t0 = time.perf_counter()
@@ -340,11 +329,20 @@ def _spec_main(
             print(f"  disk = {_size(est['disk_bytes'])} (expected)")
             print(f"  peak memory = {_size(est['peak_memory_bytes'])} (expected)")
             return 0
-        result = builder.build(ns.outdir, force=ns.force)
+        return builder.build(ns.outdir, force=ns.force)
+
+    return _guarded(ns, build)
+
+
+def _guarded(ns: argparse.Namespace, build: Callable[[], Any]) -> int:
+    """Run ``build`` (returns a build result, or an exit status when it printed a check):
+    bad input and OS errors become one message and exit status 2, Ctrl-C 130."""
+    try:
+        result = build()
     except BuildError as exc:
         print(f"build-network: error: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:
+    except OSError as exc:  # not bad input, but a message still serves better than a traceback
         log.debug("", exc_info=True)
         print(f"build-network: error: {_os_error(exc)}", file=sys.stderr)
         return 2
@@ -353,8 +351,11 @@ def _spec_main(
             "build-network: interrupted; the output directory was left as it was", file=sys.stderr
         )
         return 130
+    if isinstance(result, int):
+        return result
     if not ns.quiet:
         print(result.summary())
+    log.debug("wrote %s into %s", _plural(len(result.files), "file"), result.outdir)
     return 0
 
 
