@@ -73,6 +73,25 @@ sim.run()
 LIF = {"I_e": 0.0, "tau_m": 44.9, "C_m": 239.0, "t_ref": 3.0, "E_L": -78.0, "V_th": -43.0}
 
 
+def _networks(populations: tuple[str, str], target: str) -> dict[str, list[dict[str, str]]]:
+    """``networks`` as BMTK's NetworkBuilder names the files: nodes per population, edges
+    from each population onto ``target``."""
+    net = "$NETWORK_DIR"
+    return {
+        "nodes": [
+            {"nodes_file": f"{net}/{p}_nodes.h5", "node_types_file": f"{net}/{p}_node_types.csv"}
+            for p in populations
+        ],
+        "edges": [
+            {
+                "edges_file": f"{net}/{p}_{target}_edges.h5",
+                "edge_types_file": f"{net}/{p}_{target}_edge_types.csv",
+            }
+            for p in populations
+        ],
+    }
+
+
 def _bmtk_project(folder: Path, output: str) -> Path:
     """Write the project into ``folder``; returns its top-level config."""
     (folder / "inputs").mkdir(parents=True)
@@ -87,29 +106,13 @@ def _bmtk_project(folder: Path, output: str) -> Path:
         [sys.executable, "-c", BUILD], cwd=folder, capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    net = "$NETWORK_DIR"
     circuit = {
         "manifest": {"$BASE_DIR": "${configdir}", "$NETWORK_DIR": "$BASE_DIR/network"},
         "components": {
             "point_neuron_models_dir": "$BASE_DIR/components/cell_models",
             "synaptic_models_dir": "$BASE_DIR/components/synaptic_models",
         },
-        "networks": {
-            "nodes": [
-                {
-                    "nodes_file": f"{net}/{p}_nodes.h5",
-                    "node_types_file": f"{net}/{p}_node_types.csv",
-                }
-                for p in ("cortex", "thalamus")
-            ],
-            "edges": [
-                {
-                    "edges_file": f"{net}/{p}_cortex_edges.h5",
-                    "edge_types_file": f"{net}/{p}_cortex_edge_types.csv",
-                }
-                for p in ("cortex", "thalamus")
-            ],
-        },
+        "networks": _networks(("cortex", "thalamus"), "cortex"),
     }
     simulation = {
         "manifest": {"$BASE_DIR": "${configdir}", "$OUTPUT_DIR": f"$BASE_DIR/{output}"},
@@ -273,7 +276,6 @@ def _bionet_config(
 ) -> Path:
     """A BioNet config as BMTK users write one: one file, ``target_simulator`` BioNet
     (``nsteps_block`` 0: BMTK's default, which stock BioNet cannot run)."""
-    net = "$NETWORK_DIR"
     cfg = {
         "manifest": {
             "$BASE_DIR": "${configdir}",
@@ -306,22 +308,7 @@ def _bionet_config(
             "biophysical_neuron_models_dir": "$COMPONENTS_DIR/biophysical_neuron_models",
             "templates_dir": "$COMPONENTS_DIR/templates",
         },
-        "networks": {
-            "nodes": [
-                {
-                    "nodes_file": f"{net}/{p}_nodes.h5",
-                    "node_types_file": f"{net}/{p}_node_types.csv",
-                }
-                for p in ("v1", "lgn")
-            ],
-            "edges": [
-                {
-                    "edges_file": f"{net}/{p}_v1_edges.h5",
-                    "edge_types_file": f"{net}/{p}_v1_edge_types.csv",
-                }
-                for p in ("v1", "lgn")
-            ],
-        },
+        "networks": _networks(("v1", "lgn"), "v1"),
     }
     path = project / f"config_{output}.json"
     path.write_text(json.dumps(cfg, indent=2))
