@@ -22,7 +22,7 @@ from .errors import BuildError
 if TYPE_CHECKING:
     from .build import SimulationBuilder
 
-__all__ = ["main", "default_params_path"]
+__all__ = ["main", "l5net_main", "default_params_path"]
 
 log = logging.getLogger("builder")
 
@@ -362,6 +362,46 @@ def _guarded(ns: argparse.Namespace, build: Callable[[], Any]) -> int:
 def _show(value: object) -> str:
     """An override's value as the user would type it."""
     return value if isinstance(value, str) else json.dumps(value)
+
+
+#: ``l5net SUBCOMMAND``: (what it does, the command it is, the argv prefix it takes)
+SUBCOMMANDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "build": ("build a network from a params file or a network spec", "build-network", ()),
+    "sweep": ("build every run of a parameter sweep", "build-network", ("sweep",)),
+    "run": ("run a built network, a sweep or a BMTK project (NEURON or NEST)", "run-network", ()),
+    "plot": ("draw a finished run's figures", "run-network", ("plot",)),
+    "collect": ("summarise a sweep's runs into one table", "run-network", ("collect",)),
+}
+
+
+def l5net_main(argv: list[str] | None = None) -> int:
+    """``l5net SUBCOMMAND ...`` (also ``python -m builder``): every command in one place.
+
+    Each subcommand is the command named in the help (``l5net build`` is ``build-network``,
+    ``l5net run`` is ``run-network``, ...), with the same options and exit statuses.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    width = max(map(len, SUBCOMMANDS))
+    lines = [
+        f"  {name:<{width}}  {what} (= {cmd}{''.join(' ' + a for a in prefix)})"
+        for name, (what, cmd, prefix) in SUBCOMMANDS.items()
+    ]
+    usage = "l5net {" + ",".join(SUBCOMMANDS) + "} ... (l5net SUBCOMMAND --help for its options)"
+    if not argv or argv[0] in ("-h", "--help"):
+        print(f"usage: {usage}\n\nsubcommands:\n" + "\n".join(lines))
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        print(f"l5net {__version__}")
+        return 0
+    if argv[0] not in SUBCOMMANDS:
+        print(f"usage: {usage}\nl5net: error: unknown subcommand {argv[0]!r}", file=sys.stderr)
+        return 2
+    _, command, prefix = SUBCOMMANDS[argv[0]]
+    if command == "build-network":
+        return main([*prefix, *argv[1:]])
+    from .run_cli import main as run_main
+
+    return run_main([*prefix, *argv[1:]])
 
 
 if __name__ == "__main__":  # pragma: no cover

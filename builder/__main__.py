@@ -1,0 +1,7 @@
+"""``python -m builder``: the ``l5net`` command (every subcommand, see ``--help``)."""
+
+import sys
+
+from .cli import l5net_main
+
+sys.exit(l5net_main())
