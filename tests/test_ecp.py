@@ -274,6 +274,48 @@ def test_two_ranks_give_the_same_ecp(ecp_run, run_network, tmp_path):
 
 
 @pytest.mark.neuron
+def test_coreneuron_gives_the_neuron_engines_ecp_chunk_by_chunk(tmp_path, sim_env):
+    """A recurrent network (lfpy_network, 20 cells, 200 ms): CoreNEURON runs chunk by chunk
+    (blocks of 333 steps, which it ends a step short of when a block boundary falls inside
+    a min-delay interval) and hands the recorded membrane currents to the same maps in
+    between: the same ECP, dipole and spikes as the NEURON engine."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    spec = json.loads((root / "examples" / "lfpy_network.json").read_text())
+    spec["components_dir"] = str(root / "examples" / "components")
+    spec["populations"]["E"]["count"] = 16
+    spec["populations"]["I"]["count"] = 4
+    spec["run"]["duration_ms"] = 200.0
+    spec["run"]["warmup_ms"] = 50.0
+    (tmp_path / "s.json").write_text(json.dumps(spec))
+    cmd = [sys.executable, "-m", "builder.cli", str(tmp_path / "s.json"), "-o", "net", "-q"]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=sim_env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    cfg = json.loads((tmp_path / "net" / "simulation_config.json").read_text())
+    cfg["run"]["nsteps_block"] = 333
+    (tmp_path / "net" / "simulation_config.json").write_text(json.dumps(cfg))
+    shutil.copytree(tmp_path / "net", tmp_path / "core")
+    for name, engine in (("net", "neuron"), ("core", "coreneuron")):
+        run = [sys.executable, str(root / "run_network.py"), name, "-q", "--engine", engine]
+        proc = subprocess.run(
+            run, cwd=tmp_path, env=sim_env, capture_output=True, text=True, timeout=900
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = tmp_path / "net" / "output", tmp_path / "core" / "output"
+    for name, key in (("ecp.h5", "ecp/data"), ("dipole.h5", "dipole/E/data")):
+        with h5py.File(a / name) as fa, h5py.File(b / name) as fb:
+            ref = fa[key][()]
+            assert fb[key].shape == ref.shape == (3200, ref.shape[1]) and np.abs(ref).max() > 0
+            np.testing.assert_allclose(fb[key][()], ref, rtol=0, atol=1e-9 * np.abs(ref).max())
+    with h5py.File(a / "spikes.h5") as fa, h5py.File(b / "spikes.h5") as fb:
+        for pop in ("E", "I"):
+            t_a = np.sort(fa[f"spikes/{pop}/timestamps"][()])
+            np.testing.assert_allclose(np.sort(fb[f"spikes/{pop}/timestamps"][()]), t_a, atol=1e-9)
+
+
+@pytest.mark.neuron
 def test_electrode_inside_the_soma_fails_before_the_run(tiny_network, run_network, tmp_path):
     net = _prepare(tiny_network, tmp_path / "net", np.vstack([ELECTRODES[:1], [POSITION]]))
     res = run_network(net, timeout_s=300)

@@ -415,14 +415,19 @@ def _sim_module_class() -> type:
         def step(self, sim: Any, tstep: int) -> None:
             self.since += 1
             if self.since >= self.chunk:
-                self._flush()
+                self.flush()
 
         def block(self, sim: Any, block_interval: Any) -> None:
-            self._flush()
+            self.flush()
 
         def _currents(self, n: int) -> np.ndarray:
             # every Vector holds the same samples (the first chunk also the t = 0 one)
             m = int(self.vectors[0].size()) if self.vectors else n
+            if m not in (n, n + 1):
+                raise RunError(
+                    f"reports.{self.rep.name}: {m} membrane-current samples recorded for "
+                    f"{n} time steps (the extracellular report lost its alignment)"
+                )
             if self._buf.shape[1] < m:  # one buffer for the run: no fresh pages per chunk
                 self._buf = np.empty((len(self.vectors), m))
             cur = self._buf[:, :m]
@@ -431,7 +436,8 @@ def _sim_module_class() -> type:
                 vec.resize(0)  # keeps its capacity (buffer_size): no reallocation while running
             return cur[:, m - n :]
 
-        def _flush(self) -> None:
+        def flush(self) -> None:
+            """Map the ``since`` steps recorded since the last flush to the outputs."""
             n = self.since
             self.since = 0
             if n == 0:
@@ -463,7 +469,7 @@ def _sim_module_class() -> type:
             self.row += n
 
         def finalize(self, sim: Any) -> None:
-            self._flush()
+            self.flush()
             for f in self.files.values():
                 f.close()
             self.files = {}

@@ -319,6 +319,7 @@ def _run_coreneuron(sim: Any, h: Any, pc: Any, mechanisms_dir: Path | None) -> N
         if isinstance(mod, (SpikesMod, SomaReport, MembraneReport)) or name in (
             "FileCurrentClamp",
             "Progress",
+            "ExtracellularReport",
         ):
             continue
         raise RunError(
@@ -344,9 +345,23 @@ def _run_coreneuron(sim: Any, h: Any, pc: Any, mechanisms_dir: Path | None) -> N
         os.environ["CORENEURONLIB"] = str(_corenrn_library(Path(mechanisms_dir)))
     coreneuron.enable = True
     coreneuron.verbose = 0
+    # extracellular reports (builder.nrn.ecp) map each chunk of recorded membrane currents to
+    # the electrodes: CoreNEURON runs chunk by chunk and hands the recordings back in between
+    ecps = [mod for mod in mods if type(mod).__name__ == "ExtracellularReport"]
+    chunk = min((int(mod.chunk) for mod in ecps), default=n_steps) or n_steps
     try:
         h.stdinit()
-        pc.psolve(sim.tstop)
+        done = 0
+        while done < n_steps:
+            stop = min(done + chunk, n_steps)
+            pc.psolve(sim.tstop if stop == n_steps else stop * float(sim.dt))
+            # CoreNEURON may stop a step short of an intermediate time (it advances in
+            # min-delay intervals): the steps it made are what the recordings hold
+            reached = min(n_steps, int(round(float(h.t) / float(sim.dt))))
+            for mod in ecps:
+                mod.since = reached - done
+                mod.flush()
+            done = reached
     finally:
         coreneuron.enable = False
     if replayed:
