@@ -316,6 +316,16 @@ def test_coreneuron_gives_the_neuron_engines_ecp_chunk_by_chunk(tmp_path, sim_en
 
 
 @pytest.mark.neuron
+def test_threads_with_an_extracellular_report_are_refused(ecp_run, run_network, tmp_path):
+    """NEURON 9 cannot record membrane currents on threads: one message, exit 2, no output."""
+    net = shutil.copytree(ecp_run, tmp_path / "net", ignore=shutil.ignore_patterns("output"))
+    res = run_network(net, "-t", "2", timeout_s=300)
+    assert res.returncode == 2, res.describe()
+    assert "reports.ecp" in res.stderr and "2 threads" in res.stderr and "mpiexec" in res.stderr
+    assert "Traceback" not in res.stderr and not (net / "output").exists()
+
+
+@pytest.mark.neuron
 def test_electrode_inside_the_soma_fails_before_the_run(tiny_network, run_network, tmp_path):
     net = _prepare(tiny_network, tmp_path / "net", np.vstack([ELECTRODES[:1], [POSITION]]))
     res = run_network(net, timeout_s=300)

@@ -320,6 +320,20 @@ def _run(
     raw = merge_simulation_child(json.loads(config.read_text()), config, [])
     seed = int(raw.get("run", {}).get("random_seed", 0))
     engine, n_thread = engine_options(raw, config, *engine_args)
+    extracellular = [
+        name
+        for name, rep in (raw.get("reports") or {}).items()
+        if isinstance(rep, dict)
+        and rep.get("module") == "extracellular"
+        and rep.get("enabled", True)
+    ]
+    if n_thread > 1 and extracellular:
+        raise RunError(
+            f"{config}: reports.{extracellular[0]}: an extracellular report cannot run on "
+            f"{n_thread} threads (-t / run.n_thread): NEURON 9 cannot record membrane currents "
+            "of a threaded model; run one thread per process and use more processes "
+            "(mpiexec -n N) for more cores, which gives the same results"
+        )
 
     dirs = _component_dirs(raw, config)
     mod_dir = dirs.get("mechanisms_dir", base / "components" / "mechanisms")
