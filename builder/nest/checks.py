@@ -153,10 +153,10 @@ class _NestChecker:
                 )
             positive = self._positive_only(e.target)
             with h5py.File(e.file, "r") as f:
-                cols = _edge_columns(f["edges"][e.name])
+                cols = _edge_columns(f["edges"][e.name].id)  # the columns the loader reads
                 wmin = dmin = np.inf
                 for key in ("syn_weight", "delay"):
-                    ds = cols.get(key)
+                    ds = h5py.Dataset(cols[key]) if key in cols else None
                     if ds is None:
                         vals = [
                             float(r[key])
