@@ -27,7 +27,7 @@ from ..checks import InputError
 from ..errors import RunError
 from ..netconfig import NetworkConfig
 from .config import strip_prefix
-from .loader import _edge_columns, import_nest, params_path
+from .loader import COMPACT_KEY, _edge_columns, import_nest, params_path
 
 __all__ = ["check_nest_inputs"]
 
@@ -315,6 +315,11 @@ def check_nest_inputs(cfg: NetworkConfig) -> None:
     """Raise :class:`InputError` listing every NEST-specific problem of ``cfg``."""
     nest = import_nest()
     c = _NestChecker(cfg, nest)
+    run = cfg.raw.get("run") if isinstance(cfg.raw.get("run"), dict) else {}
+    if not isinstance(run.get(COMPACT_KEY, True), bool):
+        c.problems.append(
+            f"{cfg.path}: run.{COMPACT_KEY}: {run[COMPACT_KEY]!r} is not true or false"
+        )
     c.nodes()
     c.edges()
     c.inputs()

@@ -287,11 +287,17 @@ def _to_nest_ids(
     """NEST ids of the SONATA ids ``ds[a:z]`` into ``out``: read straight into ``out`` and
     offset in place when the population's NEST ids are one run (``first``), else looked up
     in ``gids``."""
+    # SONATA ids are uint64 on disk: read as such into the int64 buffer (ids < 2^63 are the
+    # same bits; the generic checks keep them within the populations), a copy for HDF5
+    # instead of a checked conversion
+    raw = ds.dtype == np.uint64
     if first is not None:
-        view = _read(ds, a, z, out)
+        view = out[: z - a]
+        _read(ds, a, z, view.view(np.uint64) if raw else view)
         view += first
         return view
-    ids = _read(ds, a, z, buf.ids)
+    ids = buf.ids[: z - a]
+    _read(ds, a, z, ids.view(np.uint64) if raw else ids)
     view = out[: z - a]
     np.take(gids, ids, out=view)
     return view
@@ -347,14 +353,26 @@ def iter_edge_chunks(
 
 
 #: NEST's compact twin of each synapse model (``static_synapse_hpc``: the target kept as a
-#: thread-local index instead of a pointer, receptor port 0 only, otherwise the same model: the
-#: same spikes). Used for the edges of a model listed here that name no receptor port while the
-#: kernel holds at most :data:`COMPACT_MAX_NODES` nodes (so any thread's index fits); on the
-#: scale-0.1 microcircuit NEST's connection storage shrinks from 117 to 72 MB (3 M edges).
+#: 2-byte thread-local index instead of an 8-byte pointer, receptor port 0 only, otherwise the
+#: same model: the same spikes). Used for the edges of a model listed here that name no
+#: receptor port, unless the config's ``run.nest_compact_synapses`` is false or a thread would
+#: hold more than :data:`COMPACT_MAX_NODES` nodes (NEST's limit). On the scale-0.1
+#: microcircuit (3 M edges) NEST's connection storage shrinks from 117 to 71 MB and the load's
+#: CPU by 0.03 s; the simulation takes about 5 % more CPU (the index is looked up per spike).
 COMPACT_SYNAPSES = {"static_synapse": "static_synapse_hpc"}
-COMPACT_MAX_NODES = 65535
-#: Set False to connect with the models exactly as the edge types name them.
-USE_COMPACT_SYNAPSES = True
+#: Nodes per thread an ``_hpc`` synapse can address (NEST refuses to connect beyond).
+COMPACT_MAX_NODES = 65534
+COMPACT_KEY = "nest_compact_synapses"
+
+
+def use_compact_synapses(cfg: NetworkConfig, net: Network) -> bool:
+    """Whether the load may use :data:`COMPACT_SYNAPSES`: ``run.nest_compact_synapses`` (true
+    by default) and every thread's nodes addressable (cells are spread over the threads, each
+    spike generator is on every thread)."""
+    if (cfg.raw.get("run") or {}).get(COMPACT_KEY, True) is not True:
+        return False
+    devices = sum(int((m == "").sum()) for m in net.models.values())
+    return -(-net.n_cells // max(cfg.threads, 1)) + devices <= COMPACT_MAX_NODES
 
 
 def _compact(spec: dict[str, Any], models: set[str]) -> dict[str, Any]:
@@ -398,7 +416,7 @@ def _connect_edges(nest: Any, cfg: NetworkConfig, net: Network) -> None:
     # one set of chunk buffers for every edge population: its pages stay mapped
     buffers = _Buffers(min(EDGE_CHUNK, max([e.size for e in cfg.edges] + [1])))
     synapse_params: dict[Path | None, dict[str, Any]] = {}  # each params file read once
-    compact = USE_COMPACT_SYNAPSES and int(nest.network_size) <= COMPACT_MAX_NODES
+    compact = use_compact_synapses(cfg, net)
     models = set(nest.synapse_models) if compact else set()
     connect = _array_connect(nest)
     for edges in cfg.edges:
