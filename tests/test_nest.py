@@ -403,8 +403,9 @@ def test_nest_is_imported_without_pandas_and_matplotlib() -> None:
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
 
 
-def _synapse_models(d: Path, **run: object) -> dict[str, int]:
-    """Load ``d`` (its run section updated with ``run``) in-process: connections per model."""
+def _synapse_models(d: Path, **run: object) -> tuple[dict[str, int], int]:
+    """Load ``d`` (its run section updated with ``run``) in-process: connections per model,
+    and the number of SONATA edges."""
     from builder.nest.loader import import_nest, load
     from builder.netconfig import read_config
 
@@ -414,9 +415,7 @@ def _synapse_models(d: Path, **run: object) -> dict[str, int]:
     net = load(nest, cfg)
     conns = nest.GetConnections(synapse_model=None)
     models = [str(m) for m in conns.get("synapse_model")] if len(conns) else []
-    counts = {m: models.count(m) for m in set(models)}
-    assert net.n_edges == sum(n for m, n in counts.items() if m.startswith("static_synapse"))
-    return counts
+    return {m: models.count(m) for m in set(models)}, net.n_edges
 
 
 def test_compact_synapses_give_the_same_spikes(tmp_path: Path) -> None:
@@ -425,14 +424,18 @@ def test_compact_synapses_give_the_same_spikes(tmp_path: Path) -> None:
     spikes on 2 threads as static_synapse (``run.nest_compact_synapses: false``); edges onto
     receptor ports keep static_synapse."""
     d = _fresh(tmp_path, threads=2)
-    counts = _synapse_models(d)
-    assert counts.get("static_synapse_hpc", 0) > 0 and "static_synapse" in counts  # + generators
-    assert _synapse_models(d, nest_compact_synapses=False).get("static_synapse_hpc", 0) == 0
+    compact, n_edges = _synapse_models(d)
+    assert compact["static_synapse_hpc"] == n_edges > 0
+    generators = compact["static_synapse"]  # the Poisson background keeps its model
+    assert _synapse_models(d, nest_compact_synapses=False) == (
+        {"static_synapse": n_edges + generators},
+        n_edges,
+    )
     assert nest_main([str(d), "-q"]) == 0
-    compact = (d / "output" / "spikes.h5").read_bytes()
+    spikes = (d / "output" / "spikes.h5").read_bytes()
     _edit(d / "simulation_config.json", lambda c: c["run"].update(nest_compact_synapses=False))
     assert nest_main([str(d), "-q"]) == 0
-    assert (d / "output" / "spikes.h5").read_bytes() == compact
+    assert (d / "output" / "spikes.h5").read_bytes() == spikes
     ports = write_point_network(
         tmp_path / "ports",
         model="aeif_cond_beta_multisynapse",
@@ -444,7 +447,7 @@ def test_compact_synapses_give_the_same_spikes(tmp_path: Path) -> None:
         bg_weight=0.5,
         tstop_ms=50.0,
     )
-    assert "static_synapse_hpc" not in _synapse_models(ports)
+    assert "static_synapse_hpc" not in _synapse_models(ports)[0]
 
 
 def test_compact_synapses_only_where_nest_can_address_the_targets() -> None:
