@@ -5,16 +5,20 @@ every edge into pandas; here
 
 * each node type becomes one ``nest.Create(model, n, params)`` with its dynamics JSON; per-node
   columns that are parameters of the model (``V_m``...) are set per node, in one call;
-* each edge population is read from HDF5 in chunks of :data:`EDGE_CHUNK` edges into buffers
-  reused for every chunk (NEST ids as int64, weight and delay as float64: what NEST's array
-  path takes without a copy) and passed to ``nest.Connect(src, tgt, "one_to_one",
-  {"weight": array, "delay": array})`` per edge type, after the kernel's threads are set
-  (NEST connects the arrays on all threads, each its own targets); the weight is
-  ``syn_weight`` (per edge, or the type's) times ``nsyns`` when present, as BMTK PointNet
-  does. NEST's own storage is the floor: on the scale-0.1 microcircuit (3 M edges) its
-  ``Connect`` calls take 0.46 s of CPU and 115 MB of 0.70 s and 230 MB for the whole load
-  (imports 93 MB); edges sorted by source instead of by target (as SONATA files are) take
-  the same CPU in ``Connect`` and in ``Prepare`` and 6 MB less storage, not worth a sort;
+* each edge population is read from HDF5 (h5py's low-level API) in chunks of
+  :data:`EDGE_CHUNK` edges into buffers reused for every chunk (NEST ids as int64, weight and
+  delay as float64) and passed per edge type to NEST's array connect (what
+  ``nest.Connect(src, tgt, "one_to_one", {"weight": array, "delay": array})`` calls, without
+  PyNEST's copies of the arrays), after the kernel's threads are set (NEST connects the arrays
+  on all threads, each its own targets); the weight is ``syn_weight`` (per edge, or the
+  type's) times ``nsyns`` when present, as BMTK PointNet does. ``static_synapse`` edges
+  without a receptor port are connected as NEST's ``static_synapse_hpc``
+  (:data:`COMPACT_SYNAPSES`: the same spikes, 24 instead of 39 B per edge;
+  ``run.nest_compact_synapses: false`` turns it off). NEST's own ``Connect`` is the floor: on
+  the scale-0.1 microcircuit (3 M edges, 2 threads) it takes 0.43 s of the load's 0.57 s of
+  CPU and 71 MB (117 MB as ``static_synapse``) of its 93 MB above the imports (85 MB); edges
+  sorted by source instead of by target (as SONATA files are) take the same CPU in
+  ``Connect`` and in ``Prepare`` and 6 MB less storage, not worth a sort;
 * a virtual population becomes one ``spike_generator`` per node, with the spikes of the
   config's ``spikes`` inputs; NEST cannot emit at t <= 0, so such spikes are moved to the first
   time step (and counted in a note);
@@ -48,9 +52,10 @@ __all__ = ["EDGE_CHUNK", "Network", "import_nest", "iter_edge_chunks", "load", "
 
 log = logging.getLogger("builder.nest")
 
-#: Edges read and connected per ``nest.Connect`` call. The scale-0.1 microcircuit (3 M edges,
-#: 2 threads): 2^15 costs 0.78 s of load CPU, 2^17 and 2^18 0.70 s; the peak above NEST's own
-#: storage is 2, 5 and 11 MB (the buffers and PyNEST's copies of weight and delay).
+#: Edges read and connected per NEST connect call (each call costs about 0.5 ms beyond its
+#: edges). The scale-0.1 microcircuit (3 M edges, 2 threads, best of 3 at load 12): 2^14,
+#: 2^15, 2^16, 2^17, 2^18, 2^19 take 0.69, 0.62, 0.59, 0.58, 0.57, 0.59 s of load CPU at a
+#: peak of 174, 174, 176, 178, 183, 190 MB.
 EDGE_CHUNK = 1 << 17
 
 
