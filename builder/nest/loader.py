@@ -55,8 +55,9 @@ log = logging.getLogger("builder.nest")
 #: Edges read and connected per NEST connect call (each call costs about 0.5 ms beyond its
 #: edges). The scale-0.1 microcircuit (3 M edges, 2 threads, best of 3 at load 12): 2^14,
 #: 2^15, 2^16, 2^17, 2^18, 2^19 take 0.69, 0.62, 0.59, 0.58, 0.57, 0.59 s of load CPU at a
-#: peak of 174, 174, 176, 178, 183, 190 MB.
-EDGE_CHUNK = 1 << 17
+#: peak of 174, 174, 176, 178, 183, 190 MB; 2^17 against 2^18, 5 runs each alternating:
+#: medians 0.596 and 0.567 s (scale 0.2: 2.07 and 1.94 s at 392 and 397 MB).
+EDGE_CHUNK = 1 << 18
 
 
 #: Optional imports of PyNEST that we use none of: pandas (``get(output="pandas")``) and
