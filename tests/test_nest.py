@@ -468,3 +468,22 @@ def test_compact_synapses_only_where_nest_can_address_the_targets() -> None:
     assert case(2 * COMPACT_MAX_NODES - 2 * 100, 100, 2)
     assert not case(2 * COMPACT_MAX_NODES - 2 * 100, 101, 2)
     assert not case(COMPACT_MAX_NODES + 1, 0, 1) and case(COMPACT_MAX_NODES + 1, 0, 2)
+
+
+def test_read_config_takes_fixed_and_variable_length_population_names(tmp_path: Path) -> None:
+    """The edge files' ``node_population`` attributes (read with h5py's low-level API) as
+    variable-length strings (ours) and as fixed-length bytes (other writers)."""
+    from builder.netconfig import read_config
+
+    d = _fresh(tmp_path)
+    before = {(e.name, e.source, e.target, e.size) for e in read_config(d).edges}
+    assert ("cells_cells", "cells", "cells") in {x[:3] for x in before}
+    for path in (d / "network").glob("*_edges.h5"):
+        with h5py.File(path, "r+") as f:
+            for g in f["edges"].values():
+                for key in ("source_node_id", "target_node_id"):
+                    name = g[key].attrs["node_population"]
+                    name = name.decode() if isinstance(name, bytes) else str(name)
+                    del g[key].attrs["node_population"]
+                    g[key].attrs["node_population"] = np.bytes_(name.encode())
+    assert {(e.name, e.source, e.target, e.size) for e in read_config(d).edges} == before
