@@ -204,16 +204,28 @@ def _read_edges(entry: Mapping[str, Any], res: _Resolver) -> list[EdgePopulation
     rows = _types(tpath) if tpath is not None else []
     types = {int(r["edge_type_id"]): r for r in rows if r.get("edge_type_id", "").isdigit()}
     out = []
-    with h5py.File(path, "r") as f:
-        for pop in list(entry.get("populations") or f["edges"]):
-            g = f["edges"][pop]
-            src = g["source_node_id"].attrs["node_population"]
-            trg = g["target_node_id"].attrs["node_population"]
-            src = src.decode() if isinstance(src, bytes) else str(src)
-            trg = trg.decode() if isinstance(trg, bytes) else str(trg)
-            n = int(g["source_node_id"].shape[0])
-            out.append(EdgePopulation(pop, path, tpath, types, src, trg, n))
+    # h5py's low-level API: the high-level File, groups and attributes cost 0.7 ms per file
+    # (0.04 s of a NEST load's 0.6 s for the 55 edge files of the microcircuit)
+    fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDONLY)
+    try:
+        g = h5py.h5g.open(fid, b"edges")
+        for pop in list(entry.get("populations") or (n.decode() for n in g)):
+            src_ds = h5py.h5d.open(g, f"{pop}/source_node_id".encode())
+            trg_ds = h5py.h5d.open(g, f"{pop}/target_node_id".encode())
+            src, trg = _attr_str(src_ds, b"node_population"), _attr_str(trg_ds, b"node_population")
+            out.append(EdgePopulation(pop, path, tpath, types, src, trg, int(src_ds.shape[0])))
+    finally:
+        fid.close()
     return out
+
+
+def _attr_str(obj: Any, name: bytes) -> str:
+    """A scalar string attribute of a low-level HDF5 object."""
+    a = h5py.h5a.open(obj, name)
+    value = np.empty(a.shape, dtype=a.dtype)
+    a.read(value)
+    v = value[()]
+    return v.decode() if isinstance(v, bytes) else str(v)
 
 
 def _number(raw: Mapping[str, Any], key: str, default: float) -> float:

@@ -178,9 +178,23 @@ def _short_delay(d: Path) -> tuple[str, str]:
     return "ext_cells", "needs delay >= dt"
 
 
+def _bad_compact_flag(d: Path) -> tuple[str, str]:
+    _edit(d / "simulation_config.json", lambda c: c["run"].update(nest_compact_synapses="yes"))
+    return "run.nest_compact_synapses", "'yes' is not true or false"
+
+
 @pytest.mark.parametrize(
     "spoil",
-    [_bad_model, _bad_param, _bad_sign, _no_port, _no_target, _input_to_nowhere, _short_delay],
+    [
+        _bad_model,
+        _bad_param,
+        _bad_sign,
+        _no_port,
+        _no_target,
+        _input_to_nowhere,
+        _short_delay,
+        _bad_compact_flag,
+    ],
 )
 def test_bad_input_exits_2_before_simulating(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], spoil
@@ -387,3 +401,89 @@ def test_nest_is_imported_without_pandas_and_matplotlib() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+def _synapse_models(d: Path, **run: object) -> tuple[dict[str, int], int]:
+    """Load ``d`` (its run section updated with ``run``) in-process: connections per model,
+    and the number of SONATA edges."""
+    from builder.nest.loader import import_nest, load
+    from builder.netconfig import read_config
+
+    nest = import_nest()
+    cfg = read_config(d)
+    cfg.raw["run"].update(run)
+    net = load(nest, cfg)
+    conns = nest.GetConnections(synapse_model=None)
+    models = [str(m) for m in conns.get("synapse_model")] if len(conns) else []
+    return {m: models.count(m) for m in set(models)}, net.n_edges
+
+
+def test_compact_synapses_give_the_same_spikes(tmp_path: Path) -> None:
+    """static_synapse edges without a receptor port are connected as NEST's
+    static_synapse_hpc (less memory), including those from spike generators, with the same
+    spikes on 2 threads as static_synapse (``run.nest_compact_synapses: false``); edges onto
+    receptor ports keep static_synapse."""
+    d = _fresh(tmp_path, threads=2)
+    compact, n_edges = _synapse_models(d)
+    assert compact["static_synapse_hpc"] == n_edges > 0
+    generators = compact["static_synapse"]  # the Poisson background keeps its model
+    assert _synapse_models(d, nest_compact_synapses=False) == (
+        {"static_synapse": n_edges + generators},
+        n_edges,
+    )
+    assert nest_main([str(d), "-q"]) == 0
+    spikes = (d / "output" / "spikes.h5").read_bytes()
+    _edit(d / "simulation_config.json", lambda c: c["run"].update(nest_compact_synapses=False))
+    assert nest_main([str(d), "-q"]) == 0
+    assert (d / "output" / "spikes.h5").read_bytes() == spikes
+    ports = write_point_network(
+        tmp_path / "ports",
+        model="aeif_cond_beta_multisynapse",
+        params={"E_rev": [0.0, -80.0], "tau_rise": [0.2, 0.5], "tau_decay": [2.0, 5.0]},
+        ports=True,
+        exc_weight=1.0,
+        inh_weight=4.0,
+        ext_weight=0.5,
+        bg_weight=0.5,
+        tstop_ms=50.0,
+    )
+    assert "static_synapse_hpc" not in _synapse_models(ports)[0]
+
+
+def test_compact_synapses_only_where_nest_can_address_the_targets() -> None:
+    """NEST's _hpc synapses address at most 65,534 nodes per thread: cells are spread over
+    the threads, every spike generator is on each; the config can turn them off."""
+    from types import SimpleNamespace
+
+    from builder.nest.loader import COMPACT_MAX_NODES, Network, use_compact_synapses
+
+    def case(cells: int, generators: int, threads: int, **run: object) -> bool:
+        net = Network({}, {"c": np.full(cells, "iaf_psc_exp"), "v": np.full(generators, "")})
+        net.n_cells = cells
+        cfg = SimpleNamespace(raw={"run": run}, threads=threads)
+        return use_compact_synapses(cfg, net)  # type: ignore[arg-type]
+
+    assert case(7717, 0, 2)
+    assert not case(7717, 0, 2, nest_compact_synapses=False)
+    assert case(2 * COMPACT_MAX_NODES - 2 * 100, 100, 2)
+    assert not case(2 * COMPACT_MAX_NODES - 2 * 100, 101, 2)
+    assert not case(COMPACT_MAX_NODES + 1, 0, 1) and case(COMPACT_MAX_NODES + 1, 0, 2)
+
+
+def test_read_config_takes_fixed_and_variable_length_population_names(tmp_path: Path) -> None:
+    """The edge files' ``node_population`` attributes (read with h5py's low-level API) as
+    variable-length strings (ours) and as fixed-length bytes (other writers)."""
+    from builder.netconfig import read_config
+
+    d = _fresh(tmp_path)
+    before = {(e.name, e.source, e.target, e.size) for e in read_config(d).edges}
+    assert ("cells_cells", "cells", "cells") in {x[:3] for x in before}
+    for path in (d / "network").glob("*_edges.h5"):
+        with h5py.File(path, "r+") as f:
+            for g in f["edges"].values():
+                for key in ("source_node_id", "target_node_id"):
+                    name = g[key].attrs["node_population"]
+                    name = name.decode() if isinstance(name, bytes) else str(name)
+                    del g[key].attrs["node_population"]
+                    g[key].attrs["node_population"] = np.bytes_(name.encode())
+    assert {(e.name, e.source, e.target, e.size) for e in read_config(d).edges} == before

@@ -27,7 +27,7 @@ from ..checks import InputError
 from ..errors import RunError
 from ..netconfig import MEMBRANE_REPORT_MODULES, SPIKE_REPORT_MODULES, NetworkConfig
 from .config import strip_prefix
-from .loader import _edge_columns, import_nest, params_path
+from .loader import COMPACT_KEY, _edge_columns, import_nest, params_path
 
 __all__ = ["check_nest_inputs"]
 
@@ -153,10 +153,10 @@ class _NestChecker:
                 )
             positive = self._positive_only(e.target)
             with h5py.File(e.file, "r") as f:
-                cols = _edge_columns(f["edges"][e.name])
+                cols = _edge_columns(f["edges"][e.name].id)  # the columns the loader reads
                 wmin = dmin = np.inf
                 for key in ("syn_weight", "delay"):
-                    ds = cols.get(key)
+                    ds = h5py.Dataset(cols[key]) if key in cols else None
                     if ds is None:
                         vals = [
                             float(r[key])
@@ -324,6 +324,11 @@ def check_nest_inputs(cfg: NetworkConfig) -> None:
     """Raise :class:`InputError` listing every NEST-specific problem of ``cfg``."""
     nest = import_nest()
     c = _NestChecker(cfg, nest)
+    run = cfg.raw.get("run") if isinstance(cfg.raw.get("run"), dict) else {}
+    if not isinstance(run.get(COMPACT_KEY, True), bool):
+        c.problems.append(
+            f"{cfg.path}: run.{COMPACT_KEY}: {run[COMPACT_KEY]!r} is not true or false"
+        )
     c.nodes()
     c.edges()
     c.inputs()

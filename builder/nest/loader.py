@@ -5,16 +5,20 @@ every edge into pandas; here
 
 * each node type becomes one ``nest.Create(model, n, params)`` with its dynamics JSON; per-node
   columns that are parameters of the model (``V_m``...) are set per node, in one call;
-* each edge population is read from HDF5 in chunks of :data:`EDGE_CHUNK` edges into buffers
-  reused for every chunk (NEST ids as int64, weight and delay as float64: what NEST's array
-  path takes without a copy) and passed to ``nest.Connect(src, tgt, "one_to_one",
-  {"weight": array, "delay": array})`` per edge type, after the kernel's threads are set
-  (NEST connects the arrays on all threads, each its own targets); the weight is
-  ``syn_weight`` (per edge, or the type's) times ``nsyns`` when present, as BMTK PointNet
-  does. NEST's own storage is the floor: on the scale-0.1 microcircuit (3 M edges) its
-  ``Connect`` calls take 0.46 s of CPU and 115 MB of 0.70 s and 230 MB for the whole load
-  (imports 93 MB); edges sorted by source instead of by target (as SONATA files are) take
-  the same CPU in ``Connect`` and in ``Prepare`` and 6 MB less storage, not worth a sort;
+* each edge population is read from HDF5 (h5py's low-level API) in chunks of
+  :data:`EDGE_CHUNK` edges into buffers reused for every chunk (NEST ids as int64, weight and
+  delay as float64) and passed per edge type to NEST's array connect (what
+  ``nest.Connect(src, tgt, "one_to_one", {"weight": array, "delay": array})`` calls, without
+  PyNEST's copies of the arrays), after the kernel's threads are set (NEST connects the arrays
+  on all threads, each its own targets); the weight is ``syn_weight`` (per edge, or the
+  type's) times ``nsyns`` when present, as BMTK PointNet does. ``static_synapse`` edges
+  without a receptor port are connected as NEST's ``static_synapse_hpc``
+  (:data:`COMPACT_SYNAPSES`: the same spikes, 24 instead of 39 B per edge;
+  ``run.nest_compact_synapses: false`` turns it off). NEST's own ``Connect`` is the floor: on
+  the scale-0.1 microcircuit (3 M edges, 2 threads) it takes 0.43 s of the load's 0.57 s of
+  CPU and 71 MB (117 MB as ``static_synapse``) of its 93 MB above the imports (85 MB); edges
+  sorted by source instead of by target (as SONATA files are) take the same CPU in
+  ``Connect`` and in ``Prepare`` and 6 MB less storage, not worth a sort;
 * a virtual population becomes one ``spike_generator`` per node, with the spikes of the
   config's ``spikes`` inputs; NEST cannot emit at t <= 0, so such spikes are moved to the first
   time step (and counted in a note);
@@ -48,10 +52,12 @@ __all__ = ["EDGE_CHUNK", "Network", "import_nest", "iter_edge_chunks", "load", "
 
 log = logging.getLogger("builder.nest")
 
-#: Edges read and connected per ``nest.Connect`` call. The scale-0.1 microcircuit (3 M edges,
-#: 2 threads): 2^15 costs 0.78 s of load CPU, 2^17 and 2^18 0.70 s; the peak above NEST's own
-#: storage is 2, 5 and 11 MB (the buffers and PyNEST's copies of weight and delay).
-EDGE_CHUNK = 1 << 17
+#: Edges read and connected per NEST connect call (each call costs about 0.5 ms beyond its
+#: edges). The scale-0.1 microcircuit (3 M edges, 2 threads, best of 3 at load 12): 2^14,
+#: 2^15, 2^16, 2^17, 2^18, 2^19 take 0.69, 0.62, 0.59, 0.58, 0.57, 0.59 s of load CPU at a
+#: peak of 174, 174, 176, 178, 183, 190 MB; 2^17 against 2^18, 5 runs each alternating:
+#: medians 0.596 and 0.567 s (scale 0.2: 2.07 and 1.94 s at 392 and 397 MB).
+EDGE_CHUNK = 1 << 18
 
 
 #: Optional imports of PyNEST that we use none of: pandas (``get(output="pandas")``) and
@@ -130,6 +136,15 @@ def _params_file(cfg: NetworkConfig, row: dict[str, str], components: str) -> di
 _MODEL_PARAMS: dict[str, set[str]] = {}
 
 
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """The sorted distinct values of a 1-d array (``np.unique`` without its first-call import
+    of ``numpy.ma``, 9 ms of CPU in a load that does not otherwise need it)."""
+    v = np.sort(values, kind="stable")
+    keep = np.ones(v.size, dtype=bool)
+    np.not_equal(v[1:], v[:-1], out=keep[1:])
+    return v[keep]
+
+
 def model_params(nest: Any, model: str) -> set[str]:
     """Parameters a built-in NEST model has (its defaults' keys; asked once per model)."""
     if model not in _MODEL_PARAMS:
@@ -169,7 +184,7 @@ def _create_nodes(nest: Any, cfg: NetworkConfig, net: Network) -> None:
     for pop in cfg.nodes.values():
         gids = np.zeros(pop.size, dtype=np.int64)
         models = np.full(pop.size, "", dtype=object)
-        for tid in np.unique(pop.type_ids).tolist():
+        for tid in _distinct(pop.type_ids).tolist():
             sel = np.flatnonzero(pop.type_ids == tid)
             row = pop.types.get(int(tid), {})
             if row.get("model_type") == "virtual":
@@ -201,11 +216,29 @@ def _create_nodes(nest: Any, cfg: NetworkConfig, net: Network) -> None:
         net.models[pop.name] = models
 
 
-def _edge_columns(g: h5py.Group) -> dict[str, h5py.Dataset]:
-    g0 = g.get("0")
-    if not isinstance(g0, h5py.Group):
+def _open(path: Path) -> h5py.h5f.FileID:
+    """An HDF5 file opened read-only with h5py's low-level API: the high-level ``File`` costs
+    1 ms per open and close (property lists, closing every object it may have opened), 0.05 s
+    for the 55 edge files of the microcircuit."""
+    return h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDONLY)
+
+
+def _dataset(group: Any, name: str) -> h5py.h5d.DatasetID | None:
+    """The dataset ``name`` of a low-level group (None when absent or not a dataset)."""
+    key = name.encode()
+    if key not in group:
+        return None
+    obj = h5py.h5o.open(group, key)
+    return obj if isinstance(obj, h5py.h5d.DatasetID) else None
+
+
+def _edge_columns(g: Any) -> dict[str, h5py.h5d.DatasetID]:
+    """The edge group ``0``'s columns the loader reads (of a low-level group)."""
+    g0 = h5py.h5o.open(g, b"0") if b"0" in g else None
+    if not isinstance(g0, h5py.h5g.GroupID):
         return {}
-    return {k: ds for k, ds in g0.items() if isinstance(ds, h5py.Dataset)}
+    cols = {k: _dataset(g0, k) for k in ("syn_weight", "nsyns", "delay")}
+    return {k: ds for k, ds in cols.items() if ds is not None}
 
 
 def _type_value(types: dict[int, dict[str, str]], key: str, tids: np.ndarray) -> np.ndarray:
@@ -213,15 +246,16 @@ def _type_value(types: dict[int, dict[str, str]], key: str, tids: np.ndarray) ->
     for t, row in types.items():
         v = (row.get(key) or "").strip()
         lut[t] = float(v) if v and v != "NULL" else np.nan
-    u, inv = np.unique(tids, return_inverse=True)
-    return np.asarray([lut.get(int(t), np.nan) for t in u])[inv]
+    u = _distinct(tids)
+    return np.asarray([lut.get(int(t), np.nan) for t in u.tolist()])[np.searchsorted(u, tids)]
 
 
 class _Buffers:
-    """Arrays of one chunk, allocated once per load and refilled chunk by chunk."""
+    """Arrays of one chunk, allocated once per load and refilled chunk by chunk (pages that are
+    never written, such as ``tid`` for files of one edge type, are never resident)."""
 
     def __init__(self, size: int):
-        self.ids = np.empty(size, dtype=np.int64)  # SONATA ids as read
+        self.ids = np.empty(size, dtype=np.int64)  # SONATA ids as read, for a lookup
         self.src = np.empty(size, dtype=np.int64)  # NEST ids
         self.trg = np.empty(size, dtype=np.int64)
         self.tid = np.empty(size, dtype=np.int64)
@@ -230,13 +264,12 @@ class _Buffers:
         self.tmp = np.empty(size, dtype=np.float64)
 
 
-def _read(ds: h5py.Dataset, a: int, z: int, out: np.ndarray) -> np.ndarray:
-    """``ds[a:z]`` into ``out[: z - a]``: HDF5 converts the type, no new array (h5py's
-    low-level read: a third less CPU than ``read_direct`` for these many small reads)."""
+def _read(ds: h5py.h5d.DatasetID, a: int, z: int, out: np.ndarray) -> np.ndarray:
+    """``ds[a:z]`` into ``out[: z - a]``: HDF5 converts the type, no new array."""
     view = out[: z - a]
-    file_space = ds.id.get_space()
+    file_space = ds.get_space()
     file_space.select_hyperslab((a,), (z - a,))
-    ds.id.read(h5py.h5s.create_simple((z - a,)), file_space, view)
+    ds.read(h5py.h5s.create_simple((z - a,)), file_space, view)
     return view
 
 
@@ -249,16 +282,30 @@ def _run_start(gids: np.ndarray) -> int | None:
 
 
 def _to_nest_ids(
-    ds: h5py.Dataset, a: int, z: int, gids: np.ndarray, first: int | None, buf: _Buffers, out
+    ds: h5py.h5d.DatasetID,
+    a: int,
+    z: int,
+    gids: np.ndarray,
+    first: int | None,
+    buf: _Buffers,
+    out: np.ndarray,
 ) -> np.ndarray:
-    """NEST ids of the SONATA ids ``ds[a:z]`` into ``out``: an offset from ``first`` when the
-    population's NEST ids are one run, else a lookup in ``gids``."""
-    ids = _read(ds, a, z, buf.ids)
-    view = out[: z - a]
+    """NEST ids of the SONATA ids ``ds[a:z]`` into ``out``: read straight into ``out`` and
+    offset in place when the population's NEST ids are one run (``first``), else looked up
+    in ``gids``."""
+    # SONATA ids are uint64 on disk: read as such into the int64 buffer (ids < 2^63 are the
+    # same bits; the generic checks keep them within the populations), a copy for HDF5
+    # instead of a checked conversion
+    raw = ds.dtype == np.uint64
     if first is not None:
-        np.add(ids, first, out=view)
-    else:
-        np.take(gids, ids, out=view)
+        view = out[: z - a]
+        _read(ds, a, z, view.view(np.uint64) if raw else view)
+        view += first
+        return view
+    ids = buf.ids[: z - a]
+    _read(ds, a, z, ids.view(np.uint64) if raw else ids)
+    view = out[: z - a]
+    np.take(gids, ids, out=view)
     return view
 
 
@@ -279,11 +326,12 @@ def iter_edge_chunks(
     chunk = min(chunk, buf.src.size)
     one_type = len(edges.types) == 1
     first = _run_start(src_gid), _run_start(trg_gid)
-    with h5py.File(edges.file, "r") as f:
-        g = f["edges"][edges.name]
+    fid = _open(edges.file)
+    try:
+        g = h5py.h5g.open(fid, f"edges/{edges.name}".encode())
         cols = _edge_columns(g)
-        src_ds, trg_ds = g["source_node_id"], g["target_node_id"]
-        tid_ds = None if one_type else g["edge_type_id"]
+        src_ds, trg_ds = _dataset(g, "source_node_id"), _dataset(g, "target_node_id")
+        tid_ds = None if one_type else _dataset(g, "edge_type_id")
         for a in range(0, n, chunk):
             z = min(n, a + chunk)
             src = _to_nest_ids(src_ds, a, z, src_gid, first[0], buf, buf.src)
@@ -306,12 +354,79 @@ def iter_edge_chunks(
                 d = buf.d[: z - a]
                 d[:] = _type_value(edges.types, "delay", tid)
             yield src, trg, tid, w, d
+    finally:
+        fid.close()
+
+
+#: NEST's compact twin of each synapse model (``static_synapse_hpc``: the target kept as a
+#: 2-byte thread-local index instead of an 8-byte pointer, receptor port 0 only, otherwise the
+#: same model: the same spikes). Used for the edges of a model listed here that name no
+#: receptor port, unless the config's ``run.nest_compact_synapses`` is false or a thread would
+#: hold more than :data:`COMPACT_MAX_NODES` nodes (NEST's limit). On the scale-0.1
+#: microcircuit (3 M edges) NEST's connection storage shrinks from 117 to 71 MB and the load's
+#: CPU by 0.03 s; the simulation takes about 6 % more CPU (the index is looked up per spike:
+#: 11 alternating pairs of 1 s runs at load 8-12, +0.57 s on 8.9 s, 10 of 11 slower).
+COMPACT_SYNAPSES = {"static_synapse": "static_synapse_hpc"}
+#: Nodes per thread an ``_hpc`` synapse can address (NEST refuses to connect beyond).
+COMPACT_MAX_NODES = 65534
+COMPACT_KEY = "nest_compact_synapses"
+
+
+def use_compact_synapses(cfg: NetworkConfig, net: Network) -> bool:
+    """Whether the load may use :data:`COMPACT_SYNAPSES`: ``run.nest_compact_synapses`` (true
+    by default) and every thread's nodes addressable (cells are spread over the threads, each
+    spike generator is on every thread)."""
+    if (cfg.raw.get("run") or {}).get(COMPACT_KEY, True) is not True:
+        return False
+    devices = sum(int((m == "").sum()) for m in net.models.values())
+    return -(-net.n_cells // max(cfg.threads, 1)) + devices <= COMPACT_MAX_NODES
+
+
+def _compact(spec: dict[str, Any], models: set[str]) -> dict[str, Any]:
+    """``spec`` with NEST's compact twin of its synapse model where :data:`COMPACT_SYNAPSES`
+    allows and this NEST has it (``models``; the kernel's node count is the caller's check)."""
+    twin = COMPACT_SYNAPSES.get(spec["synapse_model"])
+    # weight and delay come with each edge (a params file's values are replaced)
+    if twin is None or set(spec) - {"synapse_model", "receptor_type", "weight", "delay"}:
+        return spec
+    if spec.get("receptor_type", 0) != 0 or twin not in models:
+        return spec
+    return {"synapse_model": twin}
+
+
+def _array_connect(nest: Any) -> Any:
+    """``connect(src, trg, syn)`` for int64 NEST ids and a synapse dict whose ``weight`` and
+    ``delay`` are float64 arrays: ``nest.Connect(src, trg, "one_to_one", syn)`` without
+    PyNEST's copies of the weight and delay arrays (2 x 1 MB and 0.02 s of CPU per 3 M edges)
+    when this NEST has the kernel's ``llapi_connect_arrays`` (NEST 3.x), else that call."""
+    try:
+        kernel_connect = importlib.import_module("nest.nestkernel_api").llapi_connect_arrays
+    except (ImportError, AttributeError):  # another NEST: the public way
+        kernel_connect = None
+
+    def connect(src: np.ndarray, trg: np.ndarray, syn: dict[str, Any]) -> None:
+        if kernel_connect is None:
+            nest.Connect(src, trg, "one_to_one", syn)
+            return
+        rest = {k: v for k, v in syn.items() if k not in ("synapse_model", "weight", "delay")}
+        keys = values = None
+        if rest:  # what PyNEST passes for the other parameters: one row of doubles each
+            keys = np.asarray(list(rest))
+            values = np.empty((len(rest), src.size), dtype=np.float64)
+            for i, v in enumerate(rest.values()):
+                values[i] = v
+        kernel_connect(src, trg, syn["weight"], syn["delay"], syn["synapse_model"], keys, values)
+
+    return connect
 
 
 def _connect_edges(nest: Any, cfg: NetworkConfig, net: Network) -> None:
     # one set of chunk buffers for every edge population: its pages stay mapped
     buffers = _Buffers(min(EDGE_CHUNK, max([e.size for e in cfg.edges] + [1])))
     synapse_params: dict[Path | None, dict[str, Any]] = {}  # each params file read once
+    compact = use_compact_synapses(cfg, net)
+    models = set(nest.synapse_models) if compact else set()
+    connect = _array_connect(nest)
     for edges in cfg.edges:
         spec_of: dict[int, dict[str, Any]] = {}
         for t, row in edges.types.items():
@@ -323,19 +438,17 @@ def _connect_edges(nest: Any, cfg: NetworkConfig, net: Network) -> None:
             port = (row.get("receptor_type") or "").strip()
             if port and port != "NULL":
                 spec["receptor_type"] = int(float(port))
-            spec_of[t] = spec
+            spec_of[t] = _compact(spec, models) if compact else spec
         gids = net.gids[edges.source], net.gids[edges.target]
         for src, trg, tid, w, d in iter_edge_chunks(edges, *gids, buffers=buffers):
-            # numpy int64 ids with one_to_one: NEST's connect_arrays, threaded over targets
+            # int64 ids, one_to_one: NEST's connect_arrays, threaded over targets
             if len(spec_of) == 1:
-                syn = dict(next(iter(spec_of.values())), weight=w, delay=d)
-                nest.Connect(src, trg, "one_to_one", syn)
+                connect(src, trg, dict(next(iter(spec_of.values())), weight=w, delay=d))
             else:
-                for t in np.unique(tid).tolist():
+                for t in _distinct(tid).tolist():
                     sel = tid == t
                     base = spec_of.get(int(t), {"synapse_model": "static_synapse"})
-                    syn = dict(base, weight=w[sel], delay=d[sel])
-                    nest.Connect(src[sel], trg[sel], "one_to_one", syn)
+                    connect(src[sel], trg[sel], dict(base, weight=w[sel], delay=d[sel]))
             net.n_edges += src.size
 
 
@@ -405,7 +518,7 @@ def _generators(nest: Any, cfg: NetworkConfig, net: Network) -> None:
                 rates = np.full(ids.size, float(gen.get("rate_hz", 0.0)))
             if kind not in ("poisson_generator", "pulse"):
                 raise RunError(f"{cfg.path}: {key}.type: {kind!r} is not a generator we know")
-            for rate in np.unique(rates).tolist():
+            for rate in _distinct(rates).tolist():
                 sel = gids[rates == rate]
                 pg = nest.Create(
                     "poisson_generator",
