@@ -145,7 +145,10 @@ if sys.argv[2:] == ["--coreneuron"]:
     from builder.nrn.engine import coreneuron_mod_files
     chosen = list(select_mechanisms(mods, provided_mod_files()).mod_files)
     core = coreneuron_mod_files(chosen, Path(sys.argv[1]))
-    print(compiled_mechanisms(core, quiet=False, coreneuron=True))
+    built = compiled_mechanisms(core, quiet=False, coreneuron=True)
+    print(built)
+    flags = built / "cxxflags.txt"  # builder.mechanisms: the extra C++ flags of the build
+    print("core-cxxflags:", flags.read_text().strip() if flags.is_file() else "(nrnivmodl's)")
 import bmtk.simulator.bionet, h5py  # warm the file cache and the bytecode
 """
 
@@ -416,6 +419,10 @@ def _bench(ns: argparse.Namespace, params: Path, work: Path) -> int:
         print(f"bench_run: warm-up failed (exit {rc}):\n{tail(work / 'warm.log')}", file=sys.stderr)
         return 1
     print(f"mechanisms compiled/cached and libraries imported in {wall:.1f} s (untimed)")
+    for line in (work / "warm.log").read_text(errors="replace").splitlines():
+        if line.startswith("core-cxxflags:"):
+            extra = line.partition(":")[2].strip() or "none"
+            print(f"coreneuron mechanisms: nrnivmodl's -O2 plus extra C++ flags: {extra}")
     variants = {"ours": [], "stock": None}
     if not ns.no_engine:
         variants["core"] = ["--engine", "coreneuron"]

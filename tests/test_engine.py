@@ -20,8 +20,15 @@ import numpy as np
 import pytest
 from conftest import DEFAULT_PARAMS, ROOT
 
+from builder import mechanisms
 from builder.errors import ComponentError
-from builder.mechanisms import compiled_mechanisms, mechanisms_key
+from builder.mechanisms import (
+    CORENEURON_CXXFLAGS,
+    compiled_mechanisms,
+    compiler_accepts,
+    mechanisms_key,
+    optimization_flags,
+)
 from builder.nrn.engine import plan_split
 
 pytestmark = pytest.mark.neuron
@@ -213,3 +220,74 @@ def test_coreneuron_compile_error_names_the_file(tmp_path):
     assert "did not compile for CoreNEURON" in text or "nrnivmodl failed" in text
     assert str(mod) in text or "LegacyNoise.mod" in text
     assert "--engine neuron" in text or "nrnivmodl failed" in text
+
+
+# ------------------------------------------------------------------ compiler flags
+# stands in for nrnivmodl: records its arguments; refuses any build with extra flags (a
+# compiler that accepted them on the probe but fails on the real code)
+FLAKY_NRNIVMODL = """#!/bin/sh
+echo "$*" >> "{log}"
+case "$*" in *-incflags*) echo "g++: error: unrecognized command-line option"; exit 1;; esac
+mkdir -p x86_64 && : > x86_64/libnrnmech.so && : > x86_64/libcorenrnmech.so
+"""
+
+
+def _flaky_tool(tmp_path: Path) -> tuple[Path, Path]:
+    log = tmp_path / "calls.log"
+    tool = tmp_path / "bin" / "nrnivmodl"
+    tool.parent.mkdir(parents=True)
+    tool.write_text(FLAKY_NRNIVMODL.format(log=log))
+    tool.chmod(0o755)
+    return tool, log
+
+
+def test_refused_compiler_flags_are_left_out(monkeypatch):
+    # the real C++ compiler (nrnivmodl needs one): a made-up flag fails the probe, -O3 passes
+    monkeypatch.setenv("L5NET_MECH_CXXFLAGS", "-O3 -fl5net-no-such-flag")
+    assert compiler_accepts("-O3") and not compiler_accepts("-fl5net-no-such-flag")
+    assert optimization_flags() == ("-O3",) == optimization_flags(coreneuron=True)
+    monkeypatch.setenv("L5NET_MECH_CXXFLAGS", "")
+    assert optimization_flags(coreneuron=True) == ()
+    monkeypatch.delenv("L5NET_MECH_CXXFLAGS")
+    assert optimization_flags() == ()  # NEURON builds: nrnivmodl's own -O2 only
+    assert optimization_flags(coreneuron=True) == tuple(
+        f for f in CORENEURON_CXXFLAGS if compiler_accepts(f)
+    )
+
+
+def test_flags_the_build_refuses_fall_back_to_none(monkeypatch, tmp_path):
+    tool, log = _flaky_tool(tmp_path)
+    monkeypatch.setattr(mechanisms, "nrnivmodl_path", lambda: tool)
+    monkeypatch.setattr(mechanisms, "compiler_accepts", lambda flag, cxx=None: True)
+    monkeypatch.delenv("L5NET_MECH_CXXFLAGS", raising=False)
+    mod = tmp_path / "src" / "a.mod"
+    mod.parent.mkdir()
+    mod.write_text("NEURON { SUFFIX a }\n")
+    built = compiled_mechanisms([mod], cache_dir=tmp_path / "cache", coreneuron=True)
+    calls = log.read_text().splitlines()
+    assert calls == [
+        f"-coreneuron -incflags {' '.join(CORENEURON_CXXFLAGS)} mod",
+        "-coreneuron mod",
+    ]
+    assert (built / "cxxflags.txt").read_text() == "\n"  # built without the flags
+    assert built.name == mechanisms_key(
+        [mod], nrnivmodl=tool, coreneuron=True, flags=CORENEURON_CXXFLAGS
+    )
+    # the fallback is cached under the flags' key: the next call compiles nothing
+    assert compiled_mechanisms([mod], cache_dir=tmp_path / "cache", coreneuron=True) == built
+    assert len(log.read_text().splitlines()) == 2
+    assert not [p for p in built.parent.iterdir() if p.name.startswith(".build-")]
+
+
+def test_native_builds_are_keyed_by_cpu(monkeypatch, tmp_path):
+    mod = tmp_path / "a.mod"
+    mod.write_text("NEURON { SUFFIX a }\n")
+    tool = tmp_path / "nrnivmodl"
+    plain = mechanisms_key([mod], nrnivmodl=tool, coreneuron=True)
+    o3 = mechanisms_key([mod], nrnivmodl=tool, coreneuron=True, flags=("-O3",))
+    native = mechanisms_key([mod], nrnivmodl=tool, coreneuron=True, flags=CORENEURON_CXXFLAGS)
+    assert len({plain, o3, native}) == 3
+    monkeypatch.setattr(mechanisms, "_cpu_model", lambda: "another CPU")
+    assert mechanisms_key([mod], nrnivmodl=tool, coreneuron=True, flags=("-O3",)) == o3
+    other = mechanisms_key([mod], nrnivmodl=tool, coreneuron=True, flags=CORENEURON_CXXFLAGS)
+    assert other != native  # a shared cache never hands a native build to another CPU

@@ -53,7 +53,11 @@ INITIAL {
 }
 
 DERIVATIVE kin {
-    m' = tadj * mrate(v) * (minf(v) - m)
+    : each rate looked up once per step (cnexp repeats a function call for every occurrence)
+    LOCAL r, mi
+    r = mrate(v)
+    mi = minf(v)
+    m' = tadj * r * (mi - m)
 }
 
 : alpha + beta = 0.0033 (e + 1/e) with e = exp(0.1 (v + 35)); alpha / (alpha + beta) = minf

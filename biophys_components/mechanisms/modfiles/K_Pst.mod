@@ -60,10 +60,15 @@ INITIAL {
 }
 
 DERIVATIVE kin {
-    LOCAL u
+    : each rate looked up once per step (cnexp repeats a function call for every occurrence)
+    LOCAL u, mi, mt, hi, ht
     u = v - vshift
-    m' = tadj * (minf(u) - m) / taum(u)
-    h' = tadj * (hinf(u) - h) / tauh(u)
+    mi = minf(u)
+    mt = taum(u)
+    hi = hinf(u)
+    ht = tauh(u)
+    m' = tadj * (mi - m) / mt
+    h' = tadj * (hi - h) / ht
 }
 
 FUNCTION taum(u (mV)) (ms) {

@@ -60,8 +60,14 @@ INITIAL {
 }
 
 DERIVATIVE kin {
-    m' = tadj * mrate(v) * (minf(v) - m)
-    h' = tadj * hrate(v) * (hinf(v) - h)
+    : each rate looked up once per step (cnexp repeats a function call for every occurrence)
+    LOCAL mr, mi, hr, hi
+    mr = mrate(v)
+    mi = minf(v)
+    hr = hrate(v)
+    hi = hinf(v)
+    m' = tadj * mr * (mi - m)
+    h' = tadj * hr * (hi - h)
 }
 
 : 1 / tau_m at tbase (1/ms): (alpha_m + beta_m) / 6

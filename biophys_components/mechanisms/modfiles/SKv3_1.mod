@@ -54,7 +54,11 @@ INITIAL {
 }
 
 DERIVATIVE kin {
-    m' = tadj * mrate(v) * (minf(v) - m)
+    : each rate looked up once per step (cnexp repeats a function call for every occurrence)
+    LOCAL r, mi
+    r = mrate(v)
+    mi = minf(v)
+    m' = tadj * r * (mi - m)
 }
 
 : 1 / tau_m (1/ms), tau_m = 4 / (1 + exp(-(v + 46.56)/44.14))
