@@ -1035,14 +1035,16 @@ class EdgeStreamWriter:
         first, srcs = self._mem_runs[0][: n + 1], self._mem_runs[1][:n]
         first[n] = self.n_edges  # the end of the last run
         idx = np.argsort(srcs, kind="stable")
+        size = min(n, self.chunk)
+        out = np.empty((size, 2), dtype=self.row_dtype)  # buffers reused for every chunk
+        nxt = np.empty(size, dtype=idx.dtype)
         for a in range(0, n, self.chunk):
             b = min(n, a + self.chunk)
-            part = idx[a:b]
-            out = np.empty((b - a, 2), dtype=self.row_dtype)
-            out[:, 0] = first[part]
-            part += 1  # (a view of idx, not needed again) the next run's first edge
-            out[:, 1] = first[part]
-            r2e.write(a, out)
+            m, part = b - a, idx[a:b]
+            out[:m, 0] = first.take(part)
+            np.add(part, 1, out=nxt[:m])  # the next run's first edge: where this one ends
+            out[:m, 1] = first.take(nxt[:m])
+            r2e.write(a, out[:m])
         self._mem_runs = None
 
     def _sorted_runs(
