@@ -1085,10 +1085,11 @@ class _RawRows:
     __slots__ = ("fd", "offset", "dtype", "row_bytes")
 
     def __init__(self, fd: int, ds: h5py.Dataset):
+        dsid = ds.id  # the low-level object: its properties cost less than the Dataset's
         self.fd = fd
-        self.offset = ds.id.get_offset()  # None for an empty dataset (nothing to write)
-        self.dtype = ds.dtype
-        self.row_bytes = ds.dtype.itemsize * int(np.prod(ds.shape[1:], dtype=np.int64))
+        self.offset = dsid.get_offset()  # None for an empty dataset (nothing to write)
+        self.dtype = dsid.dtype
+        self.row_bytes = self.dtype.itemsize * int(np.prod(dsid.shape[1:], dtype=np.int64))
 
     def write(self, lo: int, data: np.ndarray) -> None:
         """Rows ``lo, lo + 1, ...`` = ``data`` (converted to the dataset's dtype if needed)."""
