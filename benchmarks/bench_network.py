@@ -18,11 +18,11 @@ NEST's ``local_num_threads`` and the number of projections our build writes at o
 1. **ours, full scale** -- ``build-network examples/microcircuit.json --set scale=S -o DIR``
    (2.99e8 edges at S = 1): SONATA nodes, edges with both indices, configs, on disk.
 2. **disk baseline** -- plain numpy + h5py writing the same bytes per edge (source, target,
-   group index, weight, delay: 40 B/edge, plus the 16 B/edge of the source index), as many
-   edges as run 1 wrote (``--disk-edges``): what this disk and page cache allow for that
-   volume, so the edge rate of run 1 can be read against it (printed as "ours = N x the disk's
-   own speed"), and the same in ``/dev/shm`` (memory, no disk). A small volume fits in the page
-   cache and only measures memory bandwidth.
+   group index as uint32, weight, delay as float64: 28 B/edge, plus the 8 B/edge of the
+   source index's uint32 ranges), as many edges as run 1 wrote (``--disk-edges``): what this
+   disk and page cache allow for that volume, so the edge rate of run 1 can be read against it
+   (printed as "ours = N x the disk's own speed"), and the same in ``/dev/shm`` (memory, no
+   disk). A small volume fits in the page cache and only measures memory bandwidth.
 3. **ours vs BMTK at ~1e6 edges** -- the microcircuit at the scale that gives ``--bmtk-edges``
    edges, built by us and by BMTK's ``NetworkBuilder`` with the same rules: per target cell
    the in-degree from the same multinomial split of each fixed total, sources uniform with
@@ -136,14 +136,14 @@ n, chunk = int(sys.argv[2]), 1 << 22
 t0 = time.perf_counter()
 with h5py.File(sys.argv[1], "w") as h5:
     ds = {k: h5.create_dataset(k, (n,), dtype=d) for k, d in
-          (("src", "u8"), ("trg", "u8"), ("gidx", "u8"), ("w", "f8"), ("d", "f8"),
-           ("r2e", "u8"), ("r2e2", "u8"))}
+          (("src", "u4"), ("trg", "u4"), ("gidx", "u4"), ("w", "f8"), ("d", "f8"),
+           ("r2e", "u8"))}
     rng = np.random.default_rng(0)
     for a in range(0, n, chunk):
         b = min(n, a + chunk)
         x = rng.integers(0, 20000, b - a, dtype=np.uint64)
         for k in ds:
-            ds[k][a:b] = x
+            ds[k][a:b] = x.astype(ds[k].dtype)
 _report(edges=n, build_s=time.perf_counter() - t0)
 """
 )

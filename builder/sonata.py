@@ -647,6 +647,12 @@ def _dataset_empty(
     return h5py.Dataset(dsid)
 
 
+def _id_dtype(n_values: int, compact: bool) -> np.dtype:
+    """The unsigned dtype of ids in ``[0, n_values)``: uint32 when ``compact`` and they fit,
+    else uint64."""
+    return np.dtype(np.uint32 if compact and n_values <= (1 << 32) else np.uint64)
+
+
 class EdgeStreamWriter:
     """Write one edge population of a known number of edges, appended in target order.
 
@@ -660,6 +666,12 @@ class EdgeStreamWriter:
     not depend on the chunk size. With a single edge type, ``edge_type_id`` and
     ``edge_group_id`` are constant datasets (an HDF5 fill value: no space on disk, every reader
     sees the values). The type table CSV is written by :meth:`close` too.
+
+    Every other dataset is contiguous and allocated when it is created, so it has a fixed place
+    in the file: its rows are written there with :func:`os.pwrite` (the bytes ``H5Dwrite``
+    would write; unlike h5py's write it releases the GIL, so other threads draw and write
+    meanwhile, also while the kernel holds a writer back to let the disk catch up), and HDF5
+    writes only the metadata.
 
     Parameters
     ----------
@@ -684,6 +696,11 @@ class EdgeStreamWriter:
         (4-8 + 1-4 bytes per run) and :meth:`close` sorts them by source at once (a radix sort
         for up to 65,536 sources; 8 more bytes per run); above it, :meth:`close` reads the
         source ids back from the file, bucket by bucket. Same bytes either way.
+    compact : bool
+        Store node ids as ``uint32`` when the population has at most 2**32 nodes, and
+        ``edge_group_index`` and both indices as ``uint32`` when there are fewer than 2**32
+        edges (default: ``uint64`` throughout). SONATA leaves the unsigned integer type open;
+        libsonata, BMTK's reader and ours convert on read. 20 of 56 bytes per edge less.
     """
 
     def __init__(
@@ -702,6 +719,7 @@ class EdgeStreamWriter:
         chunk_edges: int = 1 << 22,
         index_budget: int = 1 << 25,
         runs_in_memory: int = 1 << 26,
+        compact: bool = False,
     ):
         for name in (population, source_population, target_population):
             _check_name(name)
@@ -716,14 +734,18 @@ class EdgeStreamWriter:
         self.columns = {k: np.dtype(v) for k, v in (columns or {}).items()}
         for k in self.columns:
             _column(k, np.zeros(0, self.columns[k]), 0)
+        self.src_dtype = _id_dtype(self.n_src, compact)
+        self.trg_dtype = _id_dtype(self.n_trg, compact)
+        self.row_dtype = _id_dtype(self.n_edges + 1, compact)  # edge and range ids, to n_edges
+        self._fd = -1
         self._cm = _h5_create(h5_path)
         self.h5 = self._cm.__enter__()
         try:
             self.pop = _group(_group(self.h5, "edges"), population)
             n = self.n_edges
-            self.ds_src = _dataset_empty(self.pop, "source_node_id", n, np.uint64)
+            self.ds_src = _dataset_empty(self.pop, "source_node_id", n, self.src_dtype)
             self.ds_src.attrs["node_population"] = source_population
-            self.ds_trg = _dataset_empty(self.pop, "target_node_id", n, np.uint64)
+            self.ds_trg = _dataset_empty(self.pop, "target_node_id", n, self.trg_dtype)
             self.ds_trg.attrs["node_population"] = target_population
             # one edge type, one group: constant datasets that take no space on disk
             self.const_type = int(edge_types[0]["edge_type_id"]) if len(edge_types) == 1 else None
@@ -731,14 +753,21 @@ class EdgeStreamWriter:
                 self.pop, "edge_type_id", n, np.uint32, fill=self.const_type
             )
             self.ds_gid = _dataset_empty(self.pop, "edge_group_id", n, np.uint32, fill=0)
-            self.ds_gidx = _dataset_empty(self.pop, "edge_group_index", n, np.uint64)
+            self.ds_gidx = _dataset_empty(self.pop, "edge_group_index", n, self.row_dtype)
             grp = _group(self.pop, "0")
             self.ds_cols = {k: _dataset_empty(grp, k, n, dt) for k, dt in self.columns.items()}
+            self._fd = os.open(self.h5.filename, os.O_RDWR)  # rows go in place (_RawRows)
+            self.raw_src = _RawRows(self._fd, self.ds_src)
+            self.raw_trg = _RawRows(self._fd, self.ds_trg)
+            self.raw_type = _RawRows(self._fd, self.ds_type) if self.const_type is None else None
+            self.raw_gidx = _RawRows(self._fd, self.ds_gidx)
+            self.raw_cols = {k: _RawRows(self._fd, ds) for k, ds in self.ds_cols.items()}
         except BaseException:
+            self._close_fd()
             self._cm.__exit__(*sys.exc_info())
             raise
         self.pos = 0
-        self._gidx: tuple[np.ndarray, int] = (np.zeros(0, dtype=np.uint64), 0)
+        self._gidx: tuple[np.ndarray, int] = (np.zeros(0, dtype=self.row_dtype), 0)
         self.trg_counts = np.zeros(self.n_trg, dtype=np.int64)
         self.src_runs = np.zeros(self.n_src, dtype=np.int64)
         self._last: tuple[int, int] | None = None
@@ -764,10 +793,16 @@ class EdgeStreamWriter:
         else:
             self.abort(exc_type, exc, tb)
 
+    def _close_fd(self) -> None:
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            os.close(fd)
+
     def abort(self, exc_type: Any = None, exc: Any = None, tb: Any = None) -> None:
         """Drop the partial file."""
         if not self._closed:
             self._closed = True
+            self._close_fd()
             err = exc if exc is not None else RuntimeError("edge writer aborted")
             try:
                 self._cm.__exit__(type(err), err, tb)
@@ -783,38 +818,43 @@ class EdgeStreamWriter:
         columns: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         """Append edges sorted by (target, source), continuing the previous appends' order."""
-        s64 = np.asarray(source_ids)
-        t64 = np.asarray(target_ids)
-        k = len(s64)
-        if len(t64) != k:
+        s = np.asarray(source_ids)
+        t = np.asarray(target_ids)
+        k = len(s)
+        if len(t) != k:
             raise ValueError("source_ids and target_ids differ in length")
         if self.pos + k > self.n_edges:
             raise ValueError(f"more than the declared {self.n_edges} edges appended")
         if k == 0:
             return
-        if s64.dtype.kind not in "iu" or t64.dtype.kind not in "iu":
+        if s.dtype.kind not in "iu" or t.dtype.kind not in "iu":
             raise ValueError("node ids must be integers")
-        s64 = s64.astype(np.int64, copy=False)
-        t64 = t64.astype(np.int64, copy=False)
-        if s64.min() < 0 or s64.max() >= self.n_src or t64[0] < 0 or t64[-1] >= self.n_trg:
+        if (
+            (s.dtype.kind == "i" and s.min() < 0)
+            or s.max() >= self.n_src
+            or t[0] < 0
+            or t[-1] >= self.n_trg
+        ):
             raise ValueError("node id out of range")
-        dt = np.diff(t64)
-        ds = np.diff(s64)
-        # sorted by (target, source): targets never decrease, sources only where targets rise
-        if dt.min(initial=0) < 0 or np.any((ds < 0) & (dt == 0)):
+        # sorted by (target, source): targets rise only where they change, sources fall only
+        # where a target starts; comparisons of neighbours, no differences (no wrap-around)
+        t_step = t[1:] != t[:-1]
+        cut = np.flatnonzero(t_step)
+        cut += 1  # where a target starts (after the first)
+        if np.any(t[cut] < t[cut - 1]) or not t_step[np.flatnonzero(s[1:] < s[:-1])].all():
+            raise ValueError("edges must be appended sorted by target, then source")
+        del t_step
+        first = (int(t[0]), int(s[0]))
+        if self._last is not None and first < self._last:
             raise ValueError("edges must be appended sorted by target, then source")
         # a source-index range: a maximal run of consecutive edges with one source
         new_run = np.empty(k, dtype=bool)
-        np.not_equal(ds, 0, out=new_run[1:])
-        del ds
-        first = (int(t64[0]), int(s64[0]))
-        if self._last is not None and first < self._last:
-            raise ValueError("edges must be appended sorted by target, then source")
+        np.not_equal(s[1:], s[:-1], out=new_run[1:])
         new_run[0] = self._last is None or first[1] != self._last[1]
-        self._last = (int(t64[-1]), int(s64[-1]))
+        self._last = (int(t[-1]), int(s[-1]))
         run_first = np.flatnonzero(new_run)
         del new_run
-        run_src = s64[run_first]
+        run_src = s[run_first]
         self.src_runs += np.bincount(run_src, minlength=self.n_src)
         if self._mem_runs is not None:
             r0, r1 = self._n_runs, self._n_runs + len(run_first)
@@ -824,12 +864,10 @@ class EdgeStreamWriter:
             self._n_runs = r1
         del run_first, run_src
         # per-target counts from where the target changes (targets are grouped)
-        cut = np.flatnonzero(dt) + 1
-        del dt
         bounds = np.empty(len(cut) + 2, dtype=np.int64)
         bounds[0], bounds[-1] = 0, k
         bounds[1:-1] = cut
-        self.trg_counts[t64[bounds[:-1]]] += np.diff(bounds)
+        self.trg_counts[t[bounds[:-1]]] += np.diff(bounds)
         if np.isscalar(edge_type_id) or np.ndim(edge_type_id) == 0:
             tid = int(edge_type_id)
             if tid not in self.declared:
@@ -851,33 +889,32 @@ class EdgeStreamWriter:
             cols[name] = np.asarray(cols[name])
             if len(cols[name]) != k:
                 raise ValueError(f"column {name!r} differs in length")
-        s_u, t_u = s64.view(np.uint64), t64.view(np.uint64)  # non-negative: same bits
+        s = s.astype(self.src_dtype, copy=False)  # in range: the same values
+        t = t.astype(self.trg_dtype, copy=False)
         for a in range(0, k, self.chunk):
             b = min(k, a + self.chunk)
             lo, hi = self.pos + a, self.pos + b
-            _write_rows(self.ds_src, lo, s_u[a:b])
-            _write_rows(self.ds_trg, lo, t_u[a:b])
-            if self.const_type is None:
-                _write_rows(
-                    self.ds_type,
-                    lo,
-                    np.full(b - a, tid, dtype=np.uint32) if types is None else types[a:b],
+            self.raw_src.write(lo, s[a:b])
+            self.raw_trg.write(lo, t[a:b])
+            if self.raw_type is not None:
+                self.raw_type.write(
+                    lo, np.full(b - a, tid, dtype=np.uint32) if types is None else types[a:b]
                 )
-            _write_rows(self.ds_gidx, lo, self._group_index(lo, hi))
-            for name, ds in self.ds_cols.items():
-                _write_rows(ds, lo, cols[name][a:b].astype(self.columns[name], copy=False))
+            self.raw_gidx.write(lo, self._group_index(lo, hi))
+            for name, raw in self.raw_cols.items():
+                raw.write(lo, cols[name][a:b])
         self.pos += k
 
     def _group_index(self, lo: int, hi: int) -> np.ndarray:
-        """``arange(lo, hi)`` as uint64, in a buffer kept between calls (shifted in place: no
+        """``arange(lo, hi)`` (edge ids), in a buffer kept between calls (shifted in place: no
         new array and no fresh pages per chunk)."""
         m = hi - lo
         buf, start = self._gidx
         if len(buf) < m or lo < start:
             size = max(m, min(self.chunk, self.n_edges))
-            buf = np.arange(lo, lo + size, dtype=np.uint64)
+            buf = np.arange(lo, lo + size, dtype=self.row_dtype)
         elif lo > start:  # appends only move forward
-            buf += np.uint64(lo - start)
+            buf += buf.dtype.type(lo - start)
         self._gidx = (buf, lo)
         return buf[:m]
 
@@ -891,6 +928,7 @@ class EdgeStreamWriter:
             indices = _group(self.pop, "indices")
             self._source_index(_group(indices, "source_to_target"))
             self._target_index(_group(indices, "target_to_source"))
+            self._close_fd()
         except BaseException:
             self.abort(*sys.exc_info())
             raise
@@ -903,30 +941,30 @@ class EdgeStreamWriter:
         has = counts > 0
         n_ranges = int(has.sum())
         stop = np.cumsum(counts)
-        r2e = np.empty((n_ranges, 2), dtype=np.uint64)
+        r2e = np.empty((n_ranges, 2), dtype=self.row_dtype)
         r2e[:, 0] = (stop - counts)[has]
         r2e[:, 1] = stop[has]
         rank = np.cumsum(has) - 1
-        n2r = np.zeros((self.n_trg, 2), dtype=np.uint64)
+        n2r = np.zeros((self.n_trg, 2), dtype=self.row_dtype)
         n2r[has, 0] = rank[has]
         n2r[has, 1] = rank[has] + 1
-        ds = _dataset_empty(grp, "node_id_to_ranges", self.n_trg, np.uint64, 2)
-        _write_rows(ds, 0, n2r)
+        ds = _dataset_empty(grp, "node_id_to_ranges", self.n_trg, self.row_dtype, 2)
+        _RawRows(self._fd, ds).write(0, n2r)
         grp["node_id_to_range"] = ds
-        ds = _dataset_empty(grp, "range_to_edge_id", n_ranges, np.uint64, 2)
-        _write_rows(ds, 0, r2e)
+        ds = _dataset_empty(grp, "range_to_edge_id", n_ranges, self.row_dtype, 2)
+        _RawRows(self._fd, ds).write(0, r2e)
 
     def _runs(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """(start, length, source) of every maximal run of one source, in edge order."""
         n = self.n_edges
         pend: tuple[int, int] | None = None  # (start, source) of the run open at a chunk end
         prev: int | None = None
-        buf = np.empty(min(n, self.chunk), dtype=np.uint64)
+        buf = np.empty(min(n, self.chunk), dtype=self.src_dtype)
         for a in range(0, n, self.chunk):
             b = min(n, a + self.chunk)
             m = b - a
-            self.ds_src.read_direct(buf, np.s_[a:b], np.s_[0:m])  # no type conversion
-            sc = buf[:m].view(np.int64)
+            self.raw_src.read(a, buf[:m])
+            sc = buf[:m].astype(np.int64)
             new = np.empty(m, dtype=bool)
             np.not_equal(sc[1:], sc[:-1], out=new[1:])
             new[0] = prev is None or int(sc[0]) != prev
@@ -955,14 +993,16 @@ class EdgeStreamWriter:
         counts = self.src_runs
         n_ranges = int(counts.sum())
         stop = np.cumsum(counts)
-        n2r = np.zeros((self.n_src, 2), dtype=np.uint64)
+        n2r = np.zeros((self.n_src, 2), dtype=self.row_dtype)
         has = counts > 0
         n2r[has, 0] = (stop - counts)[has]
         n2r[has, 1] = stop[has]
-        ds = _dataset_empty(grp, "node_id_to_ranges", self.n_src, np.uint64, 2)
-        _write_rows(ds, 0, n2r)
+        ds = _dataset_empty(grp, "node_id_to_ranges", self.n_src, self.row_dtype, 2)
+        _RawRows(self._fd, ds).write(0, n2r)
         grp["node_id_to_range"] = ds
-        r2e = _dataset_empty(grp, "range_to_edge_id", n_ranges, np.uint64, 2)
+        r2e = _RawRows(
+            self._fd, _dataset_empty(grp, "range_to_edge_id", n_ranges, self.row_dtype, 2)
+        )
         if n_ranges == 0:
             return
         if self._mem_runs is not None:
@@ -984,10 +1024,10 @@ class EdgeStreamWriter:
                 continue
             whole = s0 == 0 and s1 == self.n_src
             out = self._sorted_runs(s0, s1, lo, hi, whole, key_dtype)
-            _write_rows(r2e, lo, out)
+            r2e.write(lo, out)
             del out
 
-    def _source_ranges_from_memory(self, r2e: h5py.Dataset) -> None:
+    def _source_ranges_from_memory(self, r2e: _RawRows) -> None:
         """The source index's ranges from the runs kept by :meth:`append`: one stable sort of
         the runs by source (a radix sort for small source ids), written chunk by chunk."""
         assert self._mem_runs is not None
@@ -995,14 +1035,16 @@ class EdgeStreamWriter:
         first, srcs = self._mem_runs[0][: n + 1], self._mem_runs[1][:n]
         first[n] = self.n_edges  # the end of the last run
         idx = np.argsort(srcs, kind="stable")
+        size = min(n, self.chunk)
+        out = np.empty((size, 2), dtype=self.row_dtype)  # buffers reused for every chunk
+        nxt = np.empty(size, dtype=idx.dtype)
         for a in range(0, n, self.chunk):
             b = min(n, a + self.chunk)
-            part = idx[a:b]
-            out = np.empty((b - a, 2), dtype=np.uint64)
-            out[:, 0] = first[part]
-            part += 1  # (a view of idx, not needed again) the next run's first edge
-            out[:, 1] = first[part]
-            _write_rows(r2e, a, out)
+            m, part = b - a, idx[a:b]
+            out[:m, 0] = first.take(part)
+            np.add(part, 1, out=nxt[:m])  # the next run's first edge: where this one ends
+            out[:m, 1] = first.take(nxt[:m])
+            r2e.write(a, out[:m])
         self._mem_runs = None
 
     def _sorted_runs(
@@ -1012,7 +1054,7 @@ class EdgeStreamWriter:
         chunk by chunk, each run goes to its source's next free row)."""
         counts = self.src_runs
         stop = np.cumsum(counts)
-        out = np.empty((hi - lo, 2), dtype=np.uint64)
+        out = np.empty((hi - lo, 2), dtype=self.row_dtype)
         cursor = (stop - counts)[s0:s1] - lo
         for st, ln, sr in self._runs():
             if not whole:
@@ -1031,6 +1073,43 @@ class EdgeStreamWriter:
             out[pos, 1] = first + ln[order]
             cursor += cnt
         return out
+
+
+class _RawRows:
+    """A contiguous, allocated dataset read and written in place, at its offset in the file.
+
+    The bytes are those HDF5 itself would read or write there (the dataset's own dtype, in
+    file order); :func:`os.pwrite` and :func:`os.preadv` release the GIL.
+    """
+
+    __slots__ = ("fd", "offset", "dtype", "row_bytes")
+
+    def __init__(self, fd: int, ds: h5py.Dataset):
+        dsid = ds.id  # the low-level object: its properties cost less than the Dataset's
+        self.fd = fd
+        self.offset = dsid.get_offset()  # None for an empty dataset (nothing to write)
+        self.dtype = dsid.dtype
+        self.row_bytes = self.dtype.itemsize * int(np.prod(dsid.shape[1:], dtype=np.int64))
+
+    def write(self, lo: int, data: np.ndarray) -> None:
+        """Rows ``lo, lo + 1, ...`` = ``data`` (converted to the dataset's dtype if needed)."""
+        if len(data) == 0:
+            return
+        view = memoryview(np.ascontiguousarray(data, dtype=self.dtype).reshape(-1).view(np.uint8))
+        pos = self.offset + lo * self.row_bytes
+        while len(view):
+            done = os.pwrite(self.fd, view, pos)
+            view, pos = view[done:], pos + done
+
+    def read(self, lo: int, out: np.ndarray) -> None:
+        """``out`` (contiguous, of the dataset's dtype) = rows ``lo, lo + 1, ...``."""
+        view = memoryview(out.reshape(-1).view(np.uint8))
+        pos = self.offset + lo * self.row_bytes
+        while len(view):
+            done = os.preadv(self.fd, [view], pos)
+            if done <= 0:
+                raise OSError(f"short read at byte {pos} of an edge file")
+            view, pos = view[done:], pos + done
 
 
 class SpikeStreamWriter:

@@ -69,6 +69,17 @@ def test_sorted_draws_order_statistics_match_uniform_ones():
     assert abs(vals[:, 0].mean() - expect) < 5 * sd / np.sqrt(rows)
 
 
+def test_sorted_draws_in_uint32_are_the_int64_values():
+    """The narrow dtype the rules use changes no value (the drawn connectivity stays)."""
+    counts = np.array([0, 5, 300, 1, 0, 77])
+    excl = np.array([-1, 3, -1, 0, 2, 36])
+    for ex in (None, excl):
+        wide = _sorted_draws(np.random.default_rng(8), counts, 37, ex)
+        narrow = _sorted_draws(np.random.default_rng(8), counts, 37, ex, np.uint32)
+        assert wide.dtype == np.int64 and narrow.dtype == np.uint32
+        assert np.array_equal(wide, narrow)
+
+
 def test_sorted_draws_refuse_an_empty_candidate_set():
     rng = np.random.default_rng(0)
     with pytest.raises(BuildError, match="empty population"):

@@ -54,11 +54,12 @@ __all__ = ["BuildResult", "NetworkBuilder", "EDGE_COLUMN_BYTES"]
 
 log = logging.getLogger("builder")
 
-#: Bytes per edge on disk: source, target, group index, weight, delay (type and group id are
-#: constant datasets that take no space; + 16 for the source index ranges; nsyns adds 4 for
-#: biophysical targets).
-EDGE_COLUMN_BYTES = 8 + 8 + 8 + 8 + 8
-_INDEX_BYTES = 16
+#: Bytes per edge on disk: source, target, group index (uint32: the writer's ``compact``
+#: dtypes), weight, delay (float64); type and group id are constant datasets that take no
+#: space; + 8 for the source index's range (two uint32); nsyns adds 4 for biophysical
+#: targets. A projection of 2**32 edges or more stores its group index and indices as uint64.
+EDGE_COLUMN_BYTES = 4 + 4 + 4 + 8 + 8
+_INDEX_BYTES = 8
 _NODE_TYPE_BASE = 100
 _EDGE_TYPE_BASE = 100
 
@@ -509,6 +510,7 @@ class NetworkBuilder:
             edge_types=[self._edge_types(cname, type_id)],
             columns=columns,
             chunk_edges=self.chunk_edges,
+            compact=True,
         ) as w:
             for s_ids, t_ids, cols in _ahead(block, len(proj.blocks()), EDGE_PREFETCH_BLOCKS):
                 if self._stop.is_set():

@@ -57,13 +57,18 @@ def _raw(d: Mapping[str, Any], rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def _bad(d: Mapping[str, Any], x: np.ndarray) -> np.ndarray:
-    bad = np.zeros(len(x), dtype=bool)
+    masks = []
     if "min" in d:
-        bad |= x < d["min"]
+        masks.append(x < d["min"])
     if "max" in d:
-        bad |= x > d["max"]
+        masks.append(x > d["max"])
     if d.get("keep_sign"):
-        bad |= (x <= 0) if _center(d) >= 0 else (x >= 0)
+        masks.append((x <= 0) if _center(d) >= 0 else (x >= 0))
+    if not masks:
+        return np.zeros(len(x), dtype=bool)
+    bad = masks[0]
+    for m in masks[1:]:
+        bad |= m
     return bad
 
 
@@ -89,13 +94,11 @@ def draw(
     if not isinstance(value, Mapping):
         return np.full(n, value, dtype=dtype)
     x = _raw(value, rng, n)
-    bad = _bad(value, x)
+    idx = np.flatnonzero(_bad(value, x))
     rounds = 0
-    while bad.any():
-        idx = np.flatnonzero(bad)
+    while idx.size:  # redraw the offending items, in order, until none is left
         x[idx] = _raw(value, rng, len(idx))
-        bad = np.zeros(n, dtype=bool)
-        bad[idx] = _bad(value, x[idx])
+        idx = idx[_bad(value, x[idx])]
         rounds += 1
         if rounds > _MAX_REDRAW_ROUNDS:
             raise BuildError(

@@ -10,7 +10,7 @@ count distribution over 100 000 draws). Disk size counts the edge columns (those
 target's model) and the source index (the target index and type tables are small), node
 columns and spikes. Peak memory is what the streaming build holds at once: the node tables
 and positions, the largest block of edges with its attribute columns and sort workspace, one
-source-index bucket (at most 2^25 ranges of 16 bytes) and the chunk of runs being placed in
+source-index bucket (at most 2^25 ranges of 8-16 bytes) and the chunk of runs being placed in
 it, plus the Python, numpy and h5py baseline measured on this machine (about 120 MB).
 """
 
@@ -68,7 +68,8 @@ def estimate(builder: NetworkBuilder) -> dict[str, Any]:
         row_bytes[cname] = EDGE_COLUMN_BYTES + _INDEX_BYTES
         row_bytes[cname] += placement_bytes if bio else 0 if tmodel == "point" else 4  # nsyns
         n_blocks = max(1, len(proj.blocks()))
-        block_max = max(block_max, rows / n_blocks * 1.2 * row_bytes[cname] / 56)
+        point_row = EDGE_COLUMN_BYTES + _INDEX_BYTES
+        block_max = max(block_max, rows / n_blocks * 1.2 * row_bytes[cname] / point_row)
     spikes: dict[str, float] = {}
     duration = float(spec.data["run"]["duration_ms"])
     for iname, inp in spec.inputs.items():

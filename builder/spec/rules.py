@@ -272,9 +272,11 @@ class Projection:
         excl: np.ndarray | None,
         unique: bool,
     ) -> tuple[np.ndarray, np.ndarray, np.random.Generator]:
-        if not unique:  # with replacement: drawn in order, no sort
-            cols = _sorted_draws(rng, counts, self.n_src, excl)
-            rows = np.repeat(np.arange(lo, lo + len(counts), dtype=np.int64), counts)
+        if not unique:  # with replacement: drawn in order, no sort; in uint32 when they fit
+            cols = _sorted_draws(rng, counts, self.n_src, excl, _narrow(self.n_src))
+            rows = np.repeat(
+                np.arange(lo, lo + len(counts), dtype=_narrow(lo + len(counts))), counts
+            )
             return cols, rows, rng
         rows, cols = _sample_rows(rng, counts, self.n_src, excl, unique)
         return _sorted_pairs(cols, rows + lo, self.n_src) + (rng,)
@@ -293,11 +295,21 @@ def _sorted_pairs(s: np.ndarray, t: np.ndarray, n_src: int) -> tuple[np.ndarray,
     return s_out.astype(np.int64), t_rel.astype(np.int64) + t0
 
 
+def _narrow(n: int) -> type:
+    """The integer dtype of indices in [0, n): uint32 when they fit (half the bytes to move
+    and to write), else int64."""
+    return np.uint32 if n < (1 << 32) else np.int64
+
+
 def _sorted_draws(
-    rng: np.random.Generator, counts: np.ndarray, n: int, excl: np.ndarray | None
+    rng: np.random.Generator,
+    counts: np.ndarray,
+    n: int,
+    excl: np.ndarray | None,
+    dtype: Any = np.int64,
 ) -> np.ndarray:
     """For row i, ``counts[i]`` values uniform in [0, n) without ``excl[i]``, with replacement,
-    each row's values in ascending order.
+    each row's values in ascending order, as ``dtype`` (which must hold n - 1).
 
     The order statistics of k uniforms are the partial sums of k + 1 standard exponentials
     over their total (Rényi's representation), so sorted draws cost one exponential per value
@@ -307,7 +319,7 @@ def _sorted_draws(
     counts = np.asarray(counts, dtype=np.int64)
     total = int(counts.sum())
     if total == 0:
-        return np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=dtype)
     m = np.full(len(counts), n, dtype=np.int64)
     if excl is not None:
         m -= excl >= 0
@@ -324,11 +336,11 @@ def _sorted_draws(
     csum = psum[1:]
     csum -= np.repeat(base, counts)
     csum *= np.repeat(m / span, counts)
-    vals = csum.astype(np.int64)
+    vals = csum.astype(dtype)  # floor of non-negative values: the same in any integer dtype
     if excl is None:
         np.minimum(vals, n - 1, out=vals)
         return vals
-    np.minimum(vals, np.repeat(m - 1, counts), out=vals)
+    np.minimum(vals, np.repeat((m - 1).astype(dtype), counts), out=vals)
     skip = np.repeat(np.where(excl >= 0, excl, n), counts)
     vals += vals >= skip
     return vals
