@@ -158,14 +158,21 @@ def threshold_step(
     raise RuntimeError(f"no 5 ms step of {amps_nA} nA fires the cell")
 
 
-def bac(h, cell, dt: float = 0.025, soma_nA: float | None = None, dend_nA: float = 0.5) -> dict:
+def bac(
+    h,
+    cell,
+    dt: float = 0.025,
+    soma_nA: float | None = None,
+    dend_nA: float = 0.5,
+    site_um: float = BAC_SITE_UM,
+) -> dict:
     """Hay's BAC protocol: somatic 5 ms step (by default the smallest that fires the cell),
-    EPSP-shaped current at ~620 um on the trunk 5 ms later, each alone and together.
-    Somatic spikes within 100 ms, and the time (ms) the hot-zone trunk spends above -30 mV
-    (the dendritic Ca plateau), per condition."""
+    EPSP-shaped current on the trunk ``site_um`` (default ~620 um) from the soma 5 ms later,
+    each alone and together. Somatic spikes within 100 ms, and the time (ms) the hot-zone
+    trunk spends above -30 mV (the dendritic Ca plateau), per condition."""
     if soma_nA is None:
         soma_nA = threshold_step(h, cell, dt)
-    site, site_um = trunk_site(h, cell, BAC_SITE_UM)
+    site, site_um = trunk_site(h, cell, site_um)
     hot, hot_um = trunk_site(h, cell, sum(HOT_ZONE_UM) / 2)
     t0, tstop = SETTLE_MS, SETTLE_MS + 120.0
     soma = h.IClamp(cell.soma[0](0.5))
@@ -183,8 +190,10 @@ def bac(h, cell, dt: float = 0.025, soma_nA: float | None = None, dend_nA: float
         h.run()
         tt = np.array(t)
         hv = np.array(vh)
+        spikes = _spikes(tt, np.array(vs), t0, t0 + 100)
         out[name] = {
-            "spikes": int(_spikes(tt, np.array(vs), t0, t0 + 100).size),
+            "spikes": int(spikes.size),
+            "spike_ms": [float(x - t0) for x in spikes],
             "plateau_ms": float(((hv > -30) & (tt >= t0)).sum() * dt),
             "t": tt - t0,
             "v_soma": np.array(vs),
@@ -319,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
           f"hot zone probe {b['hot_um']:.0f} um): "
           + ", ".join(f"{k} {b[k]['spikes']} spikes / plateau {b[k]['plateau_ms']:.1f} ms"
                       for k in ("soma", "dend", "both")))  # fmt: skip
+    print("  BAC burst spike times (ms after the somatic step): "
+          + ", ".join(f"{x:.1f}" for x in b["both"]["spike_ms"]))  # fmt: skip
     p = bap(h, cell, ns.dt)
     d, a = np.array(p["dist_um"]), np.array(p["amp_mV"])
     for lo in range(0, int(d.max()), 200):

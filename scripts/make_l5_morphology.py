@@ -7,9 +7,9 @@ a 3-point soma, ten basal trees, an apical trunk with oblique branches and a tuf
 size, basal, trunk and oblique diameters, the trunk's length, the obliques' number and stretch)
 were searched with ``scripts/fit_l5_morphology.py`` so that Hay et al.'s (2011) channels and
 densities (the default ``templates/L5PCtemplate.hoc``) fire like Hay's cell
-(``scripts/hay_validation.py``: the F-I curve; BAC firing gives one extra spike, not Hay's
-burst): a 12 um soma radius, a trunk of 3.5 -> 1.8 um that bifurcates
-at 680 um, just before the 685-885 um Ca hot zone. Branch lengths are
+(``scripts/hay_validation.py``: the F-I curve and BAC firing): a 12 um soma radius, a trunk of
+4.0 -> 3.0 um that bifurcates at 780 um, in the middle of the 685-885 um Ca hot zone, into two
+2 um tuft branches, and thin (0.8-1.2 um) obliques. Branch lengths are
 scaled so that the dendritic lengths NEURON measures (path distance from ``soma(0)``) match
 the legacy params file: basal >= 50 µm 4649 µm, basal < 50 µm 483 µm, apical 7440 µm.  Every basal
 tree branches exactly at 50 µm path distance, so the basal split is the same whether it is
@@ -92,16 +92,19 @@ class Shape:
     soma_radius_um: float = 12.0
     n_basal_trees: int = 10
     basal_diam_um: tuple[float, float] = (1.2, 1.6)
-    trunk_length_um: float = 680.0
-    trunk_diam_um: tuple[float, float] = (3.5, 1.8)
+    trunk_length_um: float = 780.0
+    trunk_diam_um: tuple[float, float] = (4.0, 3.0)
     n_obliques: int = 24
-    oblique_diam_um: tuple[float, float] = (1.2, 1.8)
+    oblique_diam_um: tuple[float, float] = (0.8, 1.2)
     oblique_zone_um: tuple[float, float] = (35.0, 520.0)
-    tuft_diam_um: float = 1.0
+    tuft_diam_um: float = 2.0
 
 
 #: the committed cell (found with scripts/fit_l5_morphology.py; the shape before issue 13 was
-#: Shape(20.0, 10, (2.1, 2.7), 1000.0, (3.0, 1.2), 12, (1.0, 1.4), (35.0, 520.0), 1.0))
+#: Shape(20.0, 10, (2.1, 2.7), 1000.0, (3.0, 1.2), 12, (1.0, 1.4), (35.0, 520.0), 1.0), the
+#: first issue-13 refit Shape(12.0, 10, (1.2, 1.6), 680.0, (3.5, 1.8), 24, (1.2, 1.8),
+#: (35.0, 520.0), 1.0): its hot zone lay wholly in thin (1.5 -> 0.45 um) tuft branches, easy to
+#: set off but too weak to drive a somatic burst through the thin trunk)
 SHAPE = Shape()
 
 

@@ -76,6 +76,17 @@ PROBE = textwrap.dedent(
     out["bac"] = {k: {"spikes": b[k]["spikes"], "plateau_ms": b[k]["plateau_ms"]}
                   for k in ("soma", "dend", "both")}
     out["bac"]["site_um"] = b["site_um"]
+    out["bac"]["both_spike_ms"] = b["both"]["spike_ms"]
+    out["bac_varied"] = {}  # the burst under small changes of the EPSP and its site
+    for key, kw in (("dend 0.4", {"dend_nA": 0.4}), ("dend 0.6", {"dend_nA": 0.6}),
+                    ("site 590", {"dend_nA": dend_nA, "site_um": 590.0}),
+                    ("site 650", {"dend_nA": dend_nA, "site_um": 650.0})):
+        v = hv.bac(h, c, dt, soma_nA=soma_nA, **kw)
+        out["bac_varied"][key] = {k: {"spikes": v[k]["spikes"], "plateau_ms": v[k]["plateau_ms"]}
+                                  for k in ("dend", "both")}
+    v = hv.bac(h, c, 0.025, soma_nA=soma_nA, dend_nA=dend_nA)  # the report's dt
+    out["bac_dt025"] = {k: {"spikes": v[k]["spikes"], "plateau_ms": v[k]["plateau_ms"]}
+                        for k in ("soma", "dend", "both")}
     p = hv.bap(h, c, dt, soma_nA=soma_nA)
     out["bap"] = {"dist": p["dist_um"], "amp": p["amp_mV"], "ca_site_um": p["ca_site_um"],
                   "ca_plateau_ms": p["ca_plateau_ms"], "ca_peak_mV": p["ca_peak_mV"]}
@@ -159,30 +170,51 @@ def test_fi_rises_with_current(cell):
 
 def test_fi_within_25_percent_of_hays_cell(cell):
     # issue 13: the morphology (scripts/make_l5_morphology.py Shape, found with
-    # scripts/fit_l5_morphology.py) gives 9, 14, 20 Hz at 0.6, 1.0, 1.9 nA (1 s steps)
+    # scripts/fit_l5_morphology.py) gives 9, 14, 19 Hz at 0.6, 1.0, 1.9 nA (1 s steps,
+    # dt 0.025 ms in scripts/hay_validation.py)
     for amp, ref in LEGACY_FI_HZ.items():
         assert cell["fi"][str(amp)] == pytest.approx(ref, rel=0.25), (amp, cell["fi"])
 
 
-#: Known gap (issue 13): BAC gives the Ca plateau and one extra spike, not a burst. Measured
-#: (dt 0.05 ms): the 1.9 nA 5 ms somatic step alone 1 spike, no plateau; the 0.5 nA EPSP-shaped
-#: current at ~620 um alone 0 spikes; together 2 spikes on a 30 ms hot-zone plateau above
-#: -30 mV. The plateau's current lifts the 12 um soma to about -63 mV only; trunks thick enough
-#: to carry more (4.5 -> 2.5 um) let the lone bAP set off the plateau (and a burst) too, and
-#: the shapes in between that passed (scripts/fit_l5_morphology.py) sat on a knife edge (moving
-#: one oblique by 10 um flipped them). Untested guess: Hay's fit has active axon stubs, ours
-#: are passive (SPEC 10), so our soma must burst alone.
-BAC_GAP = "the hot-zone plateau comes with the EPSP, but the soma fires 2 spikes, not a burst"
+def _is_bac(b: dict) -> bool:
+    return (
+        b["soma"]["spikes"] == 1  # the 5 ms somatic step alone: one spike
+        and b["soma"]["plateau_ms"] < 10  # ... and no Ca plateau
+        and b["dend"]["spikes"] == 0  # the EPSP alone does not fire the soma
+        and b["both"]["spikes"] >= 3  # together: a burst of >= 2 extra spikes ...
+        and b["both"]["plateau_ms"] >= 10  # ... on a hot-zone Ca plateau
+    )
 
 
-@pytest.mark.xfail(strict=True, reason=BAC_GAP)
 def test_bac_firing(cell):
+    # issue 13: Hay's protocol (1.9 nA 5 ms somatic step, 0.5 nA EPSP-shaped current at
+    # ~620 um 5 ms later), dt 0.05 ms; measured 1 / 0 / 3 spikes, a ~26 ms plateau, burst ISIs
+    # ~10-16 ms (Hay's 9.9 +- 0.9 ms)
     b = cell["bac"]
     assert 560 < b["site_um"] < 680  # on the trunk, ~620 um from the soma
-    assert b["soma"]["spikes"] == 1  # the 5 ms somatic step alone: one spike
-    assert b["dend"]["spikes"] == 0  # the EPSP alone does not fire the soma
-    assert b["both"]["spikes"] >= b["soma"]["spikes"] + 2, b  # together: a burst ...
-    assert b["both"]["plateau_ms"] >= 10 > b["soma"]["plateau_ms"], b  # ... on a Ca plateau
+    assert _is_bac(b), b
+    isi = np.diff(b["both_spike_ms"])
+    assert (isi > 5).all() and (isi < 25).all(), isi  # a burst, not a doublet or a pause
+
+
+def test_bac_burst_survives_small_changes_of_the_epsp(cell):
+    # the EPSP's amplitude by +-20 % and its site by +-30 um: still no spike alone, still the
+    # burst on a plateau together
+    for key, b in cell["bac_varied"].items():
+        assert b["dend"]["spikes"] == 0, (key, b)
+        assert b["both"]["spikes"] >= 3 and b["both"]["plateau_ms"] >= 10, (key, b)
+
+
+#: Known gap (issue 13): the somatic side of BAC is on an edge. At dt 0.025 ms the lone
+#: 1.9 nA 5 ms step sets off the hot-zone plateau (and a burst); at 0.05 ms it does from
+#: 2.0 nA. The cell's 5 ms threshold is ~1.4 nA and over the shapes tried
+#: (scripts/fit_l5_morphology.py) the lone step set off the plateau from 1.7-2.1 nA.
+BAC_DT_GAP = "at dt 0.025 ms the lone 1.9 nA somatic step sets off the Ca plateau"
+
+
+@pytest.mark.xfail(strict=True, reason=BAC_DT_GAP)
+def test_bac_firing_at_the_reports_dt(cell):
+    assert _is_bac(cell["bac_dt025"]), cell["bac_dt025"]
 
 
 def test_backpropagation_decays(cell):
