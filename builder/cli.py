@@ -299,10 +299,34 @@ def _size(nbytes: float) -> str:
     return ""  # pragma: no cover
 
 
+def _keep_freed_memory() -> bool:
+    """Let glibc's malloc keep freed blocks for reuse instead of returning them to the system.
+
+    A spec build allocates and frees arrays of tens of MB per target block; by default glibc
+    serves each from a fresh ``mmap`` (above its 128 kB threshold, raised dynamically only
+    partly) and unmaps it on free, so every block pays page faults and zeroing again: the
+    full-scale microcircuit spent 26 s of system time in 47 s of CPU. Raising the mmap
+    threshold to glibc's maximum (32 MiB) and the trim threshold to 1 GiB measured 34.8 ->
+    26.2 s wall, system 26.4 -> 14.8 s, peak 1.13 -> 1.20 GB. No effect elsewhere than glibc
+    (the call is skipped). Returns whether glibc took both settings.
+    """
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
+    return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 1 << 30))
+
+
 def _spec_main(
     ns: argparse.Namespace, path: Path, seed: int | None, overrides: dict[str, object]
 ) -> int:
     """``build-network SPEC [SEED] -o DIR [--set K=V] [--check]`` for a network spec."""
+    if sys.platform.startswith("linux"):
+        _keep_freed_memory()
 
     def build() -> Any:
         from .spec import NetworkBuilder, load_spec
