@@ -42,6 +42,7 @@ import h5py
 import numpy as np
 
 from .errors import BuildError, OutputError, RunError
+from .output import MANIFEST_NAME
 from .rng import stream
 from .runs import CONFIG_NAME, SPEC_COPY
 from .segments import SegmentTable
@@ -706,7 +707,8 @@ def plot_run(
     base = Path(outdir)
     config_file = base if base.is_file() else base / CONFIG_NAME
     base = base.parent if base.is_file() else base
-    foreign = config_file.is_file() and config_file.name != CONFIG_NAME  # e.g. a BMTK project
+    # a network we did not build (a BMTK project, whatever its config is called): no manifest
+    foreign = config_file.is_file() and not (base / MANIFEST_NAME).is_file()
     if (base / SPEC_COPY).is_file() or foreign:  # spikes per population, no L5 inputs
         from .plots_ecp import ecp_figures
         from .plots_network import plot_run as plot_network

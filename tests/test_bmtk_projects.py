@@ -375,3 +375,9 @@ def test_a_bmtk_bionet_project_runs_as_it_is(tmp_path: Path, sim_env: dict[str, 
     np.testing.assert_allclose(spikes["output"][1], spikes["output_stock"][1], atol=1e-6)
     plots = sorted(p.name for p in (project / "output" / "plots").glob("*.png"))
     assert plots == ["raster.png", "rate_histograms.png"]  # no membrane report asked
+    # the same project with its config named as ours are: still drawn as a foreign network
+    from builder.plots import plot_run
+
+    (project / "simulation_config.json").write_text(ours.read_text())
+    pngs = plot_run(project, tmp_path / "plots")
+    assert sorted(p.name for p in pngs) == ["raster.png", "rate_histograms.png"]
