@@ -6,7 +6,7 @@ Kept for our users' existing scripts; identical to the ``build-network`` console
 
 import sys
 
-from builder.cli import main
+from builder.commands.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -6,7 +6,7 @@ Kept for our users' existing scripts; identical to the ``run-network`` console c
 
 import sys
 
-from builder.run_cli import main
+from builder.commands.run_cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -3,7 +3,7 @@
 Everything else about the package is declared in ``pyproject.toml``. The repository keeps
 ``biophys_components/`` and ``params/`` at the top level (where users look for them); a wheel
 can only install files inside a package, so ``build_py`` copies those folders to
-``<build>/builder/_data/<folder>/``, where :func:`builder.data.project_data_dir` finds them. An
+``<build>/builder/_data/<folder>/``, where :func:`builder.core.data.project_data_dir` finds them. An
 editable install needs no copy (the package finds the folders beside it). A source tree without
 the folders (e.g. an sdist made without ``MANIFEST.in``) fails the build instead of producing a
 wheel that cannot build the default network.
@@ -16,7 +16,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-DATA_FOLDERS = ("biophys_components", "params")  # = builder.data.DATA_FOLDERS
+DATA_FOLDERS = ("biophys_components", "params")  # = builder.core.data.DATA_FOLDERS
 # compiled NMODL, caches and editor files never belong in the wheel
 IGNORE = shutil.ignore_patterns(
     "x86_64", "aarch64", "arm64", "i686", "__pycache__", "*.pyc", "*.o", "*.so", ".*"

@@ -62,7 +62,7 @@ SYN_SIGMAS = 4.0
 
 PREPARE = """
 import json, sys
-from builder.build import SimulationBuilder
+from builder.commands.build import SimulationBuilder
 b = SimulationBuilder(sys.argv[1], int(sys.argv[2]))
 b.segment_table.to_csv(sys.argv[3])
 with open(sys.argv[4], "w") as f:

@@ -10,7 +10,7 @@ Usage::
 ``examples/lfpy_network.json`` is built once (a timed whole process), then run as whole
 processes on copies of the same files:
 
-- **ours**: ``python -m builder.run_cli DIR -q --no-progress`` -- ``run-network`` with the
+- **ours**: ``python -m builder.commands.run_cli DIR -q --no-progress`` -- ``run-network`` with the
   config's ECP report (13-contact probe, line source) and current dipole;
 - **ours+plots**: the same with ``--plot`` (raster, rates, ECP traces, CSD, electrode layout);
 - **stock**: ``python benchmarks/stock_bionet_run.py DIR --template-segments`` -- BMTK's
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
 def _bench(ns: argparse.Namespace, spec: Path, work: Path) -> int:
     py = sys.executable
     print(f"load average before: {load()}")
-    build_cmd = [py, "-m", "builder.cli", str(spec), "-o", str(work / "net"), "-q"]
+    build_cmd = [py, "-m", "builder.commands.cli", str(spec), "-o", str(work / "net"), "-q"]
     if ns.duration_ms:
         warm_ms = min(200.0, ns.duration_ms / 2)
         build_cmd += ["--set", f"run.duration_ms={ns.duration_ms:g}"]
@@ -191,7 +191,8 @@ def _bench(ns: argparse.Namespace, spec: Path, work: Path) -> int:
         [
             py,
             "-c",
-            "import sys; from builder.nrn import bionet_ext; bionet_ext.load_config(sys.argv[1])",
+            "import sys; from builder.simulators.neuron import bionet_ext; "
+            "bionet_ext.load_config(sys.argv[1])",
             str(net / "simulation_config.json"),
         ],
         capture_output=True,
@@ -207,7 +208,7 @@ def _bench(ns: argparse.Namespace, spec: Path, work: Path) -> int:
     runs: dict[str, Child] = {}
     for side, opts in sides.items():
         shutil.copytree(net, work / side)
-        cmd = [py, "-m", "builder.run_cli", str(work / side), *opts]
+        cmd = [py, "-m", "builder.commands.run_cli", str(work / side), *opts]
         runs[side] = run_child(side, cmd, work / f"{side}.log", work)
         print(f"  {side}: {runs[side].cpu_s:.1f} s CPU, {runs[side].wall_s:.1f} s wall")
     if not ns.no_stock:

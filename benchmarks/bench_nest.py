@@ -139,8 +139,8 @@ print(json.dumps({"edges": int(nest.num_connections), "build_s": t_built - t0,
 OUR_LOAD = r"""
 import json, resource, sys, time
 t0 = time.perf_counter()
-from builder.netconfig import read_config
-from builder.nest.loader import import_nest, load
+from builder.core.netconfig import read_config
+from builder.simulators.nest.loader import import_nest, load
 nest = import_nest()
 import_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 t1, c1 = time.perf_counter(), time.process_time()
@@ -177,7 +177,7 @@ print(json.dumps({"edges": int(nest.GetKernelStatus("num_connections")),
 #: connects these edges with, unless ``run.nest_compact_synapses`` is false).
 NEST_FLOOR = r"""
 import glob, json, sys, time
-from builder.nest.loader import import_nest
+from builder.simulators.nest.loader import import_nest
 nest = import_nest()
 import h5py, numpy as np
 def rss_mb():

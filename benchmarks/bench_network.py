@@ -89,9 +89,9 @@ OURS = (
     + """
 import time
 t0 = time.perf_counter()
-from builder.cli import main
-from builder.spec import build as _build
-from builder.spec.build import NetworkBuilder
+from builder.commands.cli import main
+from builder.core.spec import build as _build
+from builder.core.spec.build import NetworkBuilder
 t_imported = time.perf_counter()
 _threads = 1  # a builder without parallel projections writes one at a time
 if hasattr(_build, "BUILD_THREADS"):

@@ -15,10 +15,11 @@ Steps:
    with a warm cache.
 2. Time each side as a whole process, ``--repeat`` times, alternating:
 
-   * **ours**: ``builder.nrn.runner.run(DIR)`` (merged point processes, default start from
+   * **ours**: ``builder.simulators.neuron.runner.run(DIR)`` (merged point processes, default start
+   from
      the resting steady state), started by a small launcher that does what
      ``run_network.py DIR --no-progress`` does and prints the runner's own
-     :class:`~builder.nrn.runner.RunSummary` as JSON;
+     :class:`~builder.simulators.neuron.runner.RunSummary` as JSON;
    * **stock**: ``benchmarks/stock_bionet_run.py DIR``, BMTK's ``run_bionet.py`` flow with one
      point process per synapse;
    * **core**: ours with ``engine="coreneuron"`` (``run-network --engine coreneuron``: the
@@ -26,8 +27,8 @@ Steps:
      ``--no-engine``; its spikes must equal ours exactly;
    * **ours-tN** (``--threads N``, default 2; ``--threads 1`` leaves it out): ours on N threads
      (``run-network -t N``: the cell cut into N pieces by ``pc.multisplit``, the inputs played
-     early into longer delays, see :mod:`builder.nrn.engine`); its spikes must equal ours.
-     CoreNEURON's threads are not timed: they share whole cells, and with the default
+     early into longer delays, see :mod:`builder.simulators.neuron.engine`); its spikes must equal
+     ours. CoreNEURON's threads are not timed: they share whole cells, and with the default
      network's one cell they only add waiting (measured: 10x the CPU time of one thread).
 
    Each child reports its setup and simulation wall times (and the CPU time it spent in each);
@@ -82,8 +83,8 @@ SPIKE_SIGMAS = 3.0
 OURS_LAUNCHER = """
 import json, sys, time
 c_start = time.process_time()
-import builder.nrn.runner as runner
-from builder.nrn.mpi import guard, setup_mpi
+import builder.simulators.neuron.runner as runner
+from builder.simulators.neuron.mpi import guard, setup_mpi
 cpu = {}
 orig_modules = getattr(runner, "_modules", None)
 if orig_modules is not None:
@@ -109,7 +110,7 @@ if "--engine" in args:
 if "--threads" in args:
     opts["n_thread"] = int(args[args.index("--threads") + 1])
 try:  # the engine module runs the simulation itself (the coreneuron engine never calls sim.run)
-    import builder.nrn.engine as engine
+    import builder.simulators.neuron.engine as engine
     orig_simulate = engine.simulate
     def simulate(*a, **k):
         c0 = time.process_time()
@@ -137,17 +138,17 @@ print("bench-result: " + json.dumps(out), flush=True)
 WARM = """
 import sys
 from pathlib import Path
-from builder.mechanisms import compiled_mechanisms
+from builder.core.mechanisms import compiled_mechanisms
 mods = sorted(Path(sys.argv[1], "components", "mechanisms", "modfiles").glob("*.mod"))
 print(compiled_mechanisms(mods, quiet=False))
 if sys.argv[2:] == ["--coreneuron"]:
-    from builder.components import provided_mod_files, select_mechanisms
-    from builder.nrn.engine import coreneuron_mod_files
+    from builder.core.components import provided_mod_files, select_mechanisms
+    from builder.simulators.neuron.engine import coreneuron_mod_files
     chosen = list(select_mechanisms(mods, provided_mod_files()).mod_files)
     core = coreneuron_mod_files(chosen, Path(sys.argv[1]))
     built = compiled_mechanisms(core, quiet=False, coreneuron=True)
     print(built)
-    flags = built / "cxxflags.txt"  # builder.mechanisms: the extra C++ flags of the build
+    flags = built / "cxxflags.txt"  # builder.core.mechanisms: the extra C++ flags of the build
     print("core-cxxflags:", flags.read_text().strip() if flags.is_file() else "(nrnivmodl's)")
 import bmtk.simulator.bionet, h5py  # warm the file cache and the bytecode
 """
@@ -226,7 +227,7 @@ def compare_trains(a: np.ndarray, b: np.ndarray, dt_ms: float) -> str:
 
 def _nrnivmodl_coreneuron(mods: list[Path], build: Path) -> tuple[int, str, float]:
     """Run ``nrnivmodl -coreneuron`` on copies of ``mods`` in ``build``; (exit, output, s)."""
-    from builder.mechanisms import nrnivmodl_path
+    from builder.core.mechanisms import nrnivmodl_path
 
     (build / "mod").mkdir(parents=True)
     for mod in mods:
@@ -287,7 +288,7 @@ def compile_coreneuron(outdir: Path, work: Path, attempts: int = 4) -> tuple[Pat
     find every incompatible file. The result is usable only if nothing left out is used by
     the network (cell template, synaptic models, edge types).
     """
-    from builder.mechanisms import mechanisms_library
+    from builder.core.mechanisms import mechanisms_library
 
     mods = sorted((outdir / "components" / "mechanisms" / "modfiles").glob("*.mod"))
     names = {mod.stem: _mechanism_name(mod) for mod in mods}

@@ -8,12 +8,15 @@ Usage::
 This is the reference side of ``bench_run.py``: BMTK BioNet's default flow on the files our
 builder wrote, with one point process per synapse and BMTK's own output modules (spikes file,
 membrane report, log). It is the flow of the ``run_bionet.py`` every output directory carries,
-through the same shared implementation (:mod:`builder.nrn.bionet_ext`), with clocks around it:
+through the same shared implementation (:mod:`builder.simulators.neuron.bionet_ext`), with clocks
+around it:
 
-1. :func:`builder.nrn.bionet_ext.load_config`: compile the output's NMODL into the cache (a
+1. :func:`builder.simulators.neuron.bionet_ext.load_config`: compile the output's NMODL into the
+cache (a
    hit once warmed; what a stock user does once by hand with ``nrnivmodl``), ``chdir`` into
    OUTDIR, BMTK's ``Config`` (validated) with our config translated for BMTK, ``build_env()``;
-2. :func:`builder.nrn.bionet_ext.build_simulation`: register our synapse functions (one point
+2. :func:`builder.simulators.neuron.bionet_ext.build_simulation`: register our synapse functions
+(one point
    process per edge), ``BioNetwork.from_config`` / ``BioSimulator.from_config``, bind every
    connection to its edge (release stream and weight keyed by (seed, edge population,
    ``syn_id``), as the runner does, so both sides draw the same releases);
@@ -71,8 +74,8 @@ def stock_ecp_reports(conf: Any) -> list[str]:
     """Hand the config's extracellular reports to BMTK's own ``EcpMod``; returns their names.
 
     Our configs add ``type``, ``sigma``, ``method`` and ``dipole_file`` (read by
-    :mod:`builder.nrn.ecp`), which ``EcpMod`` refuses; they are dropped here. BMTK's module
-    uses the line-source formula with sigma = 0.3 S/m and computes no dipole.
+    :mod:`builder.simulators.neuron.ecp`), which ``EcpMod`` refuses; they are dropped here. BMTK's
+    module uses the line-source formula with sigma = 0.3 S/m and computes no dipole.
     """
     names = []
     for name, rep in (conf.reports or {}).items():
@@ -159,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     compiled = Path(ns.mechanisms).resolve() if ns.mechanisms else None
 
-    from builder.nrn import bionet_ext
+    from builder.simulators.neuron import bionet_ext
 
     conf, view = bionet_ext.load_config(config, compiled)  # chdir into OUTDIR, as run_bionet.py
     if ns.template_segments:

@@ -1,7 +1,7 @@
 """Build SONATA input networks, input rasters and BMTK configs for detailed NEURON cells."""
 
 from ._version import __version__
-from .errors import (
+from .core.errors import (
     BuildError,
     ComponentError,
     OutputError,
@@ -22,7 +22,7 @@ __all__ = [
     "__version__",
 ]
 
-_LAZY = {"SimulationBuilder": ".build", "BuildResult": ".build"}
+_LAZY = {"SimulationBuilder": ".commands.build", "BuildResult": ".commands.build"}
 
 
 def __getattr__(name: str) -> object:

@@ -2,6 +2,6 @@
 
 import sys
 
-from .cli import l5net_main
+from .commands.cli import l5net_main
 
 sys.exit(l5net_main())

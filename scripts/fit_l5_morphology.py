@@ -52,16 +52,16 @@ CHILD = r"""
 import json, os, resource, sys
 sys.path.insert(0, sys.argv[1])
 import hay_validation as hv
-from builder.components import resolve_cell
-from builder.mechanisms import compiled_mechanisms
-from builder.params import load_params
+from builder.core.components import resolve_cell
+from builder.core.mechanisms import compiled_mechanisms
+from builder.core.params import load_params
 args = json.loads(sys.argv[2])
 spec = resolve_cell(load_params(hv.ROOT / "params" / "L5NetParams.json"))
 lib = compiled_mechanisms(spec.mod_files)
 os.environ.setdefault("NEURON_MODULE_OPTIONS", "-nogui")
 import neuron
 from neuron import h
-from builder.nrn.runner import _steady_state_init
+from builder.simulators.neuron.runner import _steady_state_init
 neuron.load_mechanisms(str(lib))
 h.load_file("stdrun.hoc")
 h.load_file(args["template"])

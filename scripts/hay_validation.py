@@ -46,9 +46,9 @@ HOT_ZONE_UM = (685.0, 885.0)
 # ----------------------------------------------------------------------------- the cell
 def load_cell(params: str | os.PathLike = ROOT / "params" / "L5NetParams.json"):
     """Compile and load the params' cell; return ``(h, cell)`` ready to run at 34 degC."""
-    from builder.components import resolve_cell
-    from builder.mechanisms import compiled_mechanisms
-    from builder.params import load_params
+    from builder.core.components import resolve_cell
+    from builder.core.mechanisms import compiled_mechanisms
+    from builder.core.params import load_params
 
     spec = resolve_cell(load_params(params))
     lib = compiled_mechanisms(spec.mod_files)
@@ -56,7 +56,7 @@ def load_cell(params: str | os.PathLike = ROOT / "params" / "L5NetParams.json"):
     import neuron
     from neuron import h
 
-    from builder.nrn.runner import _steady_state_init
+    from builder.simulators.neuron.runner import _steady_state_init
 
     neuron.load_mechanisms(str(lib))
     h.load_file("stdrun.hoc")

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from builder.sonata import write_edges, write_nodes, write_spikes
+from builder.core.sonata import write_edges, write_nodes, write_spikes
 
 LIF = {
     "C_m": 250.0,

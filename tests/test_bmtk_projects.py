@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 import pytest
 
-from builder.checks import _Resolver, merge_simulation_child
+from builder.core.checks import _Resolver, merge_simulation_child
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -201,7 +201,7 @@ def test_a_bmtk_pointnet_project_runs_as_it_is(tmp_path: Path) -> None:
     theirs.write_text(json.dumps(top))
 
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    run = [sys.executable, "-m", "builder.run_cli", str(ours), "-q", "--no-progress"]
+    run = [sys.executable, "-m", "builder.commands.run_cli", str(ours), "-q", "--no-progress"]
     proc = subprocess.run(run, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     proc = subprocess.run(
@@ -322,7 +322,7 @@ def test_a_bmtk_bionet_project_runs_as_it_is(tmp_path: Path, sim_env: dict[str, 
     installed package; ``--no-settle`` starts at v_init as BioNet does: the same spikes."""
     pytest.importorskip("neuron")
     bmtk = pytest.importorskip("bmtk")
-    from builder.mechanisms import compiled_mechanisms
+    from builder.core.mechanisms import compiled_mechanisms
 
     components = Path(bmtk.__file__).parent / "utils" / "scripts" / "bionet"
     project = tmp_path / "bio_3cells"
@@ -344,7 +344,7 @@ def test_a_bmtk_bionet_project_runs_as_it_is(tmp_path: Path, sim_env: dict[str, 
     run = [
         sys.executable,
         "-m",
-        "builder.run_cli",
+        "builder.commands.run_cli",
         str(ours),
         "-q",
         "--no-progress",
@@ -376,7 +376,7 @@ def test_a_bmtk_bionet_project_runs_as_it_is(tmp_path: Path, sim_env: dict[str, 
     plots = sorted(p.name for p in (project / "output" / "plots").glob("*.png"))
     assert plots == ["raster.png", "rate_histograms.png"]  # no membrane report asked
     # the same project with its config named as ours are: still drawn as a foreign network
-    from builder.plots import plot_run
+    from builder.analysis.plots import plot_run
 
     (project / "simulation_config.json").write_text(ours.read_text())
     pngs = plot_run(project, tmp_path / "plots")

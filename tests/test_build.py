@@ -15,11 +15,11 @@ import h5py
 import numpy as np
 import pytest
 
-from builder import cli
-from builder.build import SimulationBuilder
-from builder.output import MANIFEST_NAME
-from builder.params import load_params
-from builder.segments import SegmentTable
+from builder.commands import cli
+from builder.commands.build import SimulationBuilder
+from builder.core.output import MANIFEST_NAME
+from builder.core.params import load_params
+from builder.core.segments import SegmentTable
 
 ROOT = Path(__file__).resolve().parent.parent
 L5 = ROOT / "params" / "L5NetParams.json"
@@ -439,12 +439,12 @@ def test_failed_build_leaves_previous_output(tmp_path, monkeypatch, capsys):
     assert cli.main([str(params), "-o", str(out), "-q"]) == 0
     before = digests(out)
 
-    from builder import sonata
+    from builder.core import sonata
 
     def boom(*a, **k):
         raise OSError("disk full (simulated)")
 
-    # the spike writer the build streams into (builder.network.write_network)
+    # the spike writer the build streams into (builder.core.network.write_network)
     monkeypatch.setattr(sonata.SpikeStreamWriter, "append", boom)
     assert cli.main([str(params), "5", "-o", str(out), "-q"]) == 2
     err = capsys.readouterr().err

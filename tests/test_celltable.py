@@ -16,13 +16,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from builder import mechanisms
-from builder.components import CellSpec, bmtk_components_dir, project_components_dir, resolve_cell
-from builder.errors import ComponentError
-from builder.mechanisms import compiled_mechanisms
-from builder.nrn import celltable
-from builder.nrn.celltable import cached_segment_table_path, segment_table
-from builder.segments import SegmentTable
+from builder.core import mechanisms
+from builder.core.components import (
+    CellSpec,
+    bmtk_components_dir,
+    project_components_dir,
+    resolve_cell,
+)
+from builder.core.errors import ComponentError
+from builder.core.mechanisms import compiled_mechanisms
+from builder.core.segments import SegmentTable
+from builder.simulators.neuron import celltable
+from builder.simulators.neuron.celltable import cached_segment_table_path, segment_table
 
 pytestmark = pytest.mark.neuron
 
@@ -197,8 +202,8 @@ def test_cache_hit_needs_no_neuron(
         f"""
         import sys
         from pathlib import Path
-        from builder.components import resolve_cell
-        from builder.nrn.celltable import segment_table
+        from builder.core.components import resolve_cell
+        from builder.simulators.neuron.celltable import segment_table
         params = {{"_source": {str(tmp_path / "p.json")!r}, "cell": {{
             "model_template": "ctdb:Biophys1.hoc", "morphology": {ALLEN["perisomatic"][0]!r},
             "dynamic_params": {ALLEN["perisomatic"][1]!r},

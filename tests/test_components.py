@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from builder import mechanisms
-from builder.components import (
+from builder.core import mechanisms
+from builder.core.components import (
     CellSpec,
     bmtk_components_dir,
     mechanism_names,
@@ -30,15 +30,15 @@ from builder.components import (
     select_mechanisms,
     synaptic_model_path,
 )
-from builder.errors import ComponentError
-from builder.mechanisms import (
+from builder.core.errors import ComponentError
+from builder.core.mechanisms import (
     cache_root,
     compiled_mechanisms,
     mechanisms_key,
     mechanisms_library,
     sources_digest,
 )
-from builder.nrn.celltable import cached_segment_table_path, segment_cache_key
+from builder.simulators.neuron.celltable import cached_segment_table_path, segment_cache_key
 
 BMTK = bmtk_components_dir()
 BMTK_MODS = sorted(p.name for p in (BMTK / "mechanisms" / "modfiles").glob("*.mod"))
@@ -498,7 +498,8 @@ def test_mechanisms_library_arch_variants(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- layering
 def test_core_and_celltable_import_without_neuron() -> None:
     code = (
-        "import sys, builder.components, builder.mechanisms, builder.nrn.celltable, builder.nrn\n"
+        "import sys, builder.core.components, builder.core.mechanisms, "
+        "builder.simulators.neuron.celltable, builder.simulators.neuron\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('neuron', 'scipy', 'pandas')"
         " or m.startswith('bmtk.simulator')]\n"
         "assert not bad, bad\n"

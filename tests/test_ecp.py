@@ -1,4 +1,5 @@
-"""Extracellular potentials and current dipole moments (issue 12.2, :mod:`builder.nrn.ecp`).
+"""Extracellular potentials and current dipole moments (issue 12.2,
+:mod:`builder.simulators.neuron.ecp`).
 
 The NEURON tests run the tiny L5 network with its cell moved and rotated (node columns
 ``x, y, z`` and ``rotation_angle_*axis``), four electrodes around it, and a membrane report of
@@ -19,8 +20,8 @@ import h5py
 import numpy as np
 import pytest
 
-from builder.errors import RunError
-from builder.nrn import ecp
+from builder.core.errors import RunError
+from builder.simulators.neuron import ecp
 
 SIGMA = 0.3
 POSITION = np.array([30.0, -20.0, 50.0])
@@ -122,7 +123,7 @@ def test_bad_report_names_file_and_key(tmp_path, report, key, words):
 
 
 def test_spec_electrodes_reach_the_config(tmp_path):
-    from builder.spec.simconfig import electrode_positions
+    from builder.core.spec.simconfig import electrode_positions
 
     assert electrode_positions({"probe": {"n": 3, "pitch_um": 100.0, "axis": "x"}}) == [
         [0.0, 0.0, 0.0],
@@ -292,7 +293,15 @@ def test_coreneuron_gives_the_neuron_engines_ecp_chunk_by_chunk(tmp_path, sim_en
     spec["run"]["duration_ms"] = 200.0
     spec["run"]["warmup_ms"] = 50.0
     (tmp_path / "s.json").write_text(json.dumps(spec))
-    cmd = [sys.executable, "-m", "builder.cli", str(tmp_path / "s.json"), "-o", "net", "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "builder.commands.cli",
+        str(tmp_path / "s.json"),
+        "-o",
+        "net",
+        "-q",
+    ]
     proc = subprocess.run(cmd, cwd=tmp_path, env=sim_env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     cfg = json.loads((tmp_path / "net" / "simulation_config.json").read_text())
@@ -340,7 +349,7 @@ def test_electrode_inside_the_soma_fails_before_the_run(tiny_network, run_networ
 
 
 def test_probe_axis_and_csd_of_a_known_potential():
-    from builder.plots_ecp import csd, probe_axis
+    from builder.analysis.plots_ecp import csd, probe_axis
 
     z = np.array([300.0, 0.0, 100.0, 200.0, 400.0])
     pos = np.stack([np.full(5, 20.0), np.zeros(5), z], axis=1)
@@ -358,7 +367,7 @@ def test_probe_axis_and_csd_of_a_known_potential():
 
 @pytest.mark.neuron
 def test_plots_show_the_ecp(ecp_run, tmp_path):
-    from builder.plots import plot_run
+    from builder.analysis.plots import plot_run
 
     notes: list[str] = []
     pngs = {p.name for p in plot_run(ecp_run, tmp_path, notes=notes)}
@@ -369,7 +378,7 @@ def test_plots_show_the_ecp(ecp_run, tmp_path):
 
 # ------------------------------------------------------------------ electrodes at build time
 def _ball_and_stick_table():
-    from builder.segments import SegmentTable
+    from builder.core.segments import SegmentTable
 
     # a 30 x 30 um soma centred at the origin and a 100 um apical stick along +z (2 segments)
     return SegmentTable(
@@ -385,7 +394,7 @@ def _ball_and_stick_table():
 
 
 def test_electrodes_in_somata_finds_the_inscribed_ball_of_each_placed_soma():
-    from builder.spec.electrodes import electrodes_in_somata
+    from builder.core.spec.electrodes import electrodes_in_somata
 
     table = _ball_and_stick_table()
     positions = np.array([[100.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
@@ -418,7 +427,7 @@ def test_electrode_inside_a_soma_is_a_build_error(tmp_path, sim_env):
     import subprocess
     import sys
 
-    from builder.spec import NetworkBuilder, load_spec
+    from builder.core.spec import NetworkBuilder, load_spec
 
     root = Path(__file__).resolve().parents[1]
     spec = json.loads((root / "examples" / "lfpy_network.json").read_text())
@@ -440,7 +449,15 @@ def test_electrode_inside_a_soma_is_a_build_error(tmp_path, sim_env):
         path = tmp_path / f"{name}.json"
         path.write_text(json.dumps(spec))
         return subprocess.run(
-            [sys.executable, "-m", "builder.cli", str(path), "-o", str(tmp_path / name), "-q"],
+            [
+                sys.executable,
+                "-m",
+                "builder.commands.cli",
+                str(path),
+                "-o",
+                str(tmp_path / name),
+                "-q",
+            ],
             env=sim_env,
             capture_output=True,
             text=True,

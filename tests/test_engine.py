@@ -20,16 +20,16 @@ import numpy as np
 import pytest
 from conftest import DEFAULT_PARAMS, ROOT
 
-from builder import mechanisms
-from builder.errors import ComponentError
-from builder.mechanisms import (
+from builder.core import mechanisms
+from builder.core.errors import ComponentError
+from builder.core.mechanisms import (
     CORENEURON_CXXFLAGS,
     compiled_mechanisms,
     compiler_accepts,
     mechanisms_key,
     optimization_flags,
 )
-from builder.nrn.engine import plan_split
+from builder.simulators.neuron.engine import plan_split
 
 pytestmark = pytest.mark.neuron
 

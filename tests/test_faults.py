@@ -34,8 +34,8 @@ import numpy as np
 import pytest
 from procs import run_group
 
-from builder.locks import LOCK_FILE, RunLock, holder
-from builder.sonata import write_spikes
+from builder.core.locks import LOCK_FILE, RunLock, holder
+from builder.core.sonata import write_spikes
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / "run_network.py"
@@ -198,7 +198,7 @@ def test_signal_stops_every_rank_of_an_mpi_run(
 def test_sigint_to_a_sweep_farm_stops_its_children_and_leaves_the_runs_resumable(
     tmp_path: Path, sim_env: dict[str, str]
 ) -> None:
-    from builder.farm import pending
+    from builder.commands.farm import pending
 
     params = json.loads((ROOT / "params" / "L5NetParams.json").read_text())
     params["time"]["stop"] = LONG_TSTOP_MS / 1000
@@ -236,7 +236,7 @@ def test_sigint_to_a_sweep_farm_stops_its_children_and_leaves_the_runs_resumable
 # ------------------------------------------------------------------------------ loop errors
 _BLOCK_RAISES = """
 import sys
-import builder.nrn.runner as runner
+import builder.simulators.neuron.runner as runner
 original = runner._modules
 def modules():
     progress, clamp = original()
@@ -251,7 +251,7 @@ sys.exit(runner.main(sys.argv[1:]))
 # os.replace onto one output file of the partial directory fails as the disk or rights would
 _WRITE_FAILS = """
 import errno, os, sys
-import builder.nrn.runner as runner
+import builder.simulators.neuron.runner as runner
 name, code = sys.argv.pop(1), getattr(errno, sys.argv.pop(1))
 real = os.replace
 def replace(src, dst, *a, **k):
@@ -425,7 +425,7 @@ def test_damaged_input_is_one_message_exit_2_and_nothing_written(
 
 # ------------------------------------------------------------------------------ the lock
 def test_lock_names_its_holder_and_a_dead_holders_lock_is_taken_over(tmp_path: Path) -> None:
-    from builder.locks import LockedError
+    from builder.core.locks import LockedError
 
     # a lock file left by a process that no longer exists (kill -9): taken over
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
@@ -439,7 +439,7 @@ def test_lock_names_its_holder_and_a_dead_holders_lock_is_taken_over(tmp_path: P
         assert holder(tmp_path) == info
         # another process is refused, and told who holds it
         code = (
-            "import sys\nfrom builder.locks import RunLock, LockedError\n"
+            "import sys\nfrom builder.core.locks import RunLock, LockedError\n"
             f"try:\n    RunLock({str(tmp_path)!r}).acquire()\n"
             "except LockedError as e:\n    print(e); sys.exit(3)\n"
         )
@@ -471,7 +471,7 @@ def test_bmtk_report_is_rewritten_in_the_sonata_layout_that_libsonata_reads(
     tmp_path: Path,
 ) -> None:
     libsonata = pytest.importorskip("libsonata")
-    from builder.sonata_read import read_report, sonata_report
+    from builder.core.sonata_read import read_report, sonata_report
 
     v = np.random.default_rng(3).normal(-65.0, 5.0, (50, 3))
     path = tmp_path / "v_soma.h5"
@@ -506,9 +506,9 @@ def test_a_real_runs_report_opens_in_libsonata(finished: Path) -> None:
 
 # ------------------------------------------------------------------------------ damaged outputs
 def test_collect_reports_a_damaged_run_and_collects_the_others(tmp_path: Path) -> None:
-    from builder.collect import main as collect_main
-    from builder.output import MANIFEST_NAME
-    from builder.sweep import RunSpec, Sweep
+    from builder.commands.collect import main as collect_main
+    from builder.commands.sweep import RunSpec, Sweep
+    from builder.core.output import MANIFEST_NAME
 
     out = tmp_path / "sweep"
     runs = [RunSpec(f"r00{i}", {"seed_only": i}, 1) for i in range(3)]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from builder.geometry import node_angles, rotation_matrices, rotation_matrix, to_world
+from builder.core.geometry import node_angles, rotation_matrices, rotation_matrix, to_world
 
 
 def test_quarter_turns_are_counter_clockwise():

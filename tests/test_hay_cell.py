@@ -246,7 +246,7 @@ def _hay_mods() -> list[Path]:
 
 
 def test_our_channel_nmodl_is_coreneuron_ready():
-    from builder.components import mechanism_names
+    from builder.core.components import mechanism_names
 
     files = _hay_mods()
     assert {n for f in files for n in mechanism_names(f)} == HAY_CHANNELS
@@ -258,8 +258,8 @@ def test_our_channel_nmodl_is_coreneuron_ready():
 
 
 def test_only_the_default_cell_gets_our_channels():
-    from builder.components import bmtk_components_dir, resolve_cell
-    from builder.params import load_params
+    from builder.core.components import bmtk_components_dir, resolve_cell
+    from builder.core.params import load_params
 
     bmtk = bmtk_components_dir() / "mechanisms" / "modfiles"
     clashes = {bmtk / n for n in ("Ca_HVA.mod", "Ih.mod", "Im.mod")}  # same names as ours

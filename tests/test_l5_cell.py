@@ -25,9 +25,9 @@ PROBE = textwrap.dedent(
     r"""
     import json, os, sys
     import numpy as np
-    from builder.components import resolve_cell
-    from builder.mechanisms import compiled_mechanisms
-    from builder.params import load_params
+    from builder.core.components import resolve_cell
+    from builder.core.mechanisms import compiled_mechanisms
+    from builder.core.params import load_params
 
     os.chdir(sys.argv[1])  # the template must not depend on the working directory
     spec = resolve_cell(load_params(sys.argv[2]))
@@ -38,7 +38,7 @@ PROBE = textwrap.dedent(
     neuron.load_mechanisms(str(lib))
     h.load_file("stdrun.hoc"); h.load_file("import3d.hoc")
     h.load_file(str(spec.template_file))
-    from builder.nrn.runner import _steady_state_init
+    from builder.simulators.neuron.runner import _steady_state_init
     _steady_state_init(h)
     out = {}
     c = h.L5PCtemplate()

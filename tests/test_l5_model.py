@@ -10,8 +10,9 @@ import jsonschema
 import numpy as np
 import pytest
 
-from builder.build import SimulationBuilder
-from builder.params import load_params
+from builder.commands.build import SimulationBuilder
+from builder.core.params import load_params
+from builder.core.spec.model import spec_schema
 from builder.recipes.l5 import (
     BIO_POP,
     build_l5_network,
@@ -20,7 +21,6 @@ from builder.recipes.l5 import (
     l5_model,
     mean_synapses,
 )
-from builder.spec.model import spec_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 L5 = ROOT / "params" / "L5NetParams.json"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.cli import SUBCOMMANDS, l5net_main
+from builder.commands.cli import SUBCOMMANDS, l5net_main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,7 +43,7 @@ def test_each_subcommand_is_its_command(name: str) -> None:
 def test_build_check_gives_what_build_network_gives(tmp_path: Path) -> None:
     ours = _run("build", "--check", "params/L5NetParams.json", "7")
     theirs = subprocess.run(
-        [sys.executable, "-m", "builder.cli", "--check", "params/L5NetParams.json", "7"],
+        [sys.executable, "-m", "builder.commands.cli", "--check", "params/L5NetParams.json", "7"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -63,6 +63,6 @@ def test_no_or_an_unknown_subcommand_is_a_usage_error(capsys: pytest.CaptureFixt
 def test_spec_builds_keep_freed_memory_for_reuse() -> None:
     # glibc accepts both settings (mmap threshold at its 32 MiB maximum, trim threshold 1 GiB);
     # the full-scale microcircuit's system time fell from 26 to 15 s with them
-    from builder.cli import _keep_freed_memory
+    from builder.commands.cli import _keep_freed_memory
 
     assert _keep_freed_memory() is True

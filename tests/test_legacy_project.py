@@ -22,8 +22,8 @@ from pathlib import Path
 import h5py
 import pytest
 
-from builder.components import provided_mod_files
-from builder.mechanisms import MIGRATION_GUIDE
+from builder.core.components import provided_mod_files
+from builder.core.mechanisms import MIGRATION_GUIDE
 
 ROOT = Path(__file__).resolve().parents[1]
 _GEN = runpy.run_path(str(ROOT / "scripts" / "make_legacy_project.py"))

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from builder.components import CellSpec, project_components_dir, resolve_cell
-from builder.errors import ComponentError
-from builder.morphology import morphology_format
-from builder.segments import SegmentTable
+from builder.core.components import CellSpec, project_components_dir, resolve_cell
+from builder.core.errors import ComponentError
+from builder.core.morphology import morphology_format
+from builder.core.segments import SegmentTable
 
 ROOT = Path(__file__).resolve().parents[1]
 L5_SWC = project_components_dir() / "morphologies" / "L5PC.swc"
@@ -206,7 +206,8 @@ proc init() { localobj py
     apical = new SectionList()
     axonal = new SectionList()
     py = new PythonObject()
-    py.__import__("importlib").import_module("builder.nrn.morphology").load_into(this, $s1)
+    py.__import__("importlib").import_module("builder.simulators.neuron.morphology").load_into(this,
+    $s1)
 }
 endtemplate MorphCell
 """
@@ -220,7 +221,7 @@ def _morph_spec(tmp_path: Path, morphology: Path) -> CellSpec:
 
 
 def _table(tmp_path: Path, morphology: Path) -> SegmentTable:
-    from builder.nrn.celltable import segment_table
+    from builder.simulators.neuron.celltable import segment_table
 
     spec = _morph_spec(tmp_path, morphology)
     return segment_table(spec, DL_UM, cache_dir=tmp_path / "cache", cwd=tmp_path)
@@ -335,7 +336,11 @@ def _legacy_project(tmp_path: Path) -> tuple[CellSpec, Path]:
 
 @pytest.mark.neuron
 def test_legacy_template_runs_from_its_working_directory(tmp_path: Path) -> None:
-    from builder.nrn.celltable import referenced_files, segment_cache_key, segment_table
+    from builder.simulators.neuron.celltable import (
+        referenced_files,
+        segment_cache_key,
+        segment_table,
+    )
 
     spec, cwd = _legacy_project(tmp_path)
     cache = tmp_path / "cache"

@@ -23,8 +23,8 @@ from nest_networks import write_point_network
 
 pytest.importorskip("nest", reason="nest-simulator is not installed (pip install .[nest])")
 
-from builder.nest.runner import main as nest_main  # noqa: E402
-from builder.sonata_read import read_report, read_spikes  # noqa: E402
+from builder.core.sonata_read import read_report, read_spikes  # noqa: E402
+from builder.simulators.nest.runner import main as nest_main  # noqa: E402
 
 pytestmark = pytest.mark.nest
 
@@ -112,7 +112,7 @@ def test_run_network_dispatches_on_target_simulator(tmp_path: Path) -> None:
     cfg = json.loads((d / "simulation_config.json").read_text())
     cfg["target_simulator"] = "BRIAN"
     (d / "simulation_config.json").write_text(json.dumps(cfg))
-    from builder.run_cli import main as run_main
+    from builder.commands.run_cli import main as run_main
 
     assert run_main([str(d)]) == 2
 
@@ -251,7 +251,7 @@ def test_sigterm_keeps_the_previous_output(tmp_path: Path) -> None:
 
 def test_plots(small: Path, tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    from builder.plots_network import plot_run
+    from builder.analysis.plots_network import plot_run
 
     pngs = plot_run(small, tmp_path / "plots")
     assert [p.name for p in pngs] == ["raster.png", "rate_histograms.png", "vm.png"]
@@ -331,9 +331,9 @@ def test_dc_clamp_gives_the_lif_steady_state(tmp_path: Path) -> None:
 def test_neuron_only_options_exit_2_naming_the_option(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], option: list[str]
 ) -> None:
-    """``run-network`` parses one command line (builder.runs.run_parser) for every backend;
+    """``run-network`` parses one command line (builder.core.runs.run_parser) for every backend;
     what only a NEURON run (or a sweep) has is refused for a NEST config, before NEST starts."""
-    from builder.run_cli import main as run_main
+    from builder.commands.run_cli import main as run_main
 
     d = _fresh(tmp_path, tstop_ms=100.0)
     assert run_main([str(d), "-q", *option]) == 2
@@ -345,7 +345,7 @@ def test_neuron_only_options_exit_2_naming_the_option(
 
 def test_threads_from_the_shared_parser(tmp_path: Path) -> None:
     """``-t N`` of the shared parser reaches NEST through the dispatch (and ``-t 0`` is bad)."""
-    from builder.run_cli import main as run_main
+    from builder.commands.run_cli import main as run_main
 
     d = _fresh(tmp_path, tstop_ms=50.0)
     assert run_main([str(d), "-q", "-t", "2"]) == 0
@@ -358,8 +358,8 @@ def test_edge_chunks_map_ids_weights_and_delays(tmp_path: Path) -> None:
     """Chunks (smaller than the file, buffers refilled) give each edge's NEST ids, weight x
     nsyns and delay (per edge or the type's), by offset for a run of NEST ids and by lookup
     otherwise."""
-    from builder.nest.loader import iter_edge_chunks
-    from builder.netconfig import read_config
+    from builder.core.netconfig import read_config
+    from builder.simulators.nest.loader import iter_edge_chunks
 
     d = _fresh(tmp_path)
     cfg = read_config(d / "simulation_config.json")
@@ -392,7 +392,7 @@ def test_nest_is_imported_without_pandas_and_matplotlib() -> None:
     them back: both still import afterwards."""
     code = (
         "import sys\n"
-        "from builder.nest.loader import import_nest\n"
+        "from builder.simulators.nest.loader import import_nest\n"
         "nest = import_nest()\n"
         "assert 'pandas' not in sys.modules and 'matplotlib' not in sys.modules\n"
         "assert nest.Create('iaf_psc_exp', 2).get('V_m') == (-70.0, -70.0)\n"
@@ -406,8 +406,8 @@ def test_nest_is_imported_without_pandas_and_matplotlib() -> None:
 def _synapse_models(d: Path, **run: object) -> tuple[dict[str, int], int]:
     """Load ``d`` (its run section updated with ``run``) in-process: connections per model,
     and the number of SONATA edges."""
-    from builder.nest.loader import import_nest, load
-    from builder.netconfig import read_config
+    from builder.core.netconfig import read_config
+    from builder.simulators.nest.loader import import_nest, load
 
     nest = import_nest()
     cfg = read_config(d)
@@ -455,7 +455,7 @@ def test_compact_synapses_only_where_nest_can_address_the_targets() -> None:
     the threads, every spike generator is on each; the config can turn them off."""
     from types import SimpleNamespace
 
-    from builder.nest.loader import COMPACT_MAX_NODES, Network, use_compact_synapses
+    from builder.simulators.nest.loader import COMPACT_MAX_NODES, Network, use_compact_synapses
 
     def case(cells: int, generators: int, threads: int, **run: object) -> bool:
         net = Network({}, {"c": np.full(cells, "iaf_psc_exp"), "v": np.full(generators, "")})
@@ -473,7 +473,7 @@ def test_compact_synapses_only_where_nest_can_address_the_targets() -> None:
 def test_read_config_takes_fixed_and_variable_length_population_names(tmp_path: Path) -> None:
     """The edge files' ``node_population`` attributes (read with h5py's low-level API) as
     variable-length strings (ours) and as fixed-length bytes (other writers)."""
-    from builder.netconfig import read_config
+    from builder.core.netconfig import read_config
 
     d = _fresh(tmp_path)
     before = {(e.name, e.source, e.target, e.size) for e in read_config(d).edges}

@@ -17,8 +17,8 @@ from nest_networks import ADEX_RS, write_tf_network
 
 pytest.importorskip("nest", reason="nest-simulator is not installed (pip install .[nest])")
 
-from builder.nest.runner import RATE_BATCHES  # noqa: E402
-from builder.nest.runner import main as nest_main  # noqa: E402
+from builder.simulators.nest.runner import RATE_BATCHES  # noqa: E402
+from builder.simulators.nest.runner import main as nest_main  # noqa: E402
 
 pytestmark = pytest.mark.nest
 
@@ -287,7 +287,7 @@ def test_dc_background_is_the_published_models_formula() -> None:
     the recurrent input (the Poisson part belongs to a Poisson background)."""
     import math
 
-    from builder.spec.model import load_spec
+    from builder.core.spec.model import load_spec
 
     full = load_spec(ROOT / "examples" / "microcircuit.json")
     over = {k: True for k in (s.split("=")[0] for s in AS_DC)}

@@ -22,8 +22,8 @@ from nest_networks import write_point_network
 pytest.importorskip("nest", reason="nest-simulator is not installed (pip install .[nest])")
 pytest.importorskip("bmtk")
 
-from builder.nest.runner import main as nest_main  # noqa: E402
-from builder.sonata_read import read_spikes  # noqa: E402
+from builder.core.sonata_read import read_spikes  # noqa: E402
+from builder.simulators.nest.runner import main as nest_main  # noqa: E402
 
 pytestmark = [pytest.mark.nest, pytest.mark.bmtk]
 

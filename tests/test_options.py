@@ -29,11 +29,12 @@ from conftest import DEFAULT_PARAMS, ROOT, TINY_OVERRIDES
 from procs import run_group
 
 import builder
-from builder import cli, data
-from builder.errors import OutputError, ParamsError
-from builder.output import MANIFEST_NAME, make_temp_dir
-from builder.params import MIN_DL_UM, apply_overrides, load_params
-from builder.sweep import build_sweep, load_sweep, write_manifest
+from builder.commands import cli
+from builder.commands.sweep import build_sweep, load_sweep, write_manifest
+from builder.core import data
+from builder.core.errors import OutputError, ParamsError
+from builder.core.output import MANIFEST_NAME, make_temp_dir
+from builder.core.params import MIN_DL_UM, apply_overrides, load_params
 
 L23 = ROOT / "params" / "L2-3NetParams.json"
 TIMEOUT_S = 300.0
@@ -109,7 +110,7 @@ def test_data_dir_prefers_the_packaged_copy_then_the_checkout(tmp_path, monkeypa
 
 
 def test_checkout_finds_its_own_folders() -> None:
-    from builder.components import project_components_dir
+    from builder.core.components import project_components_dir
 
     assert project_components_dir() == ROOT / "biophys_components"
     assert data.project_data_dir("params") == ROOT / "params"
@@ -328,7 +329,7 @@ def test_temp_dir_in_a_missing_parent_is_an_output_error(tmp_path) -> None:
 @pytest.mark.neuron
 @pytest.mark.parametrize("mask", [0o022, 0o027])
 def test_build_and_sweep_outputs_follow_the_umask(tmp_path, mask) -> None:
-    from builder.build import SimulationBuilder
+    from builder.commands.build import SimulationBuilder
 
     dir_mode, file_mode = 0o777 & ~mask, 0o666 & ~mask
     with _umask(mask):
@@ -446,7 +447,7 @@ def test_gitignore_names_the_manifest_we_write() -> None:
 
 @pytest.mark.neuron
 def test_shipped_l23_params_lengths_match_the_cell(tmp_path) -> None:
-    from builder.build import SimulationBuilder
+    from builder.commands.build import SimulationBuilder
 
     b = SimulationBuilder(L23, cwd=tmp_path)
     b.check()

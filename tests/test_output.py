@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from builder.errors import OutputError
-from builder.output import MANIFEST_NAME, Staging, read_manifest
+from builder.core.errors import OutputError
+from builder.core.output import MANIFEST_NAME, Staging, read_manifest
 
 
 def _build(outdir, files, force=False):
@@ -103,7 +103,7 @@ def test_abandoned_staging_dirs_of_dead_builds_are_removed(tmp_path):
     import subprocess
     import sys
 
-    from builder.output import _STAGING_PREFIX, _host
+    from builder.core.output import _STAGING_PREFIX, _host
 
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True

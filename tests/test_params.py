@@ -14,8 +14,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from builder.errors import ParamsError
-from builder.params import load_params, resolve_relative, schema, schema_path, validate_params
+from builder.core.errors import ParamsError
+from builder.core.params import load_params, resolve_relative, schema, schema_path, validate_params
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS_DIR = REPO / "params"

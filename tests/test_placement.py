@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from builder.errors import PlacementError
-from builder.placement import (
+from builder.core.errors import PlacementError
+from builder.core.placement import (
     feasible_centres,
     group_sizes,
     place_group,

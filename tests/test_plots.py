@@ -21,11 +21,11 @@ import h5py
 import numpy as np
 import pytest
 
-from builder import plots
-from builder.build import SimulationBuilder
-from builder.errors import RunError
-from builder.segments import SegmentTable
-from builder.sonata import write_spikes
+from builder.analysis import plots
+from builder.commands.build import SimulationBuilder
+from builder.core.errors import RunError
+from builder.core.segments import SegmentTable
+from builder.core.sonata import write_spikes
 
 ROOT = Path(__file__).resolve().parents[1]
 L5 = ROOT / "params" / "L5NetParams.json"
@@ -147,7 +147,7 @@ def test_spread_cells_is_even_and_bounded() -> None:
 
 def test_importing_plots_or_building_does_not_import_matplotlib() -> None:
     code = (
-        "import sys, builder.plots, builder.build, builder.cli; "
+        "import sys, builder.analysis.plots, builder.commands.build, builder.commands.cli; "
         "sys.exit('matplotlib' in sys.modules)"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -236,7 +236,7 @@ def test_cli_plot_dir_and_output(
 
 @pytest.mark.neuron
 def test_cli_via_the_runner_dispatch(built: Path, tmp_path: Path) -> None:
-    from builder import run_cli
+    from builder.commands import run_cli
 
     net = copy_of(built, tmp_path)
     assert run_cli.main(["plot", str(net), "-q"]) == 0

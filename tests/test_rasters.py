@@ -1,4 +1,5 @@
-"""Tests of builder.rasters: the SPEC section 7 input rasters against scipy and the definitions.
+"""Tests of builder.core.rasters: the SPEC section 7 input rasters against scipy and the
+definitions.
 
 Statistical checks use fixed seeds and tolerances derived from the sampling distribution
 (binomial / normal standard errors, 5 sigma; KS tests at p > 1e-3).
@@ -14,8 +15,8 @@ import numpy as np
 import pytest
 from scipy import signal, stats
 
-from builder import rasters
-from builder.rasters import (
+from builder.core import rasters
+from builder.core.rasters import (
     levy_stable_rvs,
     lfilter_zero_state,
     pink_noise,
@@ -39,7 +40,7 @@ def rng(seed: int) -> np.random.Generator:
 
 
 def test_module_does_not_import_scipy():
-    code = "import sys, builder.rasters; print('scipy' in sys.modules)"
+    code = "import sys, builder.core.rasters; print('scipy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -57,7 +57,7 @@ def _build(tmp: Path, spec: dict, name: str, env: dict[str, str]) -> subprocess.
     if not comp.exists():
         shutil.copytree(ROOT / "examples" / "components", comp)
     return subprocess.run(
-        [sys.executable, "-m", "builder.cli", str(path), "-o", str(tmp / name), "-q"],
+        [sys.executable, "-m", "builder.commands.cli", str(path), "-o", str(tmp / name), "-q"],
         cwd=tmp,
         env=env,
         capture_output=True,
@@ -112,8 +112,8 @@ def test_same_spikes_and_reports_on_1_2_and_4_ranks(small_net, run_network, tmp_
 
 
 def test_bulk_connections_equal_bmtks_edge_by_edge_path(small_net, run_network, tmp_path):
-    """Connections between cells built in bulk (builder.nrn.recurrent) give the spikes and
-    reports of BMTK's own per-edge construction (``--bmtk-inputs``)."""
+    """Connections between cells built in bulk (builder.simulators.neuron.recurrent) give the
+    spikes and reports of BMTK's own per-edge construction (``--bmtk-inputs``)."""
     bulk = _run_copy(small_net, tmp_path / "bulk", run_network, None)
     shutil.copytree(small_net, tmp_path / "bmtk")
     res = run_network(tmp_path / "bmtk", "-q", "--bmtk-inputs", timeout_s=120)
@@ -169,13 +169,13 @@ def test_rates_table_and_network_figures(small_net, run_network, tmp_path):
 
 
 def test_cells_are_moved_to_their_node_position_and_rotation(sim_env, tmp_path):
-    """segment_geometry after move_cell equals builder.geometry.to_world of the template."""
+    """segment_geometry after move_cell equals builder.core.geometry.to_world of the template."""
     driver = textwrap.dedent(
         f"""
         import json, numpy as np
         from neuron import h
-        from builder.geometry import to_world
-        from builder.nrn.cellgeom import move_cell, segment_geometry, soma_centre
+        from builder.core.geometry import to_world
+        from builder.simulators.neuron.cellgeom import move_cell, segment_geometry, soma_centre
         h.load_file({str(ROOT / "examples/components/templates/BallAndStick.hoc")!r})
         cell = h.BallAndStick()
         p0, p1, d = segment_geometry(cell)

@@ -24,7 +24,7 @@ import h5py
 import numpy as np
 import pytest
 
-from builder.sonata import write_spikes
+from builder.core.sonata import write_spikes
 
 if importlib.util.find_spec("neuron") is None or importlib.util.find_spec("bmtk") is None:
     pytest.skip("NEURON and BMTK are needed to run networks", allow_module_level=True)
@@ -334,7 +334,7 @@ def test_rank_0_failing_while_rank_1_waits_ends_the_job(tiny_network, run_networ
 # set-up's collective calls (allreduce); only the launcher's rank variable is used.
 _RANK1_RAISES = """
 import os, sys
-import builder.nrn.runner as runner
+import builder.simulators.neuron.runner as runner
 if not hasattr(runner, "_bind"):
     sys.exit("runner._bind is gone: update the driver in tests/test_run.py")
 rank = next((os.environ[k] for k in ("PMI_RANK", "PMIX_RANK", "OMPI_COMM_WORLD_RANK")

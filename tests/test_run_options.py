@@ -26,7 +26,7 @@ import pytest
 from conftest import DEFAULT_PARAMS, ROOT, TINY_OVERRIDES, TINY_SEED
 from procs import run_group
 
-from builder.sonata import write_spikes
+from builder.core.sonata import write_spikes
 
 BUILD = ROOT / "build_network.py"
 RUN = ROOT / "run_network.py"
@@ -185,7 +185,7 @@ def test_bad_clamp_file_fails_the_build(
 
 
 def test_run_side_check_reads_the_clamp_file(tmp_path: Path) -> None:
-    from builder.checks import check_run_inputs
+    from builder.core.checks import check_run_inputs
 
     base = tmp_path / "net"
     (base / "inputs").mkdir(parents=True)
@@ -210,7 +210,7 @@ def test_run_side_check_reads_the_clamp_file(tmp_path: Path) -> None:
 
 
 def test_read_clamp_steps_and_returns_to_zero(tmp_path: Path) -> None:
-    from builder.clamp import read_clamp
+    from builder.core.clamp import read_clamp
 
     times, amps = read_clamp(_clamp_file(tmp_path / "c.h5", [0.5, 2.0], [10.0]))
     assert times.tolist() == [0.0, 10.0, 20.0] and amps.tolist() == [0.5, 2.0, 0.0]
@@ -270,7 +270,7 @@ def test_libsonata_reads_the_simulation_config(tiny_network: Path) -> None:
 
 
 def test_bmtk_view_translates_only_what_bmtk_lacks() -> None:
-    from builder.nrn.bionet_ext import bmtk_view
+    from builder.simulators.neuron.bionet_ext import bmtk_view
 
     raw = {
         "inputs": {
@@ -296,7 +296,7 @@ def test_bmtk_view_translates_only_what_bmtk_lacks() -> None:
 
 # ------------------------------------------------------------------ 4. warm-up
 def test_rate_window_starts_after_input_onset_plus_warmup() -> None:
-    from builder.simconfig import rate_window_ms
+    from builder.core.simconfig import rate_window_ms
 
     assert rate_window_ms({"run": {"tstop": 1000.0, "warmup_ms": 200.0}}) == (200.0, 1000.0)
     assert rate_window_ms(
@@ -307,7 +307,7 @@ def test_rate_window_starts_after_input_onset_plus_warmup() -> None:
 
 
 def test_collect_metrics_count_only_the_window(tmp_path: Path) -> None:
-    from builder.collect import run_metrics
+    from builder.commands.collect import run_metrics
 
     run = tmp_path / "r"
     (run / "output").mkdir(parents=True)
@@ -403,7 +403,7 @@ def test_sweep_plot_plots_every_finished_run_and_collect_explains_no_figure(
 
 
 def test_summary_figure_has_units_and_marks_runs_without_a_rate(tmp_path: Path) -> None:
-    from builder.collect import _plots
+    from builder.commands.collect import _plots
 
     table = [
         {
@@ -461,7 +461,7 @@ def test_run_network_version_and_help(sim_env: dict[str, str], tmp_path: Path) -
 def test_only_bmtks_ptr_update_warning_is_silenced(caplog: pytest.LogCaptureFixture) -> None:
     import logging
 
-    from builder.nrn.bionet_ext import _neuron_major, quiet_known_warnings
+    from builder.simulators.neuron.bionet_ext import _neuron_major, quiet_known_warnings
 
     if _neuron_major() < 9:
         pytest.skip("the warning is silenced for NEURON >= 9 only")

@@ -16,7 +16,7 @@ PROBE = textwrap.dedent(
     import json, os
     os.environ["NEURON_MODULE_OPTIONS"] = "-nogui"
     from neuron import h
-    from builder.nrn.runner import _steady_state_init
+    from builder.simulators.neuron.runner import _steady_state_init
     h.load_file("stdrun.hoc")
     _steady_state_init(h)
     out = {}

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from builder import sonata
-from builder.errors import OutputError
-from builder.sonata import (
+from builder.core import sonata
+from builder.core.errors import OutputError
+from builder.core.sonata import (
     edge_index,
     write_csv_table,
     write_edges,

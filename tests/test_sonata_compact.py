@@ -15,10 +15,10 @@ import libsonata
 import numpy as np
 import pytest
 
-from builder import sonata
-from builder.sonata import EdgeStreamWriter, _id_dtype, write_edges
-from builder.spec import NetworkBuilder, load_spec
-from builder.spec import build as spec_build
+from builder.core import sonata
+from builder.core.sonata import EdgeStreamWriter, _id_dtype, write_edges
+from builder.core.spec import NetworkBuilder, load_spec
+from builder.core.spec import build as spec_build
 
 REPO = Path(__file__).resolve().parents[1]
 MICROCIRCUIT = REPO / "examples" / "microcircuit.json"
@@ -142,7 +142,7 @@ def test_bmtk_reads_compact_files_as_wide_ones(pair):
 
 
 class _ThroughHDF5:
-    """The reference for :class:`builder.sonata._RawRows`: the same rows through H5Dwrite."""
+    """The reference for :class:`builder.core.sonata._RawRows`: the same rows through H5Dwrite."""
 
     def __init__(self, fd: int, ds: h5py.Dataset):
         self.ds = ds
@@ -216,8 +216,8 @@ def built_both(tmp_path_factory):
 
 
 def test_built_edges_are_compact_and_the_nest_loader_gets_the_same_connections(built_both):
-    from builder.nest.loader import iter_edge_chunks
-    from builder.netconfig import read_config
+    from builder.core.netconfig import read_config
+    from builder.simulators.nest.loader import iter_edge_chunks
 
     spec, out = built_both
     cfg = {k: read_config(out / k / "simulation_config.json") for k in ("compact", "wide")}
@@ -238,7 +238,7 @@ def test_built_edges_are_compact_and_the_nest_loader_gets_the_same_connections(b
 
 
 def test_built_compact_files_pass_the_run_checks(built_both):
-    from builder.checks import check_run_inputs
+    from builder.core.checks import check_run_inputs
 
     _, out = built_both
     check_run_inputs(out / "compact" / "simulation_config.json")  # raises on a problem

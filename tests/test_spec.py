@@ -14,10 +14,10 @@ import h5py
 import numpy as np
 import pytest
 
-from builder.cli import main
-from builder.errors import BuildError
-from builder.sonata import edge_index
-from builder.spec import NetworkBuilder, is_spec_file, load_spec
+from builder.commands.cli import main
+from builder.core.errors import BuildError
+from builder.core.sonata import edge_index
+from builder.core.spec import NetworkBuilder, is_spec_file, load_spec
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -578,7 +578,7 @@ def test_spec_reference_is_in_sync():
 
 @pytest.mark.parametrize("chunk,budget", [(7, 13), (1000, 1 << 20)])
 def test_stream_writer_matches_write_edges(tmp_path, chunk, budget):
-    from builder.sonata import EdgeStreamWriter, write_edges
+    from builder.core.sonata import EdgeStreamWriter, write_edges
 
     rng = np.random.default_rng(5)
     n_src, n_trg, n = 40, 30, 900
@@ -629,7 +629,7 @@ def test_stream_writer_matches_write_edges(tmp_path, chunk, budget):
 
 
 def test_stream_writer_rejects_unsorted_and_short(tmp_path):
-    from builder.sonata import EdgeStreamWriter
+    from builder.core.sonata import EdgeStreamWriter
 
     kw = dict(n_edges=3, n_source_nodes=5, n_target_nodes=5, edge_types=[{"edge_type_id": 1}])
     with pytest.raises(ValueError, match="sorted"):

@@ -1,4 +1,4 @@
-"""Spec synapse placement at build time (builder/spec/placement.py).
+"""Spec synapse placement at build time (builder/core/spec/placement.py).
 
 The builder gets the target cell's segment table from the command layer; these tests hand it a
 table of the examples' ball-and-stick cell written out here (soma, a 550 um dendrite along +z,
@@ -17,10 +17,10 @@ import h5py
 import numpy as np
 import pytest
 
-from builder.errors import BuildError, ComponentError, ParamsError
-from builder.geometry import node_angles, to_world
-from builder.segments import SegmentTable
-from builder.spec import NetworkBuilder, load_spec
+from builder.core.errors import BuildError, ComponentError, ParamsError
+from builder.core.geometry import node_angles, to_world
+from builder.core.segments import SegmentTable
+from builder.core.spec import NetworkBuilder, load_spec
 
 pytest.importorskip("bmtk", reason="the cell resolves BMTK's Biophys1 template")
 scipy_stats = pytest.importorskip("scipy.stats")
@@ -539,7 +539,7 @@ def test_no_table_source_is_a_clear_error(tmp_path):
 @pytest.mark.neuron
 def test_command_line_places_on_the_cell_neuron_derives(tmp_path, capsys):
     """build-network derives the table with NEURON; a section the cell lacks is exit 2."""
-    from builder.cli import main
+    from builder.commands.cli import main
 
     data = copy.deepcopy(BASE)
     spec = tmp_path / "spec.json"
@@ -561,8 +561,8 @@ def test_command_line_places_on_the_cell_neuron_derives(tmp_path, capsys):
 @pytest.mark.neuron
 def test_neuron_derived_table_has_the_diameters_area_placement_needs(tmp_path):
     """The examples' BallAndStick (LFPy's cell): soma 30 x 30 um, 1000 x 3 um stick."""
-    from builder.nrn.celltable import segment_table
-    from builder.spec.placement import population_cell
+    from builder.core.spec.placement import population_cell
+    from builder.simulators.neuron.celltable import segment_table
 
     cell = population_cell({"template": "hoc:BallAndStick"}, COMPONENTS, "test")
     t = segment_table(cell, None, cache_dir=tmp_path / "cache")
@@ -592,7 +592,7 @@ def test_neuron_derived_table_has_the_diameters_area_placement_needs(tmp_path):
     ids=["constant", "random-count", "distance-random-count"],
 )
 def test_check_counts_the_synapse_rows_a_build_writes(tmp_path, monkeypatch, rule, per_conn):
-    from builder.spec import estimate as est_mod
+    from builder.core.spec import estimate as est_mod
 
     data = copy.deepcopy(BASE)
     data["populations"]["S"] = {"count": 50, "region": "box", "model": {"type": "virtual"}}
@@ -621,8 +621,8 @@ def test_check_counts_the_synapse_rows_a_build_writes(tmp_path, monkeypatch, rul
 
 
 def test_check_prints_synapses_and_connections(tmp_path, monkeypatch, capsys):
-    from builder.cli import main
-    from builder.nrn import celltable
+    from builder.commands.cli import main
+    from builder.simulators.neuron import celltable
 
     monkeypatch.setattr(celltable, "segment_table", stick_table)
     p = tmp_path / "spec.json"

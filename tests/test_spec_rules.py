@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from builder.spec.distributions import draw
-from builder.spec.rules import Projection, distance_p
+from builder.core.spec.distributions import draw
+from builder.core.spec.rules import Projection, distance_p
 
 
 def _proj(rule, n_src=300, n_trg=200, same=False, pos=None, seed=7, name="p"):
@@ -197,7 +197,7 @@ def test_normal_truncation_matches_the_truncated_mean():
 
 
 def test_inhomogeneous_poisson_follows_the_profile(tmp_path):
-    from builder.spec.inputs import SpikeTrains
+    from builder.core.spec.inputs import SpikeTrains
 
     spec = {
         "type": "spikes",

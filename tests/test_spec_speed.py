@@ -14,11 +14,11 @@ import libsonata
 import numpy as np
 import pytest
 
-from builder.errors import BuildError
-from builder.sonata import EdgeStreamWriter
-from builder.spec import NetworkBuilder, load_spec, rules
-from builder.spec import build as spec_build
-from builder.spec.rules import _sorted_draws
+from builder.core.errors import BuildError
+from builder.core.sonata import EdgeStreamWriter
+from builder.core.spec import NetworkBuilder, load_spec, rules
+from builder.core.spec import build as spec_build
+from builder.core.spec.rules import _sorted_draws
 
 REPO = Path(__file__).resolve().parents[1]
 MICROCIRCUIT = REPO / "examples" / "microcircuit.json"
@@ -229,7 +229,7 @@ def test_files_in_the_staging_directory_are_written_in_place(small_microcircuit,
 
 
 def test_a_writer_that_fails_in_staging_leaves_no_file(tmp_path):
-    from builder.output import Staging, in_staging
+    from builder.core.output import Staging, in_staging
 
     with Staging(tmp_path / "out") as st:
         target = st.dir / "e.h5"

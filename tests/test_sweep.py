@@ -11,7 +11,7 @@ Every command runs in its own subprocess and process group, as a user would star
 
 To count how often each run is simulated, runner children load a ``sitecustomize`` hook
 (``PYTHONPATH``) that appends ``<run id> <pid> <parent pid>`` to a log file whenever a
-process starts as ``python -m builder.run_cli RUN``.
+process starts as ``python -m builder.commands.run_cli RUN``.
 """
 
 from __future__ import annotations
@@ -40,10 +40,10 @@ import numpy as np
 import pytest
 from procs import run_group
 
-from builder.errors import ParamsError
-from builder.output import MANIFEST_NAME
-from builder.sonata import write_spikes
-from builder.sweep import RunSpec, Sweep, load_sweep
+from builder.commands.sweep import RunSpec, Sweep, load_sweep
+from builder.core.errors import ParamsError
+from builder.core.output import MANIFEST_NAME
+from builder.core.sonata import write_spikes
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PARAMS = ROOT / "params" / "L5NetParams.json"
@@ -83,8 +83,8 @@ import sys
 
 _log = os.environ.get("L5NET_TEST_RUNLOG")
 _argv = getattr(sys, "orig_argv", [])
-if _log and "builder.run_cli" in _argv:
-    _i = _argv.index("builder.run_cli")
+if _log and "builder.commands.run_cli" in _argv:
+    _i = _argv.index("builder.commands.run_cli")
     _run = os.path.basename(os.path.normpath(_argv[_i + 1])) if _i + 1 < len(_argv) else "?"
     _fd = os.open(_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     os.write(_fd, f"{_run} {os.getpid()} {os.getppid()}\\n".encode())
@@ -522,7 +522,7 @@ def _write_report(path: Path, vm_mV: list[float], dt_ms: float = 0.1) -> None:
 
 
 def test_collect_computes_count_rate_cv_and_vm_from_the_output_files(tmp_path: Path) -> None:
-    from builder.collect import collect
+    from builder.commands.collect import collect
 
     spikes = [10.0, 30.0, 70.0, 150.0]
     vm = [-70.0, -60.0, -65.0, -65.0, -62.5]
@@ -573,7 +573,7 @@ def test_collect_computes_count_rate_cv_and_vm_from_the_output_files(tmp_path: P
 
 
 def test_collect_handles_object_valued_overrides(tmp_path: Path) -> None:
-    from builder.collect import collect
+    from builder.commands.collect import collect
 
     out = tmp_path / "sweep"
     run = {"spikes_ms": [5.0, 50.0], "tstop_ms": 100.0}

@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 from test_synmodels import LEGACY, LEGACY_PN2PN
 
-from builder.errors import ParamsError
-from builder.nrn import synapses
+from builder.core.errors import ParamsError
+from builder.simulators.neuron import synapses
 
 ROOT = Path(__file__).resolve().parents[1]
 SYN_DIR = ROOT / "biophys_components" / "synaptic_models"

@@ -1,4 +1,4 @@
-"""Synaptic-model JSONs as data (:mod:`builder.synmodels`): legacy files and build-time checks.
+"""Synaptic-model JSONs as data (:mod:`builder.core.synmodels`): legacy files and build-time checks.
 
 Legacy project folders carry synapse JSONs with legacy key names and every value a string
 (SPEC section 9a); they must be accepted, mean what they meant, and report once per file what
@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from conftest import TINY_OVERRIDES, TINY_SEED
 
-from builder import synmodels
-from builder.errors import ParamsError
-from builder.nrn import synapses
+from builder.core import synmodels
+from builder.core.errors import ParamsError
+from builder.simulators.neuron import synapses
 
 ROOT = Path(__file__).resolve().parents[1]
 SYN_DIR = ROOT / "biophys_components" / "synaptic_models"
@@ -317,7 +317,7 @@ def test_neuromodulation_keys_reported_not_errors():
 
 def test_core_module_does_not_import_neuron():
     code = (
-        "import sys, builder.synmodels, builder.build; "
+        "import sys, builder.core.synmodels, builder.commands.build; "
         "bad = [m for m in sys.modules if m == 'neuron' or m.startswith('bmtk.simulator')]; "
         "sys.exit(1 if bad else 0)"
     )

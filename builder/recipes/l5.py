@@ -7,20 +7,20 @@ inhomogeneous Poisson trains: excitatory rates follow a shared pink-noise profil
 inhibitory rates follow the population-average excitation, delayed, or a rhythm.
 
 Two steps. :func:`l5_model` translates a legacy params file into an :class:`L5Model`, a
-description in the general spec's vocabulary (:mod:`builder.spec`): populations (the cell and
+description in the general spec's vocabulary (:mod:`builder.core.spec`): populations (the cell and
 three virtual input populations, each made of parts that become node types), one connection
 per input population onto the cell whose parts carry their synapse counts and a ``placement``
 as the spec writes it (``rule: functional_groups`` with ``cells_per_group``,
 ``clusters_per_group``, ``group_radius_um``, ``cluster_radius_um`` for excitation; ``sections``
 and ``path_distance_um`` for inhibition), and the inputs (``l5_pink_levy`` rasters for
 excitation, ``l5_inhibition`` rasters for inhibition). :func:`build_l5_network` then draws that
-model into a :class:`~builder.network.Network`, which the general writers
-(:func:`builder.network.write_network`) write. What stays L5-only lives here: the legacy count
+model into a :class:`~builder.core.network.Network`, which the general writers
+(:func:`builder.core.network.write_network`) write. What stays L5-only lives here: the legacy count
 formulas (SPEC section 3), the legacy rule for synapses per cell, the half-open distance
 ranges (``[lo, hi)`` of the legacy code, so a segment at exactly 50 um is distal), the node and
 edge types (one per group / part) and the inhibitory raster generator.
 
-Random streams (see :mod:`builder.rng`) are keyed by what they draw for, so e.g. changing the
+Random streams (see :mod:`builder.core.rng`) are keyed by what they draw for, so e.g. changing the
 number of distal inhibitory cells leaves the excitatory network and rasters untouched.
 """
 
@@ -32,12 +32,12 @@ from typing import Any
 
 import numpy as np
 
-from .. import rasters, simconfig
-from ..errors import PlacementError
-from ..network import EdgePopulation, Network, NodePopulation, SpikeTrains, Table, TypeIds
-from ..placement import feasible_centres, group_sizes, place_group, place_ranged
-from ..rng import stream
-from ..segments import PROXIMAL_LIMIT_UM, SegmentTable
+from ..core import rasters, simconfig
+from ..core.errors import PlacementError
+from ..core.network import EdgePopulation, Network, NodePopulation, SpikeTrains, Table, TypeIds
+from ..core.placement import feasible_centres, group_sizes, place_group, place_ranged
+from ..core.rng import stream
+from ..core.segments import PROXIMAL_LIMIT_UM, SegmentTable
 from . import l5_rasters
 
 __all__ = [
@@ -65,7 +65,7 @@ BIO_POP = "biophysical"
 EXC_POP = "exc_stim"
 PROX_POP = "prox_inh_stim"
 DIST_POP = "dist_inh_stim"
-#: The cell's node set, as :func:`builder.simconfig.node_sets` writes it.
+#: The cell's node set, as :func:`builder.core.simconfig.node_sets` writes it.
 BIO_NODE_SET = "biophysical_nodes"
 
 #: Distal inhibition targets segments in [50, 2000) um from the soma (legacy distance_range).
@@ -131,7 +131,7 @@ class Part:
     count : int
         Input cells of this part.
     placement : dict
-        Where its synapses go, in the spec's vocabulary (:mod:`builder.spec.placement`):
+        Where its synapses go, in the spec's vocabulary (:mod:`builder.core.spec.placement`):
         ``sections`` (one section type) and optionally ``path_distance_um`` ``[lo, hi)``; with
         ``rule: functional_groups`` also the group keys.
     synapses : dict
@@ -217,7 +217,7 @@ def _clipped(d: dict[str, float]) -> dict[str, Any]:
 
 
 def l5_model(params: dict[str, Any], lengths_um: dict[str, float]) -> L5Model:
-    """Translate normalised legacy params (:func:`builder.params.load_params`) into the model.
+    """Translate normalised legacy params (:func:`builder.core.params.load_params`) into the model.
 
     Parameters
     ----------

@@ -2,8 +2,8 @@
 
 Non-rhythmic: the excitatory population average, delayed (:func:`inh_profile_from_exc`);
 rhythmic: a sinusoid (:func:`rhythmic_profile`). Each inhibitory cell's rate is its own rate
-(:func:`builder.rasters.truncnorm_rates_hz`) times the profile, sampled in bins by
-:func:`builder.rasters.poisson_bins`.
+(:func:`builder.core.rasters.truncnorm_rates_hz`) times the profile, sampled in bins by
+:func:`builder.core.rasters.poisson_bins`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import operator
 
 import numpy as np
 
-from ..rasters import _minmax_plus_half, population_rate_hz
+from ..core.rasters import _minmax_plus_half, population_rate_hz
 
 __all__ = ["inh_profile_from_exc", "rhythmic_profile"]
 

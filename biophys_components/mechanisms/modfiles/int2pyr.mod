@@ -151,7 +151,7 @@ PROCEDURE fatal(code) {
 VERBATIM
     if (_lcode == 1) {
         hoc_execerror("int2pyr: a connection has no release stream (0 < P_0 < 1): call "
-                      "builder.nrn.synapses.set_release_stream on its point process or NetCon",
+                      "builder.simulators.neuron.synapses.set_release_stream on its point process or NetCon",
                       (char*) 0);
     } else if (_lcode == 2) {
         hoc_execerror("int2pyr: several NetCons use the point process's release stream: "
@@ -159,7 +159,7 @@ VERBATIM
                       (char*) 0);
     } else {
         hoc_execerror("int2pyr: initW < 0 (a per-synapse weight was never drawn: call "
-                      "builder.nrn.synapses.bind_edge)", (char*) 0);
+                      "builder.simulators.neuron.synapses.bind_edge)", (char*) 0);
     }
 ENDVERBATIM
 }

@@ -53,7 +53,7 @@ may share one point process:
     mapped to (0, 1), drawn through the NMODL RANDOM variable release_rng (re-keyed to the
     connection's ids before each draw), so NEURON and CoreNEURON draw the same. The ids are either the NetCon's own (weight vector slots 1-3, used when
     slot 4 is 1) or the point process's rng_id1..3 (when rng_set is 1). Both are set from
-    Python (builder.nrn.synapses.set_release_stream). With 0 < P_0 < 1, a connection without
+    Python (builder.simulators.neuron.synapses.set_release_stream). With 0 < P_0 < 1, a connection without
     a stream, or several connections falling back to the same point-process stream, is an
     error at finitialize;
   - the kinetic scheme's pulse state (above).
@@ -268,7 +268,7 @@ PROCEDURE fatal(code) {
 VERBATIM
     if (_lcode == 1) {
         hoc_execerror("pyr2pyr: a connection has no release stream (0 < P_0 < 1): call "
-                      "builder.nrn.synapses.set_release_stream on its point process or NetCon",
+                      "builder.simulators.neuron.synapses.set_release_stream on its point process or NetCon",
                       (char*) 0);
     } else if (_lcode == 2) {
         hoc_execerror("pyr2pyr: several NetCons use the point process's release stream: "
@@ -276,7 +276,7 @@ VERBATIM
                       (char*) 0);
     } else {
         hoc_execerror("pyr2pyr: initW < 0 (a per-synapse weight was never drawn: call "
-                      "builder.nrn.synapses.bind_edge)", (char*) 0);
+                      "builder.simulators.neuron.synapses.bind_edge)", (char*) 0);
     }
 ENDVERBATIM
 }
