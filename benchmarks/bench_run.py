@@ -15,9 +15,8 @@ Steps:
    with a warm cache.
 2. Time each side as a whole process, ``--repeat`` times, alternating:
 
-   * **ours**: ``builder.simulators.neuron.runner.run(DIR)`` (merged point processes, default start
-   from
-     the resting steady state), started by a small launcher that does what
+   * **ours**: ``builder.simulators.neuron.runner.run(DIR)`` (merged point processes, default
+     start from the resting steady state), started by a small launcher that does what
      ``run_network.py DIR --no-progress`` does and prints the runner's own
      :class:`~builder.simulators.neuron.runner.RunSummary` as JSON;
    * **stock**: ``benchmarks/stock_bionet_run.py DIR``, BMTK's ``run_bionet.py`` flow with one

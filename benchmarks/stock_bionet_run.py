@@ -11,14 +11,13 @@ membrane report, log). It is the flow of the ``run_bionet.py`` every output dire
 through the same shared implementation (:mod:`builder.simulators.neuron.bionet_ext`), with clocks
 around it:
 
-1. :func:`builder.simulators.neuron.bionet_ext.load_config`: compile the output's NMODL into the
-cache (a
-   hit once warmed; what a stock user does once by hand with ``nrnivmodl``), ``chdir`` into
-   OUTDIR, BMTK's ``Config`` (validated) with our config translated for BMTK, ``build_env()``;
-2. :func:`builder.simulators.neuron.bionet_ext.build_simulation`: register our synapse functions
-(one point
-   process per edge), ``BioNetwork.from_config`` / ``BioSimulator.from_config``, bind every
-   connection to its edge (release stream and weight keyed by (seed, edge population,
+1. :func:`builder.simulators.neuron.bionet_ext.load_config`: compile the output's NMODL into
+   the cache (a hit once warmed; what a stock user does once by hand with ``nrnivmodl``),
+   ``chdir`` into OUTDIR, BMTK's ``Config`` (validated) with our config translated for BMTK,
+   ``build_env()``;
+2. :func:`builder.simulators.neuron.bionet_ext.build_simulation`: register our synapse
+   functions (one point process per edge), ``BioNetwork.from_config`` /
+   ``BioSimulator.from_config``, bind every connection to its edge (release stream and weight keyed by (seed, edge population,
    ``syn_id``), as the runner does, so both sides draw the same releases);
 3. ``sim.run()``.
 

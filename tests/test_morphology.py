@@ -198,7 +198,7 @@ begintemplate MorphCell
 public soma, dend, apic, axon, all, somatic, basal, apical, axonal
 create soma[1], dend[1], apic[1], axon[1]
 objref all, somatic, basal, apical, axonal, this
-proc init() { localobj py
+proc init() { localobj py, loader
     forall delete_section()
     all = new SectionList()
     somatic = new SectionList()
@@ -206,8 +206,8 @@ proc init() { localobj py
     apical = new SectionList()
     axonal = new SectionList()
     py = new PythonObject()
-    py.__import__("importlib").import_module("builder.simulators.neuron.morphology").load_into(this,
-    $s1)
+    loader = py.__import__("importlib").import_module("builder.simulators.neuron.morphology")
+    loader.load_into(this, $s1)
 }
 endtemplate MorphCell
 """

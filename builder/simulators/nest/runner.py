@@ -6,10 +6,9 @@ Same command, outputs and guarantees as the NEURON path (:mod:`builder.simulator
    :mod:`builder.simulators.nest.checks`: model names NEST knows, parameters the models have, weight
    signs, delays, inputs that reach no cell): one message, exit status 2, nothing written;
 2. one run per directory (``DIR/.run.lock``, :mod:`builder.core.locks`);
-3. our loader builds the network (:mod:`builder.simulators.nest.loader`), threads from ``-t N`` or
-the
-   config (``run.n_thread``, or the top-level ``threads``); the command line is every
-   backend's (:func:`builder.core.runs.run_parser`), and the options only a NEURON run has
+3. our loader builds the network (:mod:`builder.simulators.nest.loader`), threads from
+   ``-t N`` or the config (``run.n_thread``, or the top-level ``threads``); the command line is
+   every backend's (:func:`builder.core.runs.run_parser`), and the options only a NEURON run has
    (``--engine``, ``--no-merge``, ``--bmtk-inputs``, ``--no-settle``) exit 2 naming the option;
 4. the simulation runs in slices (a progress line on a terminal); SIGINT / SIGTERM stop it at
    the end of the current slice: exit 130 / 143, the previous ``output/`` as it was;
