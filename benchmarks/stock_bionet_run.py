@@ -18,7 +18,8 @@ around it:
 2. :func:`builder.simulators.neuron.bionet_ext.build_simulation`: register our synapse
    functions (one point process per edge), ``BioNetwork.from_config`` /
    ``BioSimulator.from_config``, bind every connection to its edge (release stream and weight
-   keyed by (seed, edge population, ``syn_id``), as the runner does, so both sides draw the same releases);
+   keyed by (seed, edge population, ``syn_id``), as the runner does, so both sides draw the
+   same releases);
 3. ``sim.run()``.
 
 The last line of standard output is ``bench-result: {json}`` with ``setup_s`` and ``sim_s``
