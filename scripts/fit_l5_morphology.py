@@ -54,7 +54,7 @@ sys.path.insert(0, sys.argv[1])
 import hay_validation as hv
 from builder.core.components import resolve_cell
 from builder.core.mechanisms import compiled_mechanisms
-from builder.core.params import load_params
+from builder.recipes.l5_params import load_params
 args = json.loads(sys.argv[2])
 spec = resolve_cell(load_params(hv.ROOT / "params" / "L5NetParams.json"))
 lib = compiled_mechanisms(spec.mod_files)

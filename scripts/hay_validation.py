@@ -48,7 +48,7 @@ def load_cell(params: str | os.PathLike = ROOT / "params" / "L5NetParams.json"):
     """Compile and load the params' cell; return ``(h, cell)`` ready to run at 34 degC."""
     from builder.core.components import resolve_cell
     from builder.core.mechanisms import compiled_mechanisms
-    from builder.core.params import load_params
+    from builder.recipes.l5_params import load_params
 
     spec = resolve_cell(load_params(params))
     lib = compiled_mechanisms(spec.mod_files)

@@ -18,8 +18,8 @@ import pytest
 from builder.commands import cli
 from builder.commands.build import SimulationBuilder
 from builder.core.output import MANIFEST_NAME
-from builder.core.params import load_params
 from builder.core.segments import SegmentTable
+from builder.recipes.l5_params import load_params
 
 ROOT = Path(__file__).resolve().parent.parent
 L5 = ROOT / "params" / "L5NetParams.json"

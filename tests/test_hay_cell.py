@@ -259,7 +259,7 @@ def test_our_channel_nmodl_is_coreneuron_ready():
 
 def test_only_the_default_cell_gets_our_channels():
     from builder.core.components import bmtk_components_dir, resolve_cell
-    from builder.core.params import load_params
+    from builder.recipes.l5_params import load_params
 
     bmtk = bmtk_components_dir() / "mechanisms" / "modfiles"
     clashes = {bmtk / n for n in ("Ca_HVA.mod", "Ih.mod", "Im.mod")}  # same names as ours

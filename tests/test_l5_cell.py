@@ -27,7 +27,7 @@ PROBE = textwrap.dedent(
     import numpy as np
     from builder.core.components import resolve_cell
     from builder.core.mechanisms import compiled_mechanisms
-    from builder.core.params import load_params
+    from builder.recipes.l5_params import load_params
 
     os.chdir(sys.argv[1])  # the template must not depend on the working directory
     spec = resolve_cell(load_params(sys.argv[2]))

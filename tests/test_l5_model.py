@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from builder.commands.build import SimulationBuilder
-from builder.core.params import load_params
 from builder.core.spec.model import spec_schema
 from builder.recipes.l5 import (
     BIO_POP,
@@ -21,6 +20,7 @@ from builder.recipes.l5 import (
     l5_model,
     mean_synapses,
 )
+from builder.recipes.l5_params import load_params
 
 ROOT = Path(__file__).resolve().parent.parent
 L5 = ROOT / "params" / "L5NetParams.json"

@@ -34,7 +34,8 @@ from builder.commands.sweep import build_sweep, load_sweep, write_manifest
 from builder.core import data
 from builder.core.errors import OutputError, ParamsError
 from builder.core.output import MANIFEST_NAME, make_temp_dir
-from builder.core.params import MIN_DL_UM, apply_overrides, load_params
+from builder.core.overrides import apply_overrides
+from builder.recipes.l5_params import MIN_DL_UM, load_params
 
 L23 = ROOT / "params" / "L2-3NetParams.json"
 TIMEOUT_S = 300.0

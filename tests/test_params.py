@@ -15,7 +15,13 @@ import jsonschema
 import pytest
 
 from builder.core.errors import ParamsError
-from builder.core.params import load_params, resolve_relative, schema, schema_path, validate_params
+from builder.recipes.l5_params import (
+    load_params,
+    resolve_relative,
+    schema,
+    schema_path,
+    validate_params,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS_DIR = REPO / "params"

@@ -1,9 +1,10 @@
 """`SimulationBuilder`: params file -> SONATA network, input rasters and BioNet configs.
 
-This module wires the general layers together for the L5 recipe: params validation
-(:mod:`builder.core.params`), cell components (:mod:`builder.core.components`), the segment table
-(:mod:`builder.core.segments`, derived by :mod:`builder.simulators.neuron.celltable` when not
-cached), the recipe (:mod:`builder.recipes.l5`), the writers (:mod:`builder.core.sonata`,
+This module wires the layers together for the L5 recipe: params validation
+(:mod:`builder.recipes.l5_params`), cell components (:mod:`builder.core.components`), the
+segment table (:mod:`builder.core.segments`, derived by
+:mod:`builder.simulators.neuron.celltable` when not cached, which is why this module sits in the
+command layer), the recipe (:mod:`builder.recipes.l5`), the writers (:mod:`builder.core.sonata`,
 :mod:`builder.core.simconfig`) and safe output (:mod:`builder.core.output`).
 """
 
@@ -24,7 +25,7 @@ from ..core.errors import ComponentError, ParamsError
 from ..core.mechanisms import included_files
 from ..core.network import Network, write_network
 from ..core.output import Staging
-from ..core.params import apply_overrides, load_params, resolve_relative, validate_params
+from ..core.overrides import apply_overrides
 from ..core.segments import SegmentTable
 from ..core.synmodels import load_model_file
 from ..recipes.l5 import (
@@ -38,6 +39,7 @@ from ..recipes.l5 import (
     l5_reports,
     l5_run_settings,
 )
+from ..recipes.l5_params import load_params, resolve_relative, validate_params
 
 __all__ = ["SimulationBuilder", "BuildResult", "DEFAULT_SEED", "LENGTH_MISMATCH_TOLERANCE"]
 

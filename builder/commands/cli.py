@@ -233,9 +233,7 @@ def _describe(builder: SimulationBuilder) -> None:
     t0 = time.perf_counter()
     table = builder.segment_table
     seg_file = builder.params["cell"].get("segments_file")
-    how = (
-        f"read from {seg_file}" if seg_file else f"derived with dL = {builder.params['dL']} um"
-    )
+    how = f"read from {seg_file}" if seg_file else f"derived with dL = {builder.params['dL']} um"
     log.debug(
         "segment table: %s (%s) in %.2f s",
         _plural(len(table), "segment"),

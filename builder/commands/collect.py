@@ -170,7 +170,7 @@ def _collect_transfer_tables(outdir: Path, run_ids: list[str]) -> Path | None:
 
 
 def _unit(key: str) -> str:
-    from ..core.params import key_unit
+    from ..recipes.l5_params import key_unit
 
     unit = key_unit(key)
     return f" ({unit})" if unit else ""

@@ -233,7 +233,8 @@ def _identical_runs(runs: list[RunSpec]) -> list[tuple[str, str, int]]:
 
 def validate_sweep(sweep: Sweep) -> None:
     """Validate the params of every combination; one ParamsError lists every bad one."""
-    from ..core.params import apply_overrides, validate_params
+    from ..core.overrides import apply_overrides
+    from ..recipes.l5_params import validate_params
 
     data = _read_base(sweep)
     validate = _validate_spec_params if _is_spec(sweep.base, data) else validate_params
@@ -439,7 +440,7 @@ def build_sweep(
             (target / FAILED_FILE).unlink(missing_ok=True)
         try:
             if is_spec:
-                from ..core.params import apply_overrides
+                from ..core.overrides import apply_overrides
                 from ..core.spec import NetworkBuilder
                 from ..core.spec.model import validate_spec
                 from ..simulators.neuron.celltable import segment_table

@@ -217,7 +217,8 @@ def _clipped(d: dict[str, float]) -> dict[str, Any]:
 
 
 def l5_model(params: dict[str, Any], lengths_um: dict[str, float]) -> L5Model:
-    """Translate normalised legacy params (:func:`builder.core.params.load_params`) into the model.
+    """Translate normalised legacy params (:func:`~builder.recipes.l5_params.load_params`) into
+    the model.
 
     Parameters
     ----------

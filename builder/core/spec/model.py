@@ -27,7 +27,7 @@ from typing import Any
 import jsonschema
 
 from ..errors import ParamsError
-from ..params import _given_as, apply_overrides, problems_error
+from ..overrides import apply_overrides, given_as, problems_error
 from ..schema_messages import dotted as _dotted
 from ..schema_messages import message, resolve_ref
 from ..schema_messages import or_join as _or_join
@@ -206,7 +206,7 @@ def load_spec(
         try:
             data = apply_overrides(data, overrides, name)
         except ParamsError as exc:
-            given = " ".join(_given_as(k, v) for k, v in overrides.items())
+            given = " ".join(given_as(k, v) for k, v in overrides.items())
             raise ParamsError(f"{given} (on {name})", exc.problems) from None
     return validate_spec(data, name, seed=seed, overrides=overrides)
 

@@ -28,11 +28,12 @@ from typing import Any
 
 import jsonschema
 
-from .errors import ParamsError
-from .schema_messages import dotted as _dotted
-from .schema_messages import message, resolve_ref
-from .schema_messages import show as _show
-from .schema_messages import sort_key as _sort_key
+from ..core.errors import ParamsError
+from ..core.overrides import KeyPath, Problems, apply_overrides, given_as, problems_error
+from ..core.schema_messages import dotted as _dotted
+from ..core.schema_messages import message, resolve_ref
+from ..core.schema_messages import show as _show
+from ..core.schema_messages import sort_key as _sort_key
 
 __all__ = [
     "LEGACY_NONE",
@@ -48,8 +49,6 @@ LEGACY_NONE = "None"
 
 _SCHEMA_FILE = ("schema", "params.schema.json")
 
-KeyPath = tuple[str | int, ...]
-Problems = list[tuple[KeyPath, str]]
 
 _EXC_BLOCK = "exc"
 _INH_BLOCKS = ("peri_inh", "basal_inh", "apic_inh")
@@ -170,43 +169,9 @@ def load_params(
         try:
             data = apply_overrides(data, overrides, name)
         except ParamsError as exc:
-            given = " ".join(_given_as(k, v) for k, v in overrides.items())
+            given = " ".join(given_as(k, v) for k, v in overrides.items())
             raise ParamsError(f"{given} (on {name})", exc.problems) from None
     return _validate(data, name, os.path.abspath(file), base, overrides)
-
-
-def apply_overrides(data: Any, overrides: Mapping[str, Any], source: str) -> Any:
-    """Return a copy of ``data`` with dotted keys replaced (``"inh_frs.proximal.m": 5``).
-
-    Missing intermediate objects are created, so a typo surfaces as the schema's "unknown key"
-    error of the validation that follows. A path through a non-object is a ParamsError.
-    """
-    out = copy.deepcopy(data)
-    if not isinstance(out, dict):
-        return out  # the validation reports the top-level type
-    problems: list[str] = []
-    for key, value in overrides.items():
-        parts = str(key).split(".")
-        if not all(parts):
-            problems.append(f"{key}: not a dotted key path (override)")
-            continue
-        node = out
-        for i, part in enumerate(parts[:-1]):
-            nxt = node.get(part) if isinstance(node, dict) else None
-            if nxt is None:
-                nxt = node[part] = {}
-            if not isinstance(nxt, dict):
-                problems.append(
-                    f"{key}: cannot override inside {'.'.join(parts[: i + 1])}, which is "
-                    f"{_show(nxt)} (not an object)"
-                )
-                break
-            node = nxt
-        else:
-            node[parts[-1]] = copy.deepcopy(value)
-    if problems:
-        raise ParamsError(source, problems)
-    return out
 
 
 def validate_params(
@@ -277,11 +242,6 @@ def resolve_relative(
 
 
 # ----------------------------------------------------------------------------- validation
-def _given_as(key: str, value: Any) -> str:
-    """How an override was given on the command line: ``--set time.stop=2``."""
-    return f"--set {key}={value if isinstance(value, str) else _show(value)}"
-
-
 def _validate(
     data: Any,
     name: str,
@@ -302,36 +262,6 @@ def _validate(
     _normalise(_schema(), out)
     out["_source"] = abs_source
     return out
-
-
-def problems_error(name: str, problems: Problems, overrides: Mapping[str, Any]) -> ParamsError:
-    """The error for ``problems``, each blamed on the override that set its key, if any.
-
-    A problem whose key an override set (or lies inside, or contains) names that override
-    (``--set time.stop=-1``); when every problem comes from overrides, the error names them
-    instead of the params file, which is not at fault.
-    """
-    lines, blamed = [], []
-    for path, msg in problems:
-        culprits = [
-            _given_as(key, value)
-            for key, value in overrides.items()
-            if path and _overlaps(path, tuple(str(key).split(".")))
-        ]
-        line = f"{_dotted(path)}: {msg}"
-        if culprits:
-            line += f" (from {', '.join(culprits)})"
-            blamed += [c for c in culprits if c not in blamed]
-        lines.append(line)
-    if blamed and all("(from --set " in line for line in lines):
-        return ParamsError(f"{' '.join(blamed)} (on {name})", lines)
-    return ParamsError(name, lines)
-
-
-def _overlaps(path: KeyPath, key: tuple[str, ...]) -> bool:
-    """Whether an override of ``key`` is at, inside or around the problem's ``path``."""
-    n = min(len(path), len(key))
-    return tuple(str(p) for p in path[:n]) == key[:n]
 
 
 def _schema_problems(data: Any) -> list[tuple[KeyPath, str]]:
