@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 import pytest
 
-from builder.core.checks import _Resolver, merge_simulation_child
+from builder.core.checks import PathResolver, merge_simulation_child
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -154,11 +154,11 @@ def _bmtk_project(folder: Path, output: str) -> Path:
 
 def test_bmtk_builtin_variables_and_a_manifest_override(tmp_path: Path) -> None:
     cfg = tmp_path / "c.json"
-    res = _Resolver({"$A": "${configdir}/a", "$workingdir": "/elsewhere"}, tmp_path, cfg)
+    res = PathResolver({"$A": "${configdir}/a", "$workingdir": "/elsewhere"}, tmp_path, cfg)
     assert res("$A/x.h5") == tmp_path / "a" / "x.h5"
     assert res("${configfname}") == cfg
     assert res("$workingdir/y") == Path("/elsewhere/y")  # the manifest's own entry wins
-    assert _Resolver(None, tmp_path)("${workingdir}/z") == Path(os.getcwd()) / "z"
+    assert PathResolver(None, tmp_path)("${workingdir}/z") == Path(os.getcwd()) / "z"
 
 
 def test_a_simulation_child_file_overrides_the_top_level(tmp_path: Path) -> None:

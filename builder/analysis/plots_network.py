@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.checks import _Resolver, merge_simulation_child
+from ..core.checks import PathResolver, merge_simulation_child
 from ..core.errors import BuildError, OutputError, RunError
 from ..core.runs import CONFIG_NAME
 from ..core.sonata_read import read_report, read_spikes, spike_populations
@@ -177,7 +177,7 @@ def run_output_dir(rundir: str | Path) -> Path:
     value = (cfg.get("output") or {}).get("output_dir") if isinstance(cfg, dict) else None
     if not isinstance(value, str):
         return config.parent / "output"
-    return _Resolver(cfg.get("manifest"), config.parent, config)(value)
+    return PathResolver(cfg.get("manifest"), config.parent, config)(value)
 
 
 def plot_run(rundir: str | Path, plot_dir: str | Path | None = None) -> list[Path]:

@@ -33,7 +33,14 @@ import numpy as np
 
 from .errors import ParamsError, RunError
 
-__all__ = ["InputError", "check_run_inputs", "merge_simulation_child", "read_circuit", "read_json"]
+__all__ = [
+    "InputError",
+    "PathResolver",
+    "check_run_inputs",
+    "merge_simulation_child",
+    "read_circuit",
+    "read_json",
+]
 
 _VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 _CHUNK = 1 << 20
@@ -62,7 +69,7 @@ def read_json(path: Path, problems: list[str], what: str = "JSON") -> Any:
         return None
 
 
-class _Resolver:
+class PathResolver:
     """Expands a config's ``$VARIABLES`` and makes paths absolute (relative to its folder).
 
     Besides the manifest's own variables, BMTK's built-in ones are known (a manifest entry of
@@ -99,7 +106,7 @@ class _Resolver:
         return p if p.is_absolute() else self.folder / p
 
 
-def read_circuit(config: Path) -> tuple[dict[str, Any], _Resolver]:
+def read_circuit(config: Path) -> tuple[dict[str, Any], PathResolver]:
     """The circuit part of a simulation config and the resolver for its paths.
 
     The circuit is the file the config names by ``"network"`` (BMTK's split config) or the
@@ -108,10 +115,10 @@ def read_circuit(config: Path) -> tuple[dict[str, Any], _Resolver]:
     """
     cfg = merge_simulation_child(json.loads(config.read_text()), config, [])
     if isinstance(cfg.get("network"), str):
-        net = _Resolver(cfg.get("manifest"), config.parent, config)(cfg["network"])
+        net = PathResolver(cfg.get("manifest"), config.parent, config)(cfg["network"])
         circuit = json.loads(net.read_text())
-        return circuit, _Resolver(circuit.get("manifest"), net.parent, net)
-    return cfg, _Resolver(cfg.get("manifest"), config.parent, config)
+        return circuit, PathResolver(circuit.get("manifest"), net.parent, net)
+    return cfg, PathResolver(cfg.get("manifest"), config.parent, config)
 
 
 def merge_simulation_child(cfg: dict[str, Any], path: Path, problems: list[str]) -> dict[str, Any]:
@@ -125,14 +132,14 @@ def merge_simulation_child(cfg: dict[str, Any], path: Path, problems: list[str])
     child = cfg.get("simulation")
     if not isinstance(child, str):
         return cfg
-    top = _Resolver(cfg.get("manifest"), path.parent, path)
+    top = PathResolver(cfg.get("manifest"), path.parent, path)
     sim_path = top(child)
     sim = read_json(sim_path, problems, "simulation config")
     if not isinstance(sim, dict):
         if sim is not None:
             problems.append(f"{sim_path}: the simulation config is not a JSON object")
         return cfg
-    own = _Resolver(sim.get("manifest"), sim_path.parent, sim_path)
+    own = PathResolver(sim.get("manifest"), sim_path.parent, sim_path)
     merged = {k: v for k, v in cfg.items() if k != "simulation"}
     merged.update({k: own.expand(v) for k, v in sim.items() if k != "manifest"})
     return merged
@@ -198,7 +205,7 @@ class _Checker:
                 self.problems.append(f"{self.config}: the simulation config is not a JSON object")
             return
         cfg = merge_simulation_child(cfg, self.config, self.problems)
-        res = _Resolver(cfg.get("manifest"), self.config.parent, self.config)
+        res = PathResolver(cfg.get("manifest"), self.config.parent, self.config)
         run = cfg.get("run")
         self.tstop = None
         if not isinstance(run, dict):
@@ -222,7 +229,7 @@ class _Checker:
                     self.problems.append(f"{net}: the circuit config is not a JSON object")
                 return
             circuit = circ
-            cres = _Resolver(circ.get("manifest"), net.parent, net)
+            cres = PathResolver(circ.get("manifest"), net.parent, net)
             csrc = net
         else:
             cres, csrc = res, self.config
@@ -254,7 +261,7 @@ class _Checker:
                 if cells is not None:
                     self._node_set(cells, f"reports.{name}.cells")
 
-    def _components(self, comps: Mapping[str, Any], res: _Resolver, src: Path) -> None:
+    def _components(self, comps: Mapping[str, Any], res: PathResolver, src: Path) -> None:
         for key, value in comps.items():
             if not key.endswith("_dir"):
                 continue
@@ -278,7 +285,7 @@ class _Checker:
                 self.problems += check_synapse_json(path, data)
 
     # ------------------------------------------------------------------ nodes and edges
-    def _nodes(self, entry: Mapping[str, Any], res: _Resolver, key: str) -> None:
+    def _nodes(self, entry: Mapping[str, Any], res: PathResolver, key: str) -> None:
         if not isinstance(entry, dict) or "nodes_file" not in entry:
             self.problems.append(f"{key}: needs nodes_file")
             return
@@ -337,7 +344,7 @@ class _Checker:
                     attrs = {k: g0[k] for k in g0 if isinstance(g0[k], h5py.Dataset)}
                 self.nodes[pop] = {"size": n, "types": rows, "tid": tid[()], "attrs": attrs}
 
-    def _cell_files(self, kind: Mapping[str, Any], res: _Resolver, rows: list, pop: str) -> None:
+    def _cell_files(self, kind: Mapping[str, Any], res: PathResolver, rows: list, pop: str) -> None:
         morph = kind.get("morphologies_dir")
         models = kind.get("biophysical_neuron_models_dir")
         mdir = res(str(morph)) if morph else self.dirs.get("morphologies_dir")
@@ -355,7 +362,7 @@ class _Checker:
                 elif col == "dynamics_params" and name.endswith(".json"):
                     read_json(folder / name, self.problems, "dynamics")
 
-    def _edges(self, entry: Mapping[str, Any], res: _Resolver, key: str) -> None:
+    def _edges(self, entry: Mapping[str, Any], res: PathResolver, key: str) -> None:
         if not isinstance(entry, dict) or "edges_file" not in entry:
             self.problems.append(f"{key}: needs edges_file")
             return
@@ -497,7 +504,7 @@ class _Checker:
             self.problems.append(f"{where}: the node set selects no node (used by {key})")
         return out
 
-    def _input(self, name: str, inp: Mapping[str, Any], res: _Resolver) -> None:
+    def _input(self, name: str, inp: Mapping[str, Any], res: PathResolver) -> None:
         key = f"inputs.{name}"
         kind = inp.get("input_type")
         target = inp.get("node_set")

@@ -23,7 +23,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .checks import _Resolver, merge_simulation_child
+from .checks import PathResolver, merge_simulation_child
 from .errors import RunError
 from .runs import CONFIG_NAME
 
@@ -177,7 +177,7 @@ class NetworkConfig:
         return result
 
 
-def _read_nodes(entry: Mapping[str, Any], res: _Resolver) -> list[NodePopulation]:
+def _read_nodes(entry: Mapping[str, Any], res: PathResolver) -> list[NodePopulation]:
     path = res(str(entry["nodes_file"]))
     tpath = res(str(entry["node_types_file"])) if "node_types_file" in entry else None
     rows = _types(tpath) if tpath is not None else []
@@ -198,7 +198,7 @@ def _read_nodes(entry: Mapping[str, Any], res: _Resolver) -> list[NodePopulation
     return out
 
 
-def _read_edges(entry: Mapping[str, Any], res: _Resolver) -> list[EdgePopulation]:
+def _read_edges(entry: Mapping[str, Any], res: PathResolver) -> list[EdgePopulation]:
     path = res(str(entry["edges_file"]))
     tpath = res(str(entry["edge_types_file"])) if "edge_types_file" in entry else None
     rows = _types(tpath) if tpath is not None else []
@@ -250,12 +250,12 @@ def read_config(
         path = path / CONFIG_NAME
     path = path.resolve()
     raw = merge_simulation_child(json.loads(path.read_text()), path, [])
-    res = _Resolver(raw.get("manifest"), path.parent, path)
+    res = PathResolver(raw.get("manifest"), path.parent, path)
     circuit, cres = raw, res
     if "network" in raw:
         net = res(str(raw["network"]))
         circuit = json.loads(net.read_text())
-        cres = _Resolver(circuit.get("manifest"), net.parent, net)
+        cres = PathResolver(circuit.get("manifest"), net.parent, net)
     dirs = {k: cres(str(v)) for k, v in (circuit.get("components") or {}).items()}
     nodes: dict[str, NodePopulation] = {}
     for entry in (circuit.get("networks") or {}).get("nodes") or []:

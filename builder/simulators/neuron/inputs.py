@@ -21,7 +21,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ...core.checks import _Resolver, read_circuit
+from ...core.checks import PathResolver, read_circuit
 
 __all__ = [
     "InputPlan",
@@ -52,7 +52,7 @@ def plan_inputs(raw: dict[str, Any], config: Path, models: tuple[str, ...]) -> l
     """The spike inputs of simulation config ``config`` (as ``raw``) that :func:`build_inputs`
     can build."""
     circuit, cres = read_circuit(config)
-    res = _Resolver(raw.get("manifest"), config.parent, config)
+    res = PathResolver(raw.get("manifest"), config.parent, config)
     edge_files = [
         (cres(e["edges_file"]).resolve(), cres(e["edge_types_file"]).resolve())
         for e in circuit.get("networks", {}).get("edges", [])

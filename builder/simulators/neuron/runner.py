@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ...core.checks import _Resolver, merge_simulation_child, read_circuit
+from ...core.checks import PathResolver, merge_simulation_child, read_circuit
 from ...core.runs import Interrupted, Stop, find_config, replace_dir, run_parser, write_failure
 from .inputs import build_inputs, plan_inputs, played_vecstims
 from .mpi import MPIContext, guard, setup_mpi
@@ -516,7 +516,7 @@ def _component_dirs(raw: dict[str, Any], config: Path) -> dict[str, Path]:
     """The ``components`` directories of the circuit and of the simulation config, resolved."""
     circuit, cres = read_circuit(config)
     dirs = {k: cres(str(v)) for k, v in (circuit.get("components") or {}).items()}
-    res = _Resolver(raw.get("manifest"), config.parent, config)
+    res = PathResolver(raw.get("manifest"), config.parent, config)
     dirs.update({k: res(str(v)) for k, v in (raw.get("components") or {}).items()})
     return dirs
 
