@@ -602,7 +602,7 @@ def _check_files(v: _View, base_dir: Path, cwd: Path) -> list[tuple[KeyPath, str
         if not found:
             out.append((path, f"{_show(value)} not found; looked for {_looked(value, places)}"))
         elif path[0] == "file_current_clamp":
-            from .clamp import clamp_problems
+            from ..core.clamp import clamp_problems
 
             out += [(path, problem) for problem in clamp_problems(found[0])]
     try:
