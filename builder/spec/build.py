@@ -526,9 +526,15 @@ class NetworkBuilder:
         return self.row_count(cname, exact=False)
 
     def _write_projections(
-        self, root: Path, progress: Callable[[str], None] | None
+        self,
+        root: Path,
+        progress: Callable[[str], None] | None,
+        alongside: Callable[[], None] | None = None,
     ) -> dict[str, int]:
         """Write every projection, up to ``self.threads`` at once; edge counts in spec order.
+
+        ``alongside`` (the node files) runs in this thread first, or, when the projections go
+        to forked workers, while they write theirs.
 
         Projections run in parallel only while the rows in flight fit
         :data:`PARALLEL_EDGE_BUDGET` (a big projection runs alone), so the peak memory stays
@@ -548,15 +554,18 @@ class NetworkBuilder:
             log.debug("%s: %d edges in %.2f s", cname, n, time.perf_counter() - t1)
             return n
 
+        parallel = self.threads > 1 and len(names) > 1
+        sizes = {cname: self._projection_size(cname) for cname in names} if parallel else {}
+        if parallel and _can_fork() and sum(sizes.values()) <= PARALLEL_EDGE_BUDGET:
+            return self._write_projections_forked(names, sizes, one, progress, alongside)
+        if alongside is not None:
+            alongside()
         if self.threads <= 1 or len(names) <= 1:
             for i, cname in enumerate(names):
                 if progress:
                     progress(cname)
                 counts[cname] = one(i, cname)
             return counts
-        sizes = {cname: self._projection_size(cname) for cname in names}
-        if _can_fork() and sum(sizes.values()) <= PARALLEL_EDGE_BUDGET:
-            return self._write_projections_forked(names, sizes, one, progress)
         running: dict[Future[int], tuple[str, float]] = {}
         done_n: dict[str, int] = {}
 
@@ -595,6 +604,7 @@ class NetworkBuilder:
         sizes: Mapping[str, float],
         one: Callable[[int, str], int],
         progress: Callable[[str], None] | None,
+        alongside: Callable[[], None] | None,
     ) -> dict[str, int]:
         """Write the projections in ``self.threads`` processes: this one and forked copies.
 
@@ -610,6 +620,8 @@ class NetworkBuilder:
         k = min(self.threads, len(names))
         index = {cname: i for i, cname in enumerate(names)}
         load = [0.0] * k
+        if alongside is not None:  # this process also writes the node files (2 per population)
+            load[0] = sum(2 * _FILE_COST_ROWS + n.n for n in self.nodes.values())
         share: list[list[str]] = [[] for _ in range(k)]
         for cname in sorted(names, key=lambda c: -sizes[c]):  # stable: ties in spec order
             w = load.index(min(load))
@@ -630,6 +642,8 @@ class NetworkBuilder:
                     _worker_main(w_fd, lambda mine=mine: {c: one(index[c], c) for c in mine})
                 os.close(w_fd)
                 workers[pid] = r
+            if alongside is not None:
+                alongside()
             for cname in sorted(share[0], key=index.__getitem__):
                 for pid in [p for p in workers if _worker_done(p)]:  # a failed one stops us
                     counts.update(_worker_result(pid, workers.pop(pid)))
@@ -661,19 +675,26 @@ class NetworkBuilder:
         with Staging(outdir, force=force) as st:
             root = st.dir
             (root / "network").mkdir(parents=True, exist_ok=True)
-            comp = self._write_components(root)
-            for i, (name, nodes) in enumerate(self.nodes.items()):
-                write_nodes(
-                    root / "network" / f"{name}_nodes.h5",
-                    root / "network" / f"{name}_node_types.csv",
-                    name,
-                    np.full(nodes.n, _NODE_TYPE_BASE + i, dtype=np.int64),
-                    [self._node_type(name, _NODE_TYPE_BASE + i, comp)],
-                    _node_columns(nodes.columns),
-                )
-                counts[f"nodes.{name}"] = nodes.n
+            all_nodes = self.nodes  # drawn first: the projections need them
+            comp: dict[str, str] = {}
+
+            def node_files() -> None:  # while forked workers write edges, if there are any
+                comp.update(self._write_components(root))
+                for i, (name, nodes) in enumerate(all_nodes.items()):
+                    write_nodes(
+                        root / "network" / f"{name}_nodes.h5",
+                        root / "network" / f"{name}_node_types.csv",
+                        name,
+                        np.full(nodes.n, _NODE_TYPE_BASE + i, dtype=np.int64),
+                        [self._node_type(name, _NODE_TYPE_BASE + i, comp)],
+                        _node_columns(nodes.columns),
+                    )
+
             self._stop.clear()
-            for cname, n in self._write_projections(root, progress).items():
+            edges = self._write_projections(root, progress, alongside=node_files)
+            for name, nodes in all_nodes.items():
+                counts[f"nodes.{name}"] = nodes.n
+            for cname, n in edges.items():
                 counts[f"edges.{cname}"] = n
             spike_files = self._write_inputs(root, counts)
             write_configs(self, root, spike_files, comp)
