@@ -4,16 +4,37 @@
 Usage::
 
     python benchmarks/bench_network.py [--full-scale 1.0] [--bmtk-edges 1e6] [--nest-scale 0.1]
-                                       [--threads 2] [--tmp DIR] [--skip-bmtk] [--skip-nest]
+                                       [--threads 2] [--tmp DIR] [--repeat N]
+                                       [--skip-bmtk] [--skip-nest] [--skip-full]
 
 Every measurement is a whole child process (interpreter start-up and imports included); wall
 time is measured around the child, CPU time and peak RSS are the child's own
-(``getrusage(RUSAGE_SELF)`` at its end). "build" is the part the child times itself: the whole
-``main()`` for ours, NetworkBuilder to ``save()`` for BMTK, ``Create`` to the last ``Connect``
-for NEST. Ours also reports the CPU time of ``main()`` and of its edge phase (all threads,
-``time.process_time``; ns per edge), NEST the CPU time of ``Create`` + ``Connect``: on a
-machine shared with other jobs, CPU times are the steadier figures. ``--threads`` is both
-NEST's ``local_num_threads`` and the number of projections our build writes at once.
+(``getrusage`` at its end: CPU of ``RUSAGE_SELF`` plus ``RUSAGE_CHILDREN``, so the worker
+processes a small build of ours forks are counted, and so are any processes BMTK or NEST start;
+the peak RSS is the child's own, and that of its largest child process is printed beside it).
+Inside each child a **load window** is timed, imports excluded on every side (wall
+``perf_counter``; CPU ``os.times`` of the process and of its reaped workers):
+
+* ours: ``build-network``'s ``main()`` -- argument parsing, reading and validating the spec,
+  drawing the nodes, every file (nodes, 55 edge files with both SONATA indices, type tables,
+  components, configs, the resolved spec) written into a staging directory and moved into
+  place: from the call to its return, after the last file is closed. The modules
+  ``builder.cli`` and ``builder.spec.build`` (numpy, h5py, jsonschema) are imported before
+  it; what ``main()`` imports lazily (e.g. ``numpy.random``) is inside the window;
+* BMTK: from reading the spec and creating ``NetworkBuilder`` to the end of ``save()`` (its
+  files closed); ``numpy`` and ``bmtk.builder`` are imported before it (what BMTK imports
+  lazily is inside the window);
+* NEST: from the first ``Create`` to the end of the last ``Connect`` (``import nest``,
+  ``ResetKernel`` and the kernel settings before it).
+
+Beside the windows, each line gives the whole child (wall, CPU, peak RSS). Ours also
+reports the CPU of its edge phase (``_write_projections``: the edge files, and since session 6
+the node files and components the main process writes while its workers write edges; ns per
+edge). On a machine shared with other jobs, CPU times are the steadier figures. ``--threads``
+is both NEST's ``local_num_threads`` and the number of projections our build writes at once
+(threads, or forked processes when the whole build fits ``PARALLEL_EDGE_BUDGET``).
+``--repeat N`` runs the pairs of runs 3 and 4 N times, alternating the two sides; the
+verdicts use the median of the N ratios.
 
 1. **ours, full scale** -- ``build-network examples/microcircuit.json --set scale=S -o DIR``
    (2.99e8 edges at S = 1): SONATA nodes, edges with both indices, configs, on disk.
@@ -29,11 +50,15 @@ NEST's ``local_num_threads`` and the number of projections our build writes at o
    multapses (BMTK's ``all_to_one`` iterator returning nsyns per source), and per-edge
    ``syn_weight`` / ``delay`` from the truncated normals (BMTK ``add_properties`` rules), then
    ``build()`` and ``save()`` (BMTK writes its SONATA files; ours also writes the indices).
+   The ratio is taken on the load windows (imports excluded on both sides, as
+   ``bench_nest.py`` times the SONATA loads), by wall and by CPU; the whole-process ratio is
+   printed beside it.
 4. **ours vs NEST at scale 0.1** -- NEST's own ``Connect`` of the same network in memory
    (8 populations of ``iaf_psc_exp``, ``fixed_total_number`` with ``nest.math.redraw`` of the
    normal weights and delays, ``local_num_threads`` threads), timed from the first ``Create``
-   to the end of the last ``Connect``, against our whole build of it to disk.
+   to the end of the last ``Connect``, against our whole build of it to disk (``main()``).
 
+Runs 3 and 4 come first, runs 1 and 2 (the longest) last (``--skip-full`` leaves them out).
 Exit status 0 when every side ran, 1 otherwise.
 """
 
@@ -86,8 +111,7 @@ def _report(**kw):
     ch = resource.getrusage(resource.RUSAGE_CHILDREN)
     kw.update(cpu_s=ru.ru_utime + ru.ru_stime + ch.ru_utime + ch.ru_stime,
               user_s=ru.ru_utime + ch.ru_utime, sys_s=ru.ru_stime + ch.ru_stime,
-              peak_rss_mb=(ru.ru_maxrss + ch.ru_maxrss) / 1024,
-              worker_peak_rss_mb=ch.ru_maxrss / 1024)
+              peak_rss_mb=ru.ru_maxrss / 1024, child_peak_rss_mb=ch.ru_maxrss / 1024)
     print(json.dumps(kw))
 """
 
@@ -257,6 +281,9 @@ def _line(label: str, r: dict) -> str:
         f"({r.get('user_s', 0):.2f} user + {r.get('sys_s', 0):.2f} sys)  "
         f"peak RSS {r['peak_rss_mb']:7.0f} MB  {_fmt_rate(r)}"
     )
+    if r.get("child_peak_rss_mb"):
+        out += f"\n{'':38s}   largest child process (e.g. a build worker): peak RSS "
+        out += f"{r['child_peak_rss_mb']:.0f} MB"
     if "main_s" in r:  # ours: the parts of the build
         out += (
             f"\n{'':38s}   imports {r['import_s']:.2f} s, build-network main() "
