@@ -556,7 +556,8 @@ class NetworkBuilder:
 
         parallel = self.threads > 1 and len(names) > 1
         sizes = {cname: self._projection_size(cname) for cname in names} if parallel else {}
-        if parallel and _can_fork() and sum(sizes.values()) <= PARALLEL_EDGE_BUDGET:
+        fork_limit = min(FORK_EDGE_LIMIT, PARALLEL_EDGE_BUDGET)
+        if parallel and _can_fork() and sum(sizes.values()) <= fork_limit:
             return self._write_projections_forked(names, sizes, one, progress, alongside)
         if alongside is not None:
             alongside()
@@ -608,14 +609,16 @@ class NetworkBuilder:
     ) -> dict[str, int]:
         """Write the projections in ``self.threads`` processes: this one and forked copies.
 
-        Used when all the rows fit :data:`PARALLEL_EDGE_BUDGET` (so any of them may be in
-        flight at once). A small build is mostly per-file work (HDF5 objects, type tables,
-        indices of a few thousand nodes) that holds the GIL and HDF5's lock, so threads take
-        turns; processes do not. The projections are shared out by size (largest first, each
-        to the least loaded process), each written into its own file of the staging directory
-        from its own streams, so the files are those of one thread. A worker sends its edge
-        counts, or its error, back through a pipe; the first error (this process's, else the
-        first worker's in order) stops the others and is raised.
+        Used when all the rows fit :data:`FORK_EDGE_LIMIT` and :data:`PARALLEL_EDGE_BUDGET`
+        (so any of them may be in flight at once). A small build is mostly per-file work
+        (HDF5 objects, type tables, indices of a few thousand nodes) that holds the GIL and
+        HDF5's lock, so threads take turns; processes do not. The projections are shared
+        out by size (largest first, each to the least loaded process), each written into its
+        own file of the staging directory from its own streams, so the files are those of
+        one thread. A worker sends its edge counts, or its error, back through a pipe; the
+        first error (this process's, else the first worker's in order) stops the others and
+        is raised. ``alongside`` (the node files) runs here once the workers are started;
+        the share of this process allows for it.
         """
         k = min(self.threads, len(names))
         index = {cname: i for i, cname in enumerate(names)}
@@ -826,10 +829,16 @@ BUILD_THREADS = max(1, min(2, os.cpu_count() or 1))
 PARALLEL_EDGE_BUDGET = 3e7
 
 
-#: Split small builds (all rows under :data:`PARALLEL_EDGE_BUDGET`) between processes
+#: Split small builds (all rows under :data:`FORK_EDGE_LIMIT`) between processes
 #: (``os.fork``) rather than threads when more than one thread is asked for; see
 #: :meth:`NetworkBuilder._write_projections_forked`. Does not change the output.
 FORK_PROJECTIONS = True
+
+#: Rows of a build up to which its projections go to forked processes: there the per-file
+#: work (GIL-bound) is a large part. Above it each process would warm up its own heap for
+#: large blocks (page faults twice over): the microcircuit at scale 0.3 (2.7e7 rows) took
+#: 0.3-0.5 s more CPU forked than threaded. :data:`PARALLEL_EDGE_BUDGET` bounds it too.
+FORK_EDGE_LIMIT = 1e7
 
 #: The fixed cost of one edge file (HDF5 objects, type table, indices) in rows, for sharing
 #: projections out between processes (~2 ms at ~100 ns per row).
