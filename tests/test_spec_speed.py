@@ -228,6 +228,19 @@ def test_an_error_in_a_worker_process_is_raised_here_and_writes_nothing(
         NetworkBuilder(spec, threads=2).build(out / "dead_worker")
     assert not (out / "dead_worker").exists()
 
+    class Unpicklable(Exception):  # a local class: pickle cannot name it
+        pass
+
+    def odd(self, cname, type_id, root):
+        if os.getpid() != here:
+            raise Unpicklable("disk on fire")
+        return real(self, cname, type_id, root)
+
+    monkeypatch.setattr(spec_build.NetworkBuilder, "_write_projection", odd)
+    with pytest.raises(BuildError, match="^Unpicklable: disk on fire$"):
+        NetworkBuilder(spec, threads=2).build(out / "odd_worker")
+    assert not (out / "odd_worker").exists()
+
 
 @pytest.mark.parametrize("fork", [True, False])
 def test_an_error_in_a_parallel_projection_is_reported_once_and_writes_nothing(

@@ -24,6 +24,7 @@ import os
 import pickle
 import shutil
 import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -631,6 +632,7 @@ class NetworkBuilder:
             share[w].append(cname)
             load[w] += sizes[cname] + _FILE_COST_ROWS
         workers: dict[int, int] = {}  # pid -> read end of its pipe
+        reaped: dict[int, int] = {}  # pid -> wait status, of workers that ended early
         counts: dict[str, int] = {}
         try:
             for mine in share[1:]:
@@ -648,19 +650,20 @@ class NetworkBuilder:
             if alongside is not None:
                 alongside()
             for cname in sorted(share[0], key=index.__getitem__):
-                for pid in [p for p in workers if _worker_done(p)]:  # a failed one stops us
-                    counts.update(_worker_result(pid, workers.pop(pid)))
+                for pid in [p for p in workers if _worker_failed(p, reaped)]:  # stops us
+                    counts.update(_worker_result(pid, workers.pop(pid), reaped))
                 if progress:
                     progress(cname)
                 counts[cname] = one(index[cname], cname)
             while workers:
                 pid = next(iter(workers))
-                counts.update(_worker_result(pid, workers.pop(pid)))
+                counts.update(_worker_result(pid, workers.pop(pid), reaped))
         finally:
             for pid, r in workers.items():  # only after an error: stop and reap the others
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
-                    os.waitpid(pid, 0)
+                if pid not in reaped:
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGKILL)
+                        os.waitpid(pid, 0)
                 os.close(r)
         return {cname: counts[cname] for cname in names}
 
@@ -846,10 +849,14 @@ _FILE_COST_ROWS = 20_000
 
 
 def _can_fork() -> bool:
-    """Whether projections may go to forked processes: asked for, a system with ``fork``, and
-    no other thread running in this one (a fork copies only the calling thread, so a lock
-    another thread holds would stay locked in the copy)."""
-    return FORK_PROJECTIONS and hasattr(os, "fork") and threading.active_count() == 1
+    """Whether projections may go to forked processes: asked for, Linux, and no other thread
+    running in this one (a fork copies only the calling thread, so a lock another thread holds
+    would stay locked in the copy)."""
+    return (
+        FORK_PROJECTIONS
+        and sys.platform.startswith("linux")  # macOS: system libraries are not fork-safe
+        and threading.active_count() == 1
+    )
 
 
 def _worker_main(fd: int, work: Callable[[], dict[str, int]]) -> None:
@@ -865,7 +872,8 @@ def _worker_main(fd: int, work: Callable[[], dict[str, int]]) -> None:
             payload = ("error", exc)
         try:
             data = pickle.dumps(payload)
-        except Exception:  # noqa: BLE001 - an error that does not pickle: its text
+            pickle.loads(data)  # an error the parent could not rebuild goes as its text
+        except Exception:  # noqa: BLE001
             data = pickle.dumps(("error", BuildError(f"{type(payload[1]).__name__}: {payload[1]}")))
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -873,29 +881,30 @@ def _worker_main(fd: int, work: Callable[[], dict[str, int]]) -> None:
         os._exit(code)
 
 
-def _worker_done(pid: int) -> bool:
-    """Whether a worker has ended with an error (its result is then read at once)."""
+def _worker_failed(pid: int, reaped: dict[int, int]) -> bool:
+    """Whether a worker has ended with an error (its result is then read at once); a worker
+    that has ended is reaped here, its wait status kept in ``reaped``."""
+    if pid in reaped:
+        return reaped[pid] != 0
     try:
         done, status = os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         return True
     if done == 0:
         return False
-    _REAPED[pid] = status
+    reaped[pid] = status
     return status != 0
 
 
-_REAPED: dict[int, int] = {}
-
-
-def _worker_result(pid: int, fd: int) -> dict[str, int]:
+def _worker_result(pid: int, fd: int, reaped: dict[int, int]) -> dict[str, int]:
     """A worker's edge counts (read from its pipe, then the process reaped); its error
     raised here."""
     with os.fdopen(fd, "rb") as fh:
         data = fh.read()
-    status = _REAPED.pop(pid, None)
+    status = reaped.get(pid)
     if status is None:
         _, status = os.waitpid(pid, 0)
+        reaped[pid] = status
     if not data:
         raise BuildError(f"a build worker process ended without a result (wait status {status})")
     kind, value = pickle.loads(data)
