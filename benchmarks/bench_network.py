@@ -444,7 +444,8 @@ def main(argv: list[str] | None = None) -> int:
             shm_note = (
                 f", {_fmt_rate(results['shm']).strip()} in memory" if "shm" in results else ""
             )
-            gb = r["peak_rss_mb"] / 1024
+            # with a forked worker (a build under FORK_EDGE_LIMIT), both peaks: an upper bound
+            gb = (r["peak_rss_mb"] + r.get("child_peak_rss_mb", 0.0)) / 1024
             met = _verdict(min(rate / 10, 2 / gb), 1)
             floor = results["disk"]["edges"] / results["disk"]["build_s"] / 1e6
             verdicts.insert(
