@@ -520,6 +520,10 @@ def test_unwritable_directory_is_output_error(tmp_path):
         ({"target_ids": [0, 2]}, "out of range"),
         ({"source_ids": [0, -1]}, ">= 0"),
         ({"edge_type_ids": [0, 5]}, r"\[5\] have no row"),
+        (
+            {"source_ids": [0, 1, 1, 0], "target_ids": [0, 1, 0, 1], "edge_type_ids": [5, 0, 3, 5]},
+            r"values \[3, 5\] have no row",
+        ),
         ({"target_ids": [0]}, "expected 2 values"),
         ({"columns": {"w": np.ones(3)}}, "column 'w'"),
         ({"source_ids": [0.0, 1.0]}, "expected integers"),

@@ -144,8 +144,8 @@ def test_bmtk_reads_compact_files_as_wide_ones(pair):
 class _ThroughHDF5:
     """The reference for :class:`builder.core.sonata._RawRows`: the same rows through H5Dwrite."""
 
-    def __init__(self, fd: int, ds: h5py.Dataset):
-        self.ds = ds
+    def __init__(self, fd: int, ds: h5py.Dataset | h5py.h5d.DatasetID, dtype: object = None):
+        self.ds = ds if isinstance(ds, h5py.Dataset) else h5py.Dataset(ds)
 
     def write(self, lo: int, data: np.ndarray) -> None:
         sonata._write_rows(self.ds, lo, np.ascontiguousarray(data, dtype=self.ds.dtype))

@@ -148,14 +148,20 @@ def test_chunks_and_threads_do_not_change_a_byte(small_microcircuit, monkeypatch
     assert sum(k.endswith("_edges.h5") for k in ref) == len(spec.connections)
 
 
-@pytest.mark.parametrize("threads,budget", [(1, 3e7), (2, 3e7), (3, 1e4), (4, 0)])
+@pytest.mark.parametrize(
+    "threads,budget,fork",
+    [(1, 3e7, True), (2, 3e7, True), (3, 3e7, True), (2, 3e7, False), (3, 1e4, True), (4, 0, True)],
+)
 def test_parallel_projections_do_not_change_a_byte(
-    small_microcircuit, monkeypatch, threads, budget
+    small_microcircuit, monkeypatch, threads, budget, fork
 ):
-    # budget 1e4: only small projections share the pool; 0: every projection runs alone
+    # budget 3e7: the whole build fits, so with fork the projections go to processes;
+    # 1e4: too big for processes, only small projections share the thread pool;
+    # 0: every projection runs alone
     spec, out, _ = small_microcircuit
     monkeypatch.setattr(spec_build, "PARALLEL_EDGE_BUDGET", budget)
-    dest = out / f"t{threads}_b{budget:g}"
+    monkeypatch.setattr(spec_build, "FORK_PROJECTIONS", fork)
+    dest = out / f"t{threads}_b{budget:g}_f{int(fork)}"
     res = NetworkBuilder(spec, threads=threads).build(dest)
     assert _digests(out / "ref") == _digests(dest)
     assert list(res.counts) == [k for k in res.counts if k.startswith("nodes.")] + [
@@ -163,10 +169,85 @@ def test_parallel_projections_do_not_change_a_byte(
     ]
 
 
-def test_an_error_in_a_parallel_projection_is_reported_once_and_writes_nothing(
+def _pids_of_writers(monkeypatch, log: Path) -> None:
+    """Make every projection append the id of the process that writes it to ``log``."""
+    real = spec_build.NetworkBuilder._write_projection
+
+    def logged(self, cname, type_id, root):
+        with open(log, "a") as fh:
+            fh.write(f"{os.getpid()} {cname}\n")
+        return real(self, cname, type_id, root)
+
+    monkeypatch.setattr(spec_build.NetworkBuilder, "_write_projection", logged)
+
+
+def test_a_small_build_shares_its_projections_between_processes(
+    small_microcircuit, monkeypatch, tmp_path
+):
+    spec, out, _ = small_microcircuit
+    _pids_of_writers(monkeypatch, tmp_path / "pids")
+    NetworkBuilder(spec, threads=2).build(out / "forked")
+    rows = [ln.split() for ln in (tmp_path / "pids").read_text().splitlines()]
+    assert sorted(c for _, c in rows) == sorted(spec.connections)  # each written once
+    pids = {p for p, _ in rows}
+    assert len(pids) == 2 and str(os.getpid()) in pids  # this process and one worker
+    assert _digests(out / "ref") == _digests(out / "forked")
+    # one thread, or a build above the budget: no worker process
+    (tmp_path / "pids").unlink()
+    monkeypatch.setattr(spec_build, "PARALLEL_EDGE_BUDGET", 1e4)
+    NetworkBuilder(spec, threads=2).build(out / "threaded")
+    assert {ln.split()[0] for ln in (tmp_path / "pids").read_text().splitlines()} == {
+        str(os.getpid())
+    }
+
+
+def test_an_error_in_a_worker_process_is_raised_here_and_writes_nothing(
     small_microcircuit, monkeypatch
 ):
     spec, out, _ = small_microcircuit
+    real = spec_build.NetworkBuilder._write_projection
+    here = os.getpid()
+
+    def failing(self, cname, type_id, root):
+        if os.getpid() != here:  # in the worker only: its first projection fails
+            raise BuildError(f"{cname} failed in a worker")
+        return real(self, cname, type_id, root)
+
+    monkeypatch.setattr(spec_build.NetworkBuilder, "_write_projection", failing)
+    with pytest.raises(BuildError, match=r"^\w+ failed in a worker$"):
+        NetworkBuilder(spec, threads=2).build(out / "failed_worker")
+    assert not (out / "failed_worker").exists()
+
+    def dying(self, cname, type_id, root):
+        if os.getpid() != here:
+            os._exit(3)  # a worker killed without a word
+        return real(self, cname, type_id, root)
+
+    monkeypatch.setattr(spec_build.NetworkBuilder, "_write_projection", dying)
+    with pytest.raises(BuildError, match="worker process ended without a result"):
+        NetworkBuilder(spec, threads=2).build(out / "dead_worker")
+    assert not (out / "dead_worker").exists()
+
+    class Unpicklable(Exception):  # a local class: pickle cannot name it
+        pass
+
+    def odd(self, cname, type_id, root):
+        if os.getpid() != here:
+            raise Unpicklable("disk on fire")
+        return real(self, cname, type_id, root)
+
+    monkeypatch.setattr(spec_build.NetworkBuilder, "_write_projection", odd)
+    with pytest.raises(BuildError, match="^Unpicklable: disk on fire$"):
+        NetworkBuilder(spec, threads=2).build(out / "odd_worker")
+    assert not (out / "odd_worker").exists()
+
+
+@pytest.mark.parametrize("fork", [True, False])
+def test_an_error_in_a_parallel_projection_is_reported_once_and_writes_nothing(
+    small_microcircuit, monkeypatch, fork
+):
+    spec, out, _ = small_microcircuit
+    monkeypatch.setattr(spec_build, "FORK_PROJECTIONS", fork)
     real = spec_build.NetworkBuilder._write_projection
     started = []
 
@@ -178,9 +259,11 @@ def test_an_error_in_a_parallel_projection_is_reported_once_and_writes_nothing(
 
     monkeypatch.setattr(spec_build.NetworkBuilder, "_write_projection", failing)
     with pytest.raises(BuildError, match="^L4E_to_L4I failed$"):
-        NetworkBuilder(spec, threads=2).build(out / "failed_par")
-    assert not (out / "failed_par").exists()
-    assert len(started) < len(spec.connections)  # nothing submitted after the failure
+        NetworkBuilder(spec, threads=2).build(out / f"failed_par{int(fork)}")
+    assert not (out / f"failed_par{int(fork)}").exists()
+    # threads: nothing submitted after the failure; processes: the worker's share is not
+    # seen here, and this process stops at its next projection or is not the one that failed
+    assert len(started) < len(spec.connections)
 
 
 def test_small_microcircuit_is_valid_sonata_with_sorted_edges(small_microcircuit):

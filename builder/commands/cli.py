@@ -334,7 +334,11 @@ def _spec_main(
         t0 = time.perf_counter()
         spec = load_spec(path, seed, overrides=overrides)
         log.debug("spec %s valid (seed %d) in %.2f s", path, spec.seed, time.perf_counter() - t0)
-        from ..simulators.neuron.celltable import segment_table
+
+        def segment_table(*args: Any) -> Any:  # NEURON's modules only for biophysical cells
+            from ..simulators.neuron.celltable import segment_table as derive
+
+            return derive(*args)
 
         builder = NetworkBuilder(spec, segment_tables=segment_table)
         if ns.check:

@@ -117,8 +117,10 @@ def _h5_create(path: PathLike) -> Iterator[h5py.File]:
         fcpl, fapl = _file_plists()
         fid = h5py.h5f.create(os.fsencode(tmp), h5py.h5f.ACC_TRUNC, fapl=fapl, fcpl=fcpl)
         with h5py.File(fid) as h5:
-            h5.attrs.create("magic", SONATA_MAGIC, dtype=np.uint32)
-            h5.attrs.create("version", np.asarray(SONATA_VERSION, dtype=np.uint32))
+            root = h5py.h5g.open(fid, b"/")
+            _attr(root, "magic", np.asarray(SONATA_MAGIC, dtype=np.uint32))
+            _attr(root, "version", np.asarray(SONATA_VERSION, dtype=np.uint32))
+            root.close()
             yield h5
 
 
@@ -134,7 +136,60 @@ def _file_plists() -> tuple[h5py.h5p.PropFCID, h5py.h5p.PropFAID]:
 
 def _group(parent: h5py.Group, name: str) -> h5py.Group:
     """Create one child group without timestamps (independent of the h5py version's default)."""
-    return h5py.Group(h5py.h5g.create(parent.id, name.encode("utf-8"), gcpl=_gcpl()))
+    return h5py.Group(_gid(parent.id, name))
+
+
+def _gid(parent: Any, name: str) -> h5py.h5g.GroupID:
+    """:func:`_group` at the low level: the new group's id (no high-level wrapper)."""
+    return h5py.h5g.create(parent, name.encode("utf-8"), gcpl=_gcpl())
+
+
+def _attr(obj: Any, name: str, data: np.ndarray) -> None:
+    """Attribute ``name`` = ``data`` on a low-level object: the calls of h5py's
+    ``attrs.create`` for a new attribute (the same bytes), without its per-call overhead."""
+    ftype, mtype = _attr_types(data.dtype)
+    attr = h5py.h5a.create(obj, name.encode("ascii"), ftype, h5py.h5s.create_simple(data.shape))
+    try:
+        attr.write(data, mtype=mtype)
+    finally:
+        attr.close()
+
+
+def _str_attr(obj: Any, name: str, value: str) -> None:
+    """A string attribute as h5py writes ``obj.attrs[name] = value`` (variable-length UTF-8)."""
+    _attr(obj, name, np.asarray(value, dtype=_STR_DTYPE).view(_STR_DTYPE))
+
+
+_ATTR_TYPES: dict[tuple[str, bool], tuple[Any, Any]] = {}
+
+
+def _attr_types(dtype: np.dtype) -> tuple[Any, Any]:
+    """(file type, memory type) of an attribute, as h5py makes them (``py_create`` logical
+    and bit-for-bit); keyed by the dtype's string and whether it is h5py's string dtype, since
+    numpy's equality ignores the tag that marks variable-length strings."""
+    key = (dtype.str, h5py.check_string_dtype(dtype) is not None)
+    types = _ATTR_TYPES.get(key)
+    if types is None:
+        types = _ATTR_TYPES[key] = (
+            h5py.h5t.py_create(dtype, logical=True),
+            h5py.h5t.py_create(dtype),
+        )
+    return types
+
+
+@functools.cache
+def _link_plists() -> tuple[Any, Any]:
+    """Link creation and access lists of h5py's ``group[name] = obj`` for an ASCII name."""
+    lcpl = h5py.h5p.create(h5py.h5p.LINK_CREATE)
+    lcpl.set_create_intermediate_group(True)
+    lcpl.set_char_encoding(h5py.h5t.CSET_ASCII)
+    return lcpl, None  # h5py's default link access list is HDF5's own
+
+
+def _hard_link(obj: Any, group: Any, name: str) -> None:
+    """``group[name] = obj`` (a second hard link to ``obj``) at the low level."""
+    lcpl, lapl = _link_plists()
+    h5py.h5o.link(obj, group, name.encode("ascii"), lcpl=lcpl, lapl=lapl)
 
 
 @functools.cache
@@ -217,8 +272,11 @@ def _type_ids(
     if len(set(declared)) != len(declared):
         raise ValueError(f"{name} table: duplicate {id_key} values in {declared}")
     ids = _ids(type_ids, id_key, n)
-    missing = np.setdiff1d(np.unique(ids), np.asarray(declared, dtype=np.uint64))
-    if missing.size:
+    # isin, then unique of the offenders only: np.unique of every id costs a sort (and numpy
+    # 2.4's unique imports numpy.ma, ~40 ms, on its first call)
+    unknown = ids[~np.isin(ids, np.asarray(declared, dtype=np.uint64))]
+    if unknown.size:
+        missing = np.unique(unknown)
         raise ValueError(f"{id_key}: values {missing.tolist()} have no row in the {name} table")
     return ids, declared
 
@@ -638,13 +696,17 @@ def _dataset_empty(
     later written (in one call or in chunks of any size). With ``fill``, the dataset is a
     constant instead: never allocated nor written, every read returns ``fill`` (no disk space).
     """
+    return h5py.Dataset(_dsid_empty(group.id, name, n, dtype, shape2, fill))
+
+
+def _dsid_empty(
+    group: Any, name: str, n: int, dtype: Any, shape2: int = 0, fill: Any = None
+) -> h5py.h5d.DatasetID:
+    """:func:`_dataset_empty` at the low level: the new dataset's id (no high-level wrapper)."""
     shape = (n, shape2) if shape2 else (n,)
     dt = np.dtype(dtype)
     space = h5py.h5s.create_simple(shape, shape)
-    dsid = h5py.h5d.create(
-        group.id, name.encode("utf-8"), _file_type(dt), space, dcpl=_dcpl(fill, dt)
-    )
-    return h5py.Dataset(dsid)
+    return h5py.h5d.create(group, name.encode("utf-8"), _file_type(dt), space, dcpl=_dcpl(fill, dt))
 
 
 def _id_dtype(n_values: int, compact: bool) -> np.dtype:
@@ -741,27 +803,29 @@ class EdgeStreamWriter:
         self._cm = _h5_create(h5_path)
         self.h5 = self._cm.__enter__()
         try:
-            self.pop = _group(_group(self.h5, "edges"), population)
+            # the low-level API throughout (the calls the high-level one makes, so the same
+            # bytes): a file's skeleton is ~20 objects, and per edge file at small scale the
+            # high-level wrappers cost more than HDF5 itself
+            self.pop = _gid(_gid(self.h5.id, "edges"), population)
             n = self.n_edges
-            self.ds_src = _dataset_empty(self.pop, "source_node_id", n, self.src_dtype)
-            self.ds_src.attrs["node_population"] = source_population
-            self.ds_trg = _dataset_empty(self.pop, "target_node_id", n, self.trg_dtype)
-            self.ds_trg.attrs["node_population"] = target_population
+            ds_src = _dsid_empty(self.pop, "source_node_id", n, self.src_dtype)
+            _str_attr(ds_src, "node_population", source_population)
+            ds_trg = _dsid_empty(self.pop, "target_node_id", n, self.trg_dtype)
+            _str_attr(ds_trg, "node_population", target_population)
             # one edge type, one group: constant datasets that take no space on disk
             self.const_type = int(edge_types[0]["edge_type_id"]) if len(edge_types) == 1 else None
-            self.ds_type = _dataset_empty(
-                self.pop, "edge_type_id", n, np.uint32, fill=self.const_type
-            )
-            self.ds_gid = _dataset_empty(self.pop, "edge_group_id", n, np.uint32, fill=0)
-            self.ds_gidx = _dataset_empty(self.pop, "edge_group_index", n, self.row_dtype)
-            grp = _group(self.pop, "0")
-            self.ds_cols = {k: _dataset_empty(grp, k, n, dt) for k, dt in self.columns.items()}
+            ds_type = _dsid_empty(self.pop, "edge_type_id", n, np.uint32, fill=self.const_type)
+            _dsid_empty(self.pop, "edge_group_id", n, np.uint32, fill=0)
+            ds_gidx = _dsid_empty(self.pop, "edge_group_index", n, self.row_dtype)
+            grp = _gid(self.pop, "0")
+            ds_cols = {k: _dsid_empty(grp, k, n, dt) for k, dt in self.columns.items()}
             self._fd = os.open(self.h5.filename, os.O_RDWR)  # rows go in place (_RawRows)
-            self.raw_src = _RawRows(self._fd, self.ds_src)
-            self.raw_trg = _RawRows(self._fd, self.ds_trg)
-            self.raw_type = _RawRows(self._fd, self.ds_type) if self.const_type is None else None
-            self.raw_gidx = _RawRows(self._fd, self.ds_gidx)
-            self.raw_cols = {k: _RawRows(self._fd, ds) for k, ds in self.ds_cols.items()}
+            fd = self._fd
+            self.raw_src = _RawRows(fd, ds_src, self.src_dtype)
+            self.raw_trg = _RawRows(fd, ds_trg, self.trg_dtype)
+            self.raw_type = _RawRows(fd, ds_type, np.uint32) if self.const_type is None else None
+            self.raw_gidx = _RawRows(fd, ds_gidx, self.row_dtype)
+            self.raw_cols = {k: _RawRows(fd, ds_cols[k], dt) for k, dt in self.columns.items()}
         except BaseException:
             self._close_fd()
             self._cm.__exit__(*sys.exc_info())
@@ -925,9 +989,9 @@ class EdgeStreamWriter:
         try:
             if self.pos != self.n_edges:
                 raise ValueError(f"{self.pos} edges appended, {self.n_edges} declared")
-            indices = _group(self.pop, "indices")
-            self._source_index(_group(indices, "source_to_target"))
-            self._target_index(_group(indices, "target_to_source"))
+            indices = _gid(self.pop, "indices")
+            self._source_index(_gid(indices, "source_to_target"))
+            self._target_index(_gid(indices, "target_to_source"))
             self._close_fd()
         except BaseException:
             self.abort(*sys.exc_info())
@@ -936,7 +1000,7 @@ class EdgeStreamWriter:
         self._cm.__exit__(None, None, None)
         _write_types_csv(self.csv_path, self.table)
 
-    def _target_index(self, grp: h5py.Group) -> None:
+    def _target_index(self, grp: h5py.h5g.GroupID) -> None:
         counts = self.trg_counts
         has = counts > 0
         n_ranges = int(has.sum())
@@ -948,11 +1012,11 @@ class EdgeStreamWriter:
         n2r = np.zeros((self.n_trg, 2), dtype=self.row_dtype)
         n2r[has, 0] = rank[has]
         n2r[has, 1] = rank[has] + 1
-        ds = _dataset_empty(grp, "node_id_to_ranges", self.n_trg, self.row_dtype, 2)
-        _RawRows(self._fd, ds).write(0, n2r)
-        grp["node_id_to_range"] = ds
-        ds = _dataset_empty(grp, "range_to_edge_id", n_ranges, self.row_dtype, 2)
-        _RawRows(self._fd, ds).write(0, r2e)
+        ds = _dsid_empty(grp, "node_id_to_ranges", self.n_trg, self.row_dtype, 2)
+        _RawRows(self._fd, ds, self.row_dtype).write(0, n2r)
+        _hard_link(ds, grp, "node_id_to_range")
+        ds = _dsid_empty(grp, "range_to_edge_id", n_ranges, self.row_dtype, 2)
+        _RawRows(self._fd, ds, self.row_dtype).write(0, r2e)
 
     def _runs(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """(start, length, source) of every maximal run of one source, in edge order."""
@@ -989,7 +1053,7 @@ class EdgeStreamWriter:
                 np.array([pend[1]], dtype=np.int64),
             )
 
-    def _source_index(self, grp: h5py.Group) -> None:
+    def _source_index(self, grp: h5py.h5g.GroupID) -> None:
         counts = self.src_runs
         n_ranges = int(counts.sum())
         stop = np.cumsum(counts)
@@ -997,11 +1061,13 @@ class EdgeStreamWriter:
         has = counts > 0
         n2r[has, 0] = (stop - counts)[has]
         n2r[has, 1] = stop[has]
-        ds = _dataset_empty(grp, "node_id_to_ranges", self.n_src, self.row_dtype, 2)
-        _RawRows(self._fd, ds).write(0, n2r)
-        grp["node_id_to_range"] = ds
+        ds = _dsid_empty(grp, "node_id_to_ranges", self.n_src, self.row_dtype, 2)
+        _RawRows(self._fd, ds, self.row_dtype).write(0, n2r)
+        _hard_link(ds, grp, "node_id_to_range")
         r2e = _RawRows(
-            self._fd, _dataset_empty(grp, "range_to_edge_id", n_ranges, self.row_dtype, 2)
+            self._fd,
+            _dsid_empty(grp, "range_to_edge_id", n_ranges, self.row_dtype, 2),
+            self.row_dtype,
         )
         if n_ranges == 0:
             return
@@ -1084,12 +1150,15 @@ class _RawRows:
 
     __slots__ = ("fd", "offset", "dtype", "row_bytes")
 
-    def __init__(self, fd: int, ds: h5py.Dataset):
-        dsid = ds.id  # the low-level object: its properties cost less than the Dataset's
+    def __init__(self, fd: int, ds: h5py.Dataset | h5py.h5d.DatasetID, dtype: Any = None):
+        dsid = ds.id if isinstance(ds, h5py.Dataset) else ds
         self.fd = fd
         self.offset = dsid.get_offset()  # None for an empty dataset (nothing to write)
-        self.dtype = dsid.dtype
-        self.row_bytes = self.dtype.itemsize * int(np.prod(dsid.shape[1:], dtype=np.int64))
+        # the dtype it was created with, when the caller knows it (cheaper than asking HDF5)
+        self.dtype = dsid.dtype if dtype is None else np.dtype(dtype)
+        self.row_bytes = self.dtype.itemsize
+        for k in dsid.shape[1:]:
+            self.row_bytes *= int(k)
 
     def write(self, lo: int, data: np.ndarray) -> None:
         """Rows ``lo, lo + 1, ...`` = ``data`` (converted to the dataset's dtype if needed)."""
