@@ -613,13 +613,16 @@ def _report(
     print()
     print(
         f"{'side':<12}{'RTF wall':>10}{'RTF cpu':>10}{'stock/side wall':>17}"
-        f"{'stock/side cpu':>16}{'ours/side cpu':>15}"
+        f"{'stock/side cpu':>16}{'ours/side cpu':>15}{'cores used':>12}"
     )
     for s in sides:
         v = m[s]
+        # simulation CPU over simulation wall: > 1 means threads ran at once; < 1 that the
+        # process waited for a core (load)
         print(
             f"{s:<12}{v['rtf']:>10.2f}{v['rtf_cpu']:>10.2f}{st['sim'] / v['sim']:>16.2f}x"
             f"{st['sim_cpu'] / v['sim_cpu']:>15.2f}x{o['sim_cpu'] / v['sim_cpu']:>14.2f}x"
+            f"{v['sim_cpu'] / v['sim'] if v['sim'] else math.nan:>12.2f}"
         )
     if failures:
         print("FAILED checks:\n  " + "\n  ".join(failures), file=sys.stderr)

@@ -3,8 +3,9 @@
 One default L5 network (1 s of input) is run by ``run-network`` with ``--engine neuron`` and
 ``--engine coreneuron``; spike times must agree to 1e-9 ms and the soma report to 1e-4 mV.
 Two threads (the cell cut by multisplit) give one thread's spikes and soma report; the cut
-balances the pieces. Bad engine settings and a mechanism CoreNEURON cannot compile are clear
-errors.
+balances the pieces. The NEURON engine's chunked run (``psolve``, reports recorded and
+replayed) equals BMTK's own per-step loop bit for bit. Bad engine settings and a mechanism
+CoreNEURON cannot compile are clear errors.
 """
 
 from __future__ import annotations
@@ -158,6 +159,33 @@ def test_two_threads_equal_one_thread(tiny_network, run_network, tmp_path):
     v1, v2 = _soma_report(one), _soma_report(two)
     assert v1.shape == v2.shape and np.ptp(v1) > 1.0  # the inputs move the soma
     np.testing.assert_allclose(v2, v1, rtol=0, atol=1e-4)
+
+
+# run-network with BMTK's own loop (fadvance and its per-step callback) instead of the chunks
+_BMTK_LOOP = """
+import sys
+import builder.simulators.neuron.engine as engine
+engine._replayable = lambda sim: False
+import builder.simulators.neuron.runner as runner
+sys.exit(runner.main(sys.argv[1:]))
+"""
+
+
+def test_chunked_run_equals_bmtks_loop(tiny_network, run_network, tmp_path):
+    # The NEURON engine runs psolve in chunks with the reports recorded and replayed; BMTK's
+    # sim.run samples them in its per-step callback: same spikes, same soma report, bit for bit.
+    chunks, loop = tmp_path / "chunks", tmp_path / "loop"
+    for net, command in ((chunks, None), (loop, [sys.executable, "-c", _BMTK_LOOP])):
+        shutil.copytree(tiny_network, net)
+        res = run_network(net, command=command)
+        assert res.returncode == 0, res.describe()
+    t1, id1 = _spikes(loop)
+    t2, id2 = _spikes(chunks)
+    np.testing.assert_array_equal(id2, id1)
+    np.testing.assert_array_equal(t2, t1)
+    v1, v2 = _soma_report(loop), _soma_report(chunks)
+    assert np.ptp(v1) > 1.0
+    np.testing.assert_array_equal(v2, v1)
 
 
 class _Seg:

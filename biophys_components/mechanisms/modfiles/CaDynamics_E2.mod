@@ -13,6 +13,7 @@ NEURON {
     SUFFIX CaDynamics_E2
     USEION ca READ ica WRITE cai
     RANGE decay, gamma, minCai, depth
+    RANGE cai_k, dt_k
 }
 
 UNITS {
@@ -31,12 +32,25 @@ PARAMETER {
     minCai = 1e-4 (mM)  : resting free calcium
 }
 
-ASSIGNED { ica (mA/cm2) }
+ASSIGNED {
+    ica (mA/cm2)
+    cai_k
+    dt_k (ms)
+}
 
 STATE { cai (mM) }
 
-BREAKPOINT { SOLVE pool METHOD cnexp }
+BREAKPOINT { SOLVE pool }
 
-DERIVATIVE pool {
-    cai' = -(10000) * ica * gamma / (2 * FARADAY * depth) - (cai - minCai) / decay
+INITIAL { dt_k = -1 }
+
+: speed: the exact-exponential (cnexp) update of
+:     cai' = -(10000) ica gamma / (2 FARADAY depth) - (cai - minCai) / decay
+: with ica held over the step, its decay factor cai_k = 1 - exp(-dt / decay) computed once per dt
+PROCEDURE pool() {
+    if (dt != dt_k) {
+        cai_k = 1 - exp(-dt / decay)
+        dt_k = dt
+    }
+    cai = cai + cai_k * (minCai - (10000) * ica * gamma * decay / (2 * FARADAY * depth) - cai)
 }

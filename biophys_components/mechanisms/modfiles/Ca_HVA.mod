@@ -15,6 +15,7 @@ NEURON {
     SUFFIX Ca_HVA
     USEION ca READ eca WRITE ica
     RANGE gCa_HVAbar, gCa_HVA, tadj
+    RANGE m_inf, m_k, h_inf, h_k
     GLOBAL q10, tbase
 }
 
@@ -37,12 +38,16 @@ ASSIGNED {
     gCa_HVA (S/cm2)
     celsius (degC)
     tadj
+    m_inf
+    m_k
+    h_inf
+    h_k
 }
 
 STATE { m h }
 
 BREAKPOINT {
-    SOLVE kin METHOD cnexp
+    SOLVE kin
     gCa_HVA = gCa_HVAbar * m * m * h
     ica = gCa_HVA * (v - eca)
 }
@@ -55,14 +60,10 @@ INITIAL {
     h = ah(v) / (ah(v) + bh(v))
 }
 
-DERIVATIVE kin {
-    LOCAL a, b
-    a = am(v)
-    b = bm(v)
-    m' = tadj * (a - (a + b) * m)
-    a = ah(v)
-    b = bh(v)
-    h' = tadj * (a - (a + b) * h)
+PROCEDURE kin() {
+    rates(v)
+    m = m + m_k * (m_inf - m)
+    h = h + h_k * (h_inf - h)
 }
 
 : 0.055 (-27 - v) / (exp((-27 - v)/3.8) - 1), continuous through v = -27 mV
@@ -90,5 +91,21 @@ FUNCTION ah(v (mV)) (/ms) {
 FUNCTION bh(v (mV)) (/ms) {
     TABLE FROM -150 TO 100 WITH 10000
     bh = 0.0065 / (exp((-15 - v) / 28) + 1)
+}
+
+: speed: each step's exact-exponential (cnexp) update with the decay factor k = 1 - exp(-dt/tau)
+: and the steady state tabulated together over v (one lookup, no exp per instance and step)
+PROCEDURE rates(v (mV)) {
+    LOCAL q, a, b
+    TABLE m_inf, m_k, h_inf, h_k DEPEND dt, celsius, q10, tbase FROM -150 TO 100 WITH 10000
+    q = q10^((celsius - tbase) / 10 (degC))
+    a = am(v)
+    b = bm(v)
+    m_inf = a / (a + b)
+    m_k = 1 - exp(-dt * q * (a + b))
+    a = ah(v)
+    b = bh(v)
+    h_inf = a / (a + b)
+    h_k = 1 - exp(-dt * q * (a + b))
 }
 UNITSON

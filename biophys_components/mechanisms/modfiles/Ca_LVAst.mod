@@ -16,6 +16,7 @@ NEURON {
     SUFFIX Ca_LVAst
     USEION ca READ eca WRITE ica
     RANGE gCa_LVAstbar, gCa_LVAst, tadj
+    RANGE m_inf, m_k, h_inf, h_k
     GLOBAL q10, tbase, vshift
 }
 
@@ -39,12 +40,16 @@ ASSIGNED {
     gCa_LVAst (S/cm2)
     celsius (degC)
     tadj
+    m_inf
+    m_k
+    h_inf
+    h_k
 }
 
 STATE { m h }
 
 BREAKPOINT {
-    SOLVE kin METHOD cnexp
+    SOLVE kin
     gCa_LVAst = gCa_LVAstbar * m * m * h
     ica = gCa_LVAst * (v - eca)
 }
@@ -57,16 +62,10 @@ INITIAL {
     h = hinf(v - vshift)
 }
 
-DERIVATIVE kin {
-    : each rate looked up once per step (cnexp repeats a function call for every occurrence)
-    LOCAL u, mi, mt, hi, ht
-    u = v - vshift
-    mi = minf(u)
-    mt = taum(u)
-    hi = hinf(u)
-    ht = tauh(u)
-    m' = tadj * (mi - m) / mt
-    h' = tadj * (hi - h) / ht
+PROCEDURE kin() {
+    rates(v)
+    m = m + m_k * (m_inf - m)
+    h = h + h_k * (h_inf - h)
 }
 
 FUNCTION taum(u (mV)) (ms) {
@@ -87,5 +86,18 @@ FUNCTION minf(u (mV)) {
 FUNCTION hinf(u (mV)) {
     TABLE FROM -150 TO 100 WITH 10000
     hinf = 1 / (1 + exp((u + 80) / 6.4))
+}
+
+: speed: each step's exact-exponential (cnexp) update with the decay factor k = 1 - exp(-dt/tau)
+: and the steady state tabulated together over v (one lookup, no exp per instance and step)
+PROCEDURE rates(v (mV)) {
+    LOCAL q, u
+    TABLE m_inf, m_k, h_inf, h_k DEPEND dt, celsius, q10, tbase, vshift FROM -150 TO 100 WITH 10000
+    q = q10^((celsius - tbase) / 10 (degC))
+    u = v - vshift
+    m_inf = minf(u)
+    m_k = 1 - exp(-dt * q / taum(u))
+    h_inf = hinf(u)
+    h_k = 1 - exp(-dt * q / tauh(u))
 }
 UNITSON

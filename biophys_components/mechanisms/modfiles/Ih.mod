@@ -14,6 +14,7 @@ NEURON {
     SUFFIX Ih
     NONSPECIFIC_CURRENT ihcn
     RANGE gIhbar, gIh, ehcn, tadj
+    RANGE m_inf, m_k
     GLOBAL q10, tbase
 }
 
@@ -36,12 +37,14 @@ ASSIGNED {
     gIh (S/cm2)
     celsius (degC)
     tadj
+    m_inf
+    m_k
 }
 
 STATE { m }
 
 BREAKPOINT {
-    SOLVE kin METHOD cnexp
+    SOLVE kin
     gIh = gIhbar * m
     ihcn = gIh * (v - ehcn)
 }
@@ -53,11 +56,9 @@ INITIAL {
     m = am(v) / (am(v) + bm(v))
 }
 
-DERIVATIVE kin {
-    LOCAL a, b
-    a = am(v)
-    b = bm(v)
-    m' = tadj * (a - (a + b) * m)
+PROCEDURE kin() {
+    rates(v)
+    m = m + m_k * (m_inf - m)
 }
 
 : 0.00643 x / (exp(x/11.9) - 1), continuous through x = 0
@@ -75,5 +76,17 @@ FUNCTION am(v (mV)) (/ms) {
 FUNCTION bm(v (mV)) (/ms) {
     TABLE FROM -150 TO 100 WITH 10000
     bm = 0.193 * exp(v / 33.1)
+}
+
+: speed: each step's exact-exponential (cnexp) update with the decay factor k = 1 - exp(-dt/tau)
+: and the steady state tabulated together over v (one lookup, no exp per instance and step)
+PROCEDURE rates(v (mV)) {
+    LOCAL q, a, b
+    TABLE m_inf, m_k DEPEND dt, celsius, q10, tbase FROM -150 TO 100 WITH 10000
+    q = q10^((celsius - tbase) / 10 (degC))
+    a = am(v)
+    b = bm(v)
+    m_inf = a / (a + b)
+    m_k = 1 - exp(-dt * q * (a + b))
 }
 UNITSON

@@ -13,6 +13,7 @@ NEURON {
     SUFFIX Im
     USEION k READ ek WRITE ik
     RANGE gImbar, gIm, tadj
+    RANGE m_inf, m_k
     GLOBAL q10, tbase
 }
 
@@ -35,12 +36,14 @@ ASSIGNED {
     gIm (S/cm2)
     celsius (degC)
     tadj
+    m_inf
+    m_k
 }
 
 STATE { m }
 
 BREAKPOINT {
-    SOLVE kin METHOD cnexp
+    SOLVE kin
     gIm = gImbar * m
     ik = gIm * (v - ek)
 }
@@ -52,12 +55,9 @@ INITIAL {
     m = minf(v)
 }
 
-DERIVATIVE kin {
-    : each rate looked up once per step (cnexp repeats a function call for every occurrence)
-    LOCAL r, mi
-    r = mrate(v)
-    mi = minf(v)
-    m' = tadj * r * (mi - m)
+PROCEDURE kin() {
+    rates(v)
+    m = m + m_k * (m_inf - m)
 }
 
 : alpha + beta = 0.0033 (e + 1/e) with e = exp(0.1 (v + 35)); alpha / (alpha + beta) = minf
@@ -71,5 +71,15 @@ FUNCTION mrate(v (mV)) (/ms) {
 FUNCTION minf(v (mV)) {
     TABLE FROM -150 TO 100 WITH 10000
     minf = 1 / (1 + exp(-0.2 * (v + 35)))
+}
+
+: speed: each step's exact-exponential (cnexp) update with the decay factor k = 1 - exp(-dt/tau)
+: and the steady state tabulated together over v (one lookup, no exp per instance and step)
+PROCEDURE rates(v (mV)) {
+    LOCAL q
+    TABLE m_inf, m_k DEPEND dt, celsius, q10, tbase FROM -150 TO 100 WITH 10000
+    q = q10^((celsius - tbase) / 10 (degC))
+    m_inf = minf(v)
+    m_k = 1 - exp(-dt * q * mrate(v))
 }
 UNITSON

@@ -14,6 +14,7 @@ NEURON {
     USEION k READ ek WRITE ik
     USEION ca READ cai
     RANGE gSK_E2bar, gSK_E2, tadj
+    RANGE z_k, dt_k
     GLOBAL zTau, q10, tbase
 }
 
@@ -39,12 +40,14 @@ ASSIGNED {
     gSK_E2 (S/cm2)
     celsius (degC)
     tadj
+    z_k
+    dt_k (ms)
 }
 
 STATE { z }
 
 BREAKPOINT {
-    SOLVE kin METHOD cnexp
+    SOLVE kin
     gSK_E2 = gSK_E2bar * z
     ik = gSK_E2 * (v - ek)
 }
@@ -54,10 +57,17 @@ UNITSOFF : the rate expressions below are in mV and ms
 INITIAL {
     tadj = q10^((celsius - tbase) / 10 (degC))
     z = zinf(cai)
+    dt_k = -1
 }
 
-DERIVATIVE kin {
-    z' = tadj * (zinf(cai) - z) / zTau
+: speed: the exact-exponential (cnexp) update of z' = tadj (zinf - z) / zTau with its constant
+: decay factor z_k = 1 - exp(-dt tadj / zTau) computed once per dt, not every step
+PROCEDURE kin() {
+    if (dt != dt_k) {
+        z_k = 1 - exp(-dt * tadj / zTau)
+        dt_k = dt
+    }
+    z = z + z_k * (zinf(cai) - z)
 }
 
 FUNCTION zinf(c (mM)) {

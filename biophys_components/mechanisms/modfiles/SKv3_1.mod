@@ -14,6 +14,7 @@ NEURON {
     SUFFIX SKv3_1
     USEION k READ ek WRITE ik
     RANGE gSKv3_1bar, gSKv3_1, tadj
+    RANGE m_inf, m_k
     GLOBAL q10, tbase
 }
 
@@ -36,12 +37,14 @@ ASSIGNED {
     gSKv3_1 (S/cm2)
     celsius (degC)
     tadj
+    m_inf
+    m_k
 }
 
 STATE { m }
 
 BREAKPOINT {
-    SOLVE kin METHOD cnexp
+    SOLVE kin
     gSKv3_1 = gSKv3_1bar * m
     ik = gSKv3_1 * (v - ek)
 }
@@ -53,12 +56,9 @@ INITIAL {
     m = minf(v)
 }
 
-DERIVATIVE kin {
-    : each rate looked up once per step (cnexp repeats a function call for every occurrence)
-    LOCAL r, mi
-    r = mrate(v)
-    mi = minf(v)
-    m' = tadj * r * (mi - m)
+PROCEDURE kin() {
+    rates(v)
+    m = m + m_k * (m_inf - m)
 }
 
 : 1 / tau_m (1/ms), tau_m = 4 / (1 + exp(-(v + 46.56)/44.14))
@@ -70,5 +70,15 @@ FUNCTION mrate(v (mV)) (/ms) {
 FUNCTION minf(v (mV)) {
     TABLE FROM -150 TO 100 WITH 10000
     minf = 1 / (1 + exp(-(v - 18.7) / 9.7))
+}
+
+: speed: each step's exact-exponential (cnexp) update with the decay factor k = 1 - exp(-dt/tau)
+: and the steady state tabulated together over v (one lookup, no exp per instance and step)
+PROCEDURE rates(v (mV)) {
+    LOCAL q
+    TABLE m_inf, m_k DEPEND dt, celsius, q10, tbase FROM -150 TO 100 WITH 10000
+    q = q10^((celsius - tbase) / 10 (degC))
+    m_inf = minf(v)
+    m_k = 1 - exp(-dt * q * mrate(v))
 }
 UNITSON

@@ -1,7 +1,14 @@
 """The simulation engine of ``run-network``: NEURON's own loop or CoreNEURON (``run.engine``).
 
-* ``"neuron"`` (default): BMTK's ``sim.run()``, NEURON's ``fadvance`` loop with BMTK's per-step
-  Python callback (reports sample in it).
+* ``"neuron"`` (default): NEURON's own integration. When every BMTK module of the run can be
+  replayed (spikes, soma and membrane reports, our clamps, extracellular reports, progress;
+  not a run continued from a saved state), ``pc.psolve`` runs it in chunks of
+  :data:`CHUNK_MS` of biological time with the reports recorded by ``Vector.record`` and
+  replayed afterwards, as for CoreNEURON below: no Python call per time step (BMTK's
+  ``post_fadvance`` cost ~8 % of the default network's simulation), the same samples and
+  files. Between chunks the progress line is updated and a signal or a failing module stops
+  the run (``guard``: :class:`builder.simulators.neuron.runner._LoopGuard`). Otherwise BMTK's
+  ``sim.run()``, its ``fadvance`` loop with the per-step callback.
 * ``"coreneuron"``: the same model, initialised by NEURON (including our resting-state start),
   handed to CoreNEURON in memory by one ``pc.psolve(tstop)``. The mechanisms are compiled with
   ``nrnivmodl -coreneuron`` (:func:`builder.core.mechanisms.compiled_mechanisms`). ``psolve`` makes
@@ -24,7 +31,9 @@
   per thread: the pieces are integrated in parallel and joined exactly at the cut points.
   Otherwise NEURON's threads share the whole cells.
 
-The ``coreneuron`` engine gets the same early inputs but no multisplit (CoreNEURON has none):
+The ``coreneuron`` engine gets the same early inputs but no multisplit (CoreNEURON has none:
+NEURON 9.0.2 hands a multisplit model to it without a word, but the pieces run unjoined;
+measured on the default network, the soma 4.9 mV off within 10 ms):
 its threads share whole cells, so on the default network's one cell they only wait (1 s of
 biology: 68 s of CPU time on 2 threads against 7 s on one).
 """
@@ -119,6 +128,7 @@ def simulate(
     n_thread: int,
     mechanisms_dir: Path | None = None,
     inputs: Sequence[tuple[Any, Any]] = (),
+    guard: Any = None,
 ) -> None:
     """Run ``sim`` (a BMTK ``BioSimulator``, fully set up) with ``engine`` on ``n_thread``.
 
@@ -127,7 +137,9 @@ def simulate(
     loads its ``libcorenrnmech`` (NEURON looks for it through ``CORENEURONLIB``, else finds only
     its built-in mechanisms). ``inputs``: the (times Vector, VecStim) pairs of the spike inputs
     (:func:`builder.simulators.neuron.inputs.played_vecstims`), which threads may play early
-    (:func:`setup_threads`).
+    (:func:`setup_threads`). ``guard`` (engine neuron, chunked runs): ``guard.fail(exc)`` records a
+    module's exception, ``guard.should_stop()`` says (collectively under MPI) whether to stop after
+    a chunk.
     """
     from neuron import h
 
@@ -136,8 +148,10 @@ def simulate(
     try:
         if n_thread > 1:
             keep = setup_threads(sim, h, pc, n_thread, inputs, split=engine == "neuron")
-        if engine == "neuron":
+        if engine == "neuron" and not _replayable(sim):
             sim.run()
+        elif engine == "neuron":
+            _run_recorded(sim, h, pc, None, guard)
         else:
             _run_coreneuron(sim, h, pc, mechanisms_dir)
     except RuntimeError as exc:
@@ -306,30 +320,63 @@ def _corenrn_library(mechanisms_dir: Path) -> Path:
     return core
 
 
-def _run_coreneuron(sim: Any, h: Any, pc: Any, mechanisms_dir: Path | None) -> None:
-    import os
+#: Biological time per ``psolve`` of a chunked NEURON run (progress, signals, failures are
+#: looked at in between): 1,000 steps at dt 0.1 ms.
+CHUNK_MS = 100.0
+#: BMTK modules (by class name) besides spikes and soma/membrane reports that a recorded run
+#: supports: they need no per-step call (clamps play Vectors; extracellular reports flush
+#: per chunk; progress is shown per chunk).
+_NO_STEP_MODULES = ("FileCurrentClamp", "Progress", "ExtracellularReport")
 
+
+def _unreplayable(sim: Any) -> list[str]:
+    """Class names of the run's BMTK modules that need NEURON's per-step callback."""
     from bmtk.simulator.bionet.modules import SpikesMod
     from bmtk.simulator.bionet.modules.record_cellvars import MembraneReport, SomaReport
-    from neuron import coreneuron
 
+    return [
+        type(mod).__name__
+        for mod in sim._sim_mods
+        if not isinstance(mod, (SpikesMod, SomaReport, MembraneReport))
+        and type(mod).__name__ not in _NO_STEP_MODULES
+    ]
+
+
+def _replayable(sim: Any) -> bool:
+    """Whether the NEURON engine can run ``sim`` chunk by chunk (module docstring)."""
+    return not _unreplayable(sim) and not getattr(sim, "_start_from_state", False)
+
+
+def _run_coreneuron(sim: Any, h: Any, pc: Any, mechanisms_dir: Path | None) -> None:
     from ...core.errors import RunError
 
-    mods = list(sim._sim_mods)
-    replayed: list[tuple[Any, list[Any]]] = []  # (report module, [(segment, variable)])
-    for mod in mods:
-        name = type(mod).__name__
-        if isinstance(mod, (SpikesMod, SomaReport, MembraneReport)) or name in (
-            "FileCurrentClamp",
-            "Progress",
-            "ExtracellularReport",
-        ):
-            continue
+    for name in _unreplayable(sim):
         raise RunError(
             f"engine coreneuron: the simulation uses BMTK module {name}, which samples in "
             "NEURON's per-step callback that CoreNEURON does not make; run it with "
             '--engine neuron (run.engine = "neuron")'
         )
+    _run_recorded(sim, h, pc, mechanisms_dir, None, core=True)
+
+
+def _run_recorded(
+    sim: Any, h: Any, pc: Any, mechanisms_dir: Path | None, guard: Any, core: bool = False
+) -> None:
+    """``psolve`` with the reports recorded and replayed; CoreNEURON if ``core``.
+
+    CoreNEURON runs in one ``psolve`` (each call hands the model over again) unless an
+    extracellular report asks for chunks; NEURON in chunks of :data:`CHUNK_MS`, with
+    ``guard`` consulted after each.
+    """
+    import os
+
+    from bmtk.simulator.bionet.io_tools import io
+    from bmtk.simulator.bionet.modules import SpikesMod
+    from bmtk.simulator.bionet.modules.record_cellvars import MembraneReport, SomaReport
+    from neuron import coreneuron
+
+    mods = list(sim._sim_mods)
+    replayed: list[tuple[Any, list[Any]]] = []  # (report module, [(segment, variable)])
     for mod in mods:
         mod.initialize(sim)
         if isinstance(mod, (SomaReport, MembraneReport)):
@@ -343,18 +390,23 @@ def _run_coreneuron(sim: Any, h: Any, pc: Any, mechanisms_dir: Path | None) -> N
             vec.resize(0)
             vec.record(getattr(seg, f"_ref_{var}"))  # every step (CoreNEURON: no Dt form)
             recs.append((seg, var, vec))
-    h.CVode().cache_efficient(1)  # CoreNEURON requires it (the NEURON engine sets it too)
-    if mechanisms_dir is not None:
-        os.environ["CORENEURONLIB"] = str(_corenrn_library(Path(mechanisms_dir)))
-    coreneuron.enable = True
-    coreneuron.verbose = 0
+    if core:
+        h.CVode().cache_efficient(1)  # CoreNEURON requires it (the NEURON engine sets it too)
+        if mechanisms_dir is not None:
+            os.environ["CORENEURONLIB"] = str(_corenrn_library(Path(mechanisms_dir)))
+        coreneuron.enable = True
+        coreneuron.verbose = 0
     # extracellular reports (builder.simulators.neuron.ecp) map each chunk of recorded membrane
     # currents to the electrodes: CoreNEURON runs chunk by chunk and hands the recordings back in
     # between
     ecps = [mod for mod in mods if type(mod).__name__ == "ExtracellularReport"]
-    chunk = min((int(mod.chunk) for mod in ecps), default=n_steps) or n_steps
+    progress = [mod for mod in mods if type(mod).__name__ == "Progress"]
+    own = n_steps if core else max(1, int(round(CHUNK_MS / float(sim.dt))))
+    chunk = min([int(mod.chunk) for mod in ecps if int(mod.chunk) > 0] + [own])
+    io.log_info(f"Running simulation for {sim.tstop:.3f} ms with the time step {sim.dt:.3f} ms")
     try:
         h.stdinit()
+        io.log_info(f"Starting timestep: 0 at t_sim: {float(h.t):.3f} ms")
         done = 0
         while done < n_steps:
             stop = min(done + chunk, n_steps)
@@ -366,6 +418,17 @@ def _run_coreneuron(sim: Any, h: Any, pc: Any, mechanisms_dir: Path | None) -> N
                 mod.since = reached - done
                 mod.flush()
             done = reached
+            if core:
+                continue
+            try:
+                for mod in progress:
+                    mod.block(sim, (0, done))
+            except Exception as exc:  # noqa: BLE001 -- ends the run like a step's failure
+                if guard is None:
+                    raise
+                guard.fail(exc)
+            if guard is not None and guard.should_stop():
+                return  # the runner's guard reports where and why
     finally:
         coreneuron.enable = False
     if replayed:
@@ -373,7 +436,7 @@ def _run_coreneuron(sim: Any, h: Any, pc: Any, mechanisms_dir: Path | None) -> N
     for mod in mods:
         if isinstance(mod, SpikesMod):
             mod.block(sim, (0, n_steps))
-        if type(mod).__name__ != "Progress":
+        if type(mod).__name__ != "Progress" or not core:
             mod.finalize(sim)
 
 

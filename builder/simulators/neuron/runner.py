@@ -468,7 +468,7 @@ def _run(
     t_sim = time.perf_counter()
     with stop.deferred():
         try:
-            simulate(sim, engine, n_thread, compiled, played_vecstims(keep_inputs))
+            simulate(sim, engine, n_thread, compiled, played_vecstims(keep_inputs), loop)
         except OSError as exc:  # BMTK writing its outputs at the end of the run
             raise OutputError(write_failure(exc, base / PARTIAL_OUTPUT)) from None
         loop.outcome()
@@ -619,6 +619,19 @@ class _LoopGuard:
                     h.stoprun = 1
 
         sim.post_fadvance = post_fadvance  # hoc calls pysim.post_fadvance() each step
+
+    def fail(self, exc: BaseException) -> None:
+        """Record a failure outside the per-step callback (chunked runs,
+        builder.simulators.neuron.engine)."""
+        if self.error is None:
+            self.error, self.error_t = exc, float(self.h.t)
+
+    def should_stop(self) -> bool:
+        """Whether a chunked run stops here: a signal or a failure on any rank (collective)."""
+        flag = 1.0 if (self.stop.signum or self.error is not None) else 0.0
+        if self.n_ranks > 1:
+            flag = self.pc.allreduce(flag, 2)
+        return bool(flag)
 
     def outcome(self) -> None:
         """Raise if the loop stopped early, failed, or was interrupted (on every rank)."""
