@@ -9,7 +9,7 @@ were searched with ``scripts/fit_l5_morphology.py`` so that Hay et al.'s (2011) 
 densities (the default ``templates/L5PCtemplate.hoc``) fire like Hay's cell
 (``scripts/hay_validation.py``: the F-I curve and BAC firing): a 12 um soma radius, a trunk of
 4.0 -> 3.0 um that bifurcates at 780 um, in the middle of the 685-885 um Ca hot zone, into two
-2 um tuft branches, and thin (0.8-1.2 um) obliques. Branch lengths are
+2 um tuft branches, and 1.1-1.6 um obliques. Branch lengths are
 scaled so that the dendritic lengths NEURON measures (path distance from ``soma(0)``) match
 the legacy params file: basal >= 50 µm 4649 µm, basal < 50 µm 483 µm, apical 7440 µm.  Every basal
 tree branches exactly at 50 µm path distance, so the basal split is the same whether it is
@@ -95,7 +95,7 @@ class Shape:
     trunk_length_um: float = 780.0
     trunk_diam_um: tuple[float, float] = (4.0, 3.0)
     n_obliques: int = 24
-    oblique_diam_um: tuple[float, float] = (0.8, 1.2)
+    oblique_diam_um: tuple[float, float] = (1.1, 1.6)
     oblique_zone_um: tuple[float, float] = (35.0, 520.0)
     tuft_diam_um: float = 2.0
 
@@ -104,7 +104,10 @@ class Shape:
 #: Shape(20.0, 10, (2.1, 2.7), 1000.0, (3.0, 1.2), 12, (1.0, 1.4), (35.0, 520.0), 1.0), the
 #: first issue-13 refit Shape(12.0, 10, (1.2, 1.6), 680.0, (3.5, 1.8), 24, (1.2, 1.8),
 #: (35.0, 520.0), 1.0): its hot zone lay wholly in thin (1.5 -> 0.45 um) tuft branches, easy to
-#: set off but too weak to drive a somatic burst through the thin trunk)
+#: set off but too weak to drive a somatic burst through the thin trunk; the second,
+#: Shape(..., oblique_diam_um=(0.8, 1.2), ...), let the lone 1.9 nA 5 ms somatic step set off the
+#: hot zone at dt 0.025 ms and converged: its bAP grew into a slow Na wave along the lightly
+#: loaded trunk; the 1.1-1.6 um obliques load the trunk enough to stop that, issue 13)
 SHAPE = Shape()
 
 
