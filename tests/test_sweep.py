@@ -24,6 +24,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -169,11 +170,18 @@ def _file_stats(root: Path) -> dict[str, tuple[int, int, int]]:
 
 
 def _file_hashes(root: Path, skip: tuple[str, ...] = ()) -> dict[str, str]:
+    """Relative path -> SHA-256 of every file under ``root`` but ``skip`` and the temporary
+    file of an atomic write that a kill interrupted (``.run.json.<pid>.tmp``)."""
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and p.name not in skip
+        if p.is_file() and p.name not in skip and not _KILLED_WRITE.fullmatch(p.name)
     }
+
+
+#: The temporary file of ``write_json_atomic`` (``.NAME.<pid>.tmp``), left behind when the
+#: build is killed between writing it and renaming it into place.
+_KILLED_WRITE = re.compile(r"\..+\.[0-9]+\.tmp")
 
 
 def _wait_for(cond, proc: subprocess.Popen, what: str, timeout_s: float = 180.0) -> None:
