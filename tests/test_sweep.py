@@ -160,10 +160,12 @@ def _runs_started(runlog: Path) -> list[tuple[str, int, int]]:
 
 
 def _file_stats(root: Path) -> dict[str, tuple[int, int, int]]:
-    """Relative path -> (inode, mtime_ns, size) of every file under ``root``."""
+    """Relative path -> (inode, mtime_ns, size) of every file under ``root`` but the sweep's
+    bookkeeping (``run.json``, which a resume writes if a kill left it missing) and a killed
+    atomic write's temporary file (which a resume removes)."""
     out = {}
     for p in sorted(root.rglob("*")):
-        if p.is_file():
+        if p.is_file() and p.name != "run.json" and not _KILLED_WRITE.fullmatch(p.name):
             st = p.stat()
             out[str(p.relative_to(root))] = (st.st_ino, st.st_mtime_ns, st.st_size)
     return out
@@ -179,9 +181,9 @@ def _file_hashes(root: Path, skip: tuple[str, ...] = ()) -> dict[str, str]:
     }
 
 
-#: The temporary file of ``write_json_atomic`` (``.NAME.<pid>.tmp``), left behind when the
-#: build is killed between writing it and renaming it into place.
-_KILLED_WRITE = re.compile(r"\..+\.[0-9]+\.tmp")
+#: The temporary file of an atomic write (``.NAME.<host>.<pid>.<random>.tmp``), left behind
+#: when the build is killed between writing it and renaming it into place.
+_KILLED_WRITE = re.compile(r"\..+\.[0-9]+\.[0-9a-f]{8}\.tmp")
 
 
 def _wait_for(cond, proc: subprocess.Popen, what: str, timeout_s: float = 180.0) -> None:
@@ -1001,3 +1003,33 @@ def test_engine_and_threads_reach_every_run_locally_and_in_the_slurm_script(
     assert task.returncode == 1, _describe(task)
     error = json.loads((out / "r000" / "failed.json").read_text())["error"]
     assert "-t/--threads 0 is not an integer >= 1" in error
+
+
+def test_a_killed_writes_leftover_is_cleared_only_when_its_writer_is_gone(tmp_path: Path) -> None:
+    """An atomic write's temporary file names host and pid; a resumed build removes those of
+    dead processes of this host and nothing else."""
+    import socket
+
+    from builder.commands.sweep import write_json_atomic
+    from builder.core.output import clear_killed_writes
+
+    host = socket.gethostname()
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead = tmp_path / f".run.json.{host}.{int(gone.stdout)}.0123abcd.tmp"
+    alive = tmp_path / f".sweep.json.{host}.{os.getpid()}.0123abcd.tmp"  # a write in progress
+    elsewhere = tmp_path / f".run.json.not-{host}.{int(gone.stdout)}.0123abcd.tmp"
+    user = tmp_path / "notes.tmp"
+    for p in (dead, alive, elsewhere, user):
+        p.write_text("")
+    write_json_atomic(tmp_path / "run.json", {"a": 1})
+    assert clear_killed_writes(tmp_path) == [dead]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [alive.name, elsewhere.name, user.name, "run.json"]
+    )
+    assert json.loads((tmp_path / "run.json").read_text()) == {"a": 1}
+    assert _KILLED_WRITE.fullmatch(dead.name)

@@ -31,7 +31,6 @@ import csv
 import json
 import logging
 import os
-import secrets
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,7 +41,7 @@ import h5py
 import numpy as np
 
 from ..core.errors import BuildError, OutputError, RunError
-from ..core.output import MANIFEST_NAME
+from ..core.output import MANIFEST_NAME, atomic_path
 from ..core.rng import stream
 from ..core.runs import CONFIG_NAME, SPEC_COPY
 from ..core.segments import SegmentTable
@@ -273,16 +272,8 @@ def _figure(width_in: float, height_in: float) -> Any:
 
 def _save(fig: Any, path: Path) -> Path:
     """Write ``fig`` as a PNG atomically (temporary file next to ``path``, then rename)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=_DPI)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write the figure ({exc})") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
 
 

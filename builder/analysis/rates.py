@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.sonata import _atomic_target
+from ..core.output import atomic_path
 
 __all__ = ["population_rates", "write_rates", "write_table"]
 
@@ -61,7 +61,7 @@ def population_rates(
 
 def write_table(path: Path, rows: list[dict[str, object]]) -> None:
     """A CSV with a header from the first row's keys, written atomically."""
-    with _atomic_target(path) as tmp, open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         if not rows:
             f.write("")
             return

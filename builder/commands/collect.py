@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import BuildError, RunError
+from ..core.output import atomic_path
 from ..core.progress import progress
 from ..core.simconfig import rate_window_ms
 from ..core.sonata_read import read_report, read_spikes
@@ -130,9 +131,8 @@ def collect(
     w.writeheader()
     w.writerows(table)
     path = outdir / SUMMARY
-    tmp = outdir / f".{SUMMARY}.{os.getpid()}.tmp"
-    tmp.write_text(buf.getvalue())
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(buf.getvalue())
     _collect_transfer_tables(outdir, [r["run_id"] for r in table if r["status"] == "done"])
     notes = [] if notes is None else notes
     pngs = _plots(outdir, sweep.keys, table, notes) if plots else []
@@ -163,9 +163,8 @@ def _collect_transfer_tables(outdir: Path, run_ids: list[str]) -> Path | None:
     if header is None:
         return None
     path = outdir / TRANSFER
-    tmp = outdir / f".{TRANSFER}.{os.getpid()}.tmp"
-    tmp.write_text("\n".join(["run_id," + ",".join(header), *lines]) + "\n")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(["run_id," + ",".join(header), *lines]) + "\n")
     return path
 
 
@@ -258,10 +257,9 @@ def _plots(
     )
     fig.tight_layout()
     png = outdir / "summary_rate.png"
-    tmp = outdir / f".summary_rate.{os.getpid()}.png"
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
-    os.replace(tmp, png)
     return [png]
 
 

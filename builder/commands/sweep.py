@@ -37,14 +37,13 @@ import json
 import logging
 import os
 import shutil
-import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..core.errors import BuildError, ParamsError
-from ..core.output import MANIFEST_NAME
+from ..core.output import MANIFEST_NAME, atomic_path, clear_killed_writes
 
 __all__ = [
     "RunSpec",
@@ -351,17 +350,15 @@ def write_manifest(outdir: str | os.PathLike, sweep: Sweep | None = None) -> lis
     )
     w.writeheader()
     w.writerows(rows)
-    tmp = outdir / f".{MANIFEST_CSV}.{socket.gethostname()}.{os.getpid()}.tmp"
-    tmp.write_text(buf.getvalue())
-    os.replace(tmp, outdir / MANIFEST_CSV)
+    with atomic_path(outdir / MANIFEST_CSV) as tmp:
+        tmp.write_text(buf.getvalue())
     return rows
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write ``obj`` as JSON to ``path`` via a temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1) + "\n")
-    os.replace(tmp, path)
+    """Write ``obj`` as JSON to ``path`` atomically (:func:`~builder.core.output.atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=1) + "\n")
 
 
 # ------------------------------------------------------------------ building
@@ -431,6 +428,12 @@ def build_sweep(
         for r in sweep.runs
         if r.run_id in old or run_status(outdir, r.run_id) in ("missing", "build-failed")
     ]
+    for run in sweep.runs:  # what a killed build left: its temporary files, a missing record
+        target = outdir / run.run_id
+        if target.is_dir():
+            clear_killed_writes(target)
+        if run not in todo and not (target / RUN_FILE).is_file():
+            write_json_atomic(target / RUN_FILE, record(run))  # built from this sweep's run
     for run in progress(todo) if progress else todo:
         target = outdir / run.run_id
         (target / BUILD_FAILED_FILE).unlink(missing_ok=True)

@@ -14,17 +14,90 @@ import os
 import secrets
 import shutil
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import OutputError
 
-__all__ = ["MANIFEST_NAME", "Staging", "in_staging", "make_temp_dir", "read_manifest"]
+__all__ = [
+    "MANIFEST_NAME",
+    "Staging",
+    "atomic_path",
+    "clear_killed_writes",
+    "in_staging",
+    "make_temp_dir",
+    "read_manifest",
+]
 
 MANIFEST_NAME = ".l5net-manifest.json"
 _STAGING_PREFIX = ".l5net-staging-"
 _MANIFEST_FORMAT = 1
 #: Staging directories open in this process (see :func:`in_staging`).
 _OPEN_STAGING: set[Path] = set()
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a fresh temporary path next to ``path``; move it onto ``path`` on success.
+
+    The one way this package writes a file: readers never see a half-written one. On any
+    exception the temporary file is removed and ``path`` is left untouched (an ``OSError``
+    becomes an :class:`OutputError` naming ``path``). Inside an open staging directory
+    (:func:`in_staging`), ``path`` itself is yielded (removed on an exception). The temporary
+    file, ``.NAME.<host>.<pid>.<random>.tmp``, is created with mode 0o666 filtered by the
+    umask, like an ordinary new file; its name says who wrote it, so that the leftover of a
+    killed process can be told apart (:func:`clear_killed_writes`).
+    """
+    target = Path(path)
+    if in_staging(target):  # a staging directory is itself the temporary place: no rename
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        except OSError as exc:
+            raise OutputError(f"{target}: cannot create a file in {target.parent}: {exc}") from exc
+        os.close(fd)
+        try:
+            yield target
+        except BaseException as exc:
+            target.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise OutputError(f"{target}: cannot write: {exc}") from exc
+            raise
+        return
+    tmp = target.with_name(f".{target.name}.{_host()}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as exc:
+        raise OutputError(f"{target}: cannot create a file in {target.parent}: {exc}") from exc
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise OutputError(f"{target}: cannot write: {exc}") from exc
+        raise
+
+
+def clear_killed_writes(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files :func:`atomic_path` left in ``folder`` when its process was
+    killed between writing and renaming: those of this host whose process is gone. Files of
+    other hosts, of live processes and anything else are left alone. Returns what was removed.
+    """
+    removed = []
+    for tmp in Path(folder).glob(f".*.{_host()}.*.*.tmp"):
+        pid = tmp.name[: -len(".tmp")].rsplit(".", 2)[-2]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+        except PermissionError:
+            pass
+    return removed
 
 
 def in_staging(path: str | os.PathLike) -> bool:

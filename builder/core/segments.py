@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ComponentError
+from .output import atomic_path
 
 __all__ = ["SegmentTable", "SECTION_TYPES", "PROXIMAL_LIMIT_UM"]
 
@@ -201,8 +202,7 @@ class SegmentTable:
         diameter is known), atomically."""
         path = Path(path)
         with_diam = bool(np.any(np.isfinite(self.diam_um)))
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "w", newline="") as f:
+        with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
             w = csv.writer(f, lineterminator="\n")
             w.writerow(_REQUIRED + _OPTIONAL[: 2 if with_diam else 1])
             for i in range(len(self)):
@@ -220,4 +220,3 @@ class SegmentTable:
                     ]
                     + ([repr(float(self.diam_um[i]))] if with_diam else [])
                 )
-        os.replace(tmp, path)

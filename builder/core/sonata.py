@@ -25,18 +25,15 @@ import csv
 import functools
 import numbers
 import os
-import secrets
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
 
-from .errors import OutputError
-from .output import in_staging
+from .output import atomic_path
 
 __all__ = [
     "EdgeStreamWriter",
@@ -67,53 +64,14 @@ PathLike = str | os.PathLike
 
 
 # ---------------------------------------------------------------------------------------------
-# Atomic, deterministic file handling
+# Atomic (:func:`builder.core.output.atomic_path`), deterministic file handling
 # ---------------------------------------------------------------------------------------------
-
-
-@contextmanager
-def _atomic_target(path: PathLike) -> Iterator[Path]:
-    """Yield a fresh temporary path next to ``path``; move it onto ``path`` on success.
-
-    On any exception the temporary file is removed and ``path`` is left untouched. Inside an
-    open staging directory, ``path`` itself is yielded (removed on an exception). The temporary
-    file is created with mode 0o666 filtered by the umask, like an ordinary new file.
-    """
-    target = Path(path)
-    if in_staging(target):  # a staging directory is itself the temporary place: no rename
-        try:
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-        except OSError as exc:
-            raise OutputError(f"{target}: cannot create a file in {target.parent}: {exc}") from exc
-        os.close(fd)
-        try:
-            yield target
-        except BaseException as exc:
-            target.unlink(missing_ok=True)
-            if isinstance(exc, OSError):
-                raise OutputError(f"{target}: cannot write: {exc}") from exc
-            raise
-        return
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    except OSError as exc:
-        raise OutputError(f"{target}: cannot create a file in {target.parent}: {exc}") from exc
-    os.close(fd)
-    try:
-        yield tmp
-        os.replace(tmp, target)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise OutputError(f"{target}: cannot write: {exc}") from exc
-        raise
 
 
 @contextmanager
 def _h5_create(path: PathLike) -> Iterator[h5py.File]:
     """Create an HDF5 file atomically, without object timestamps, with SONATA root attributes."""
-    with _atomic_target(path) as tmp:
+    with atomic_path(path) as tmp:
         fcpl, fapl = _file_plists()
         fid = h5py.h5f.create(os.fsencode(tmp), h5py.h5f.ACC_TRUNC, fapl=fapl, fcpl=fcpl)
         with h5py.File(fid) as h5:
@@ -306,7 +264,7 @@ def _types_table(id_key: str, types: Sequence[Mapping[str, Any]]) -> list[list[s
 
 def _write_types_csv(path: PathLike, table: list[list[str]]) -> None:
     """Write a type table as a space-separated CSV, the format BMTK writes and reads."""
-    with _atomic_target(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, delimiter=" ", lineterminator="\n")
         writer.writerows(table)
 
@@ -611,7 +569,7 @@ def write_csv_table(
     lengths = {c.shape for c in cols}
     if any(c.ndim != 1 for c in cols) or len(lengths) > 1:
         raise ValueError(f"columns must be 1-D and of equal length, got shapes {sorted(lengths)}")
-    with _atomic_target(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, delimiter=sep, lineterminator="\n")
         writer.writerow(header)
         writer.writerows(zip(*(c.tolist() for c in cols), strict=True))
