@@ -14,14 +14,12 @@ backward Euler under-resolves the dendritic ignition: issue 13, see test_bac_fir
 from __future__ import annotations
 
 import json
-import math
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cellprobe import check_apical_gradients, check_structure, run_probe
 
 ROOT = Path(__file__).resolve().parent.parent
 HAY_PARAMS = ROOT / "params" / "L5NetParams.json"  # the default cell
@@ -47,20 +45,8 @@ PROBE = textwrap.dedent(
     h, c = hv.load_cell(sys.argv[3])
     fi_dt, dt, step_ms = float(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
     soma_nA, dend_nA = float(sys.argv[7]), float(sys.argv[8])
-    out = {"template": c.hname()}
-    out["sections"] = {k: len(list(getattr(c, k))) for k in ("somatic", "basal", "apical",
-                                                             "axonal")}
-    out["nseg_rule"] = all(s.nseg == 1 + 2 * int(s.L / 10) for s in c.all)
-    out["axon_L"] = [s.L for s in c.axonal]
-    h.distance(0, c.soma[0](0))
-    lengths = {"basal_dist": 0.0, "basal_prox": 0.0, "apic": 0.0}
-    for s in c.basal:
-        for seg in s:
-            key = "basal_dist" if h.distance(seg) >= 50 else "basal_prox"
-            lengths[key] += s.L / s.nseg
-    lengths["apic"] = sum(s.L for s in c.apical)
-    out["lengths"] = lengths
-    out["max_apic_dist"] = max(h.distance(s(1)) for s in c.apical)
+    out = structure(h, c)
+    out["template"] = c.hname()
     soma = c.soma[0](0.5)
     out["soma"] = {"NaTa_t": soma.gNaTa_tbar_NaTa_t, "K_Tst": soma.gK_Tstbar_K_Tst,
                    "SKv3_1": soma.gSKv3_1bar_SKv3_1, "Ca_LVAst": soma.gCa_LVAstbar_Ca_LVAst,
@@ -105,16 +91,7 @@ def cell(tmp_path_factory) -> dict:
     where = tmp_path_factory.mktemp("elsewhere")
     args = [str(where), str(ROOT / "scripts"), str(HAY_PARAMS), str(FI_DT_MS), str(DT_MS),
             str(STEP_MS), str(BAC_SOMA_NA), str(BAC_DEND_NA)]  # fmt: skip
-    r = subprocess.run(
-        [sys.executable, "-c", PROBE, *args],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=where,
-    )
-    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
-    assert r.returncode == 0 and lines, r.stderr[-3000:]
-    return json.loads(lines[-1][len("RESULT ") :])
+    return run_probe(PROBE, args, cwd=where, timeout=900)
 
 
 # ------------------------------------------------------------------ structure and densities
@@ -123,18 +100,8 @@ def test_the_template_is_the_hay_cell(cell):
     assert cell["soma"]["NaTa_t"] > 0  # Hay's channel names: the Hay template, not BMTK's
 
 
-def test_sections_and_axon_stubs(cell):
-    s = cell["sections"]
-    assert s["somatic"] == 1 and s["basal"] >= 8 and s["apical"] >= 20
-    assert cell["axon_L"] == pytest.approx([30.0, 30.0])
-    assert cell["nseg_rule"]
-
-
-def test_dendritic_lengths_match_the_legacy_params(cell):
-    # SPEC section 2: 4649 / 483 / 7440 um
-    assert cell["lengths"] == pytest.approx(
-        {"basal_dist": 4649, "basal_prox": 483, "apic": 7440}, rel=0.03
-    )
+def test_sections_lengths_and_axon_stubs(cell):
+    check_structure(cell)
 
 
 def test_hay_somatic_densities(cell):
@@ -145,15 +112,8 @@ def test_hay_somatic_densities(cell):
 
 
 def test_apical_gradients_and_hot_zone(cell):
-    dmax = cell["max_apic_dist"]
-    for dist, ih, lva, hva, cm, nat in cell["apical"]:
-        assert ih == pytest.approx(0.0002 * (-0.8696 + 2.0870 * math.exp(3.6161 * dist / dmax)))
-        hot = 685 <= dist <= 885
-        assert lva == pytest.approx(0.0187 if hot else 0.000187)
-        assert hva == pytest.approx(0.000555 if hot else 0.0000555)
-        assert cm == 2 and nat == 0.0213
-    assert any(685 <= d <= 885 for d, *_ in cell["apical"])  # the trunk reaches the hot zone
-    assert cell["basal_Ih"] == [0.0002]
+    check_apical_gradients(cell)
+    assert all(row[5] == 0.0213 for row in cell["apical"])  # apical NaTa_t
 
 
 # ------------------------------------------------------------------ Hay et al. (2011) behaviour

@@ -8,14 +8,13 @@ prints JSON; the tests then check the numbers.
 
 from __future__ import annotations
 
-import json
-import math
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from cellprobe import check_apical_gradients, check_structure, run_probe
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,21 +39,8 @@ PROBE = textwrap.dedent(
     h.load_file(str(spec.template_file))
     from builder.simulators.neuron.runner import _steady_state_init
     _steady_state_init(h)
-    out = {}
     c = h.L5PCtemplate()
-    secs = {k: len(list(getattr(c, k))) for k in ("somatic", "basal", "apical", "axonal")}
-    out["sections"] = secs
-    out["nseg_rule"] = all(s.nseg == 1 + 2 * int(s.L / 10) for s in c.all)
-    out["axon_L"] = [s.L for s in c.axonal]
-    h.distance(0, c.soma[0](0))
-    lengths = {"basal_dist": 0.0, "basal_prox": 0.0, "apic": 0.0}
-    for s in c.basal:
-        for seg in s:
-            key = "basal_dist" if h.distance(seg) >= 50 else "basal_prox"
-            lengths[key] += s.L / s.nseg
-    lengths["apic"] = sum(s.L for s in c.apical)
-    out["lengths"] = lengths
-    out["max_apic_dist"] = max(h.distance(s(1)) for s in c.apical)
+    out = structure(h, c)
     soma = c.soma[0](0.5)
     out["soma"] = {"NaTs": soma.gbar_NaTs, "K_T": soma.gbar_K_T, "Kv3_1": soma.gbar_Kv3_1,
                    "Ca_LVA": soma.gbar_Ca_LVA, "Ih": soma.gbar_Ih, "g_pas": soma.g_pas,
@@ -87,16 +73,8 @@ PROBE = textwrap.dedent(
 @pytest.fixture(scope="module")
 def cell(tmp_path_factory) -> dict:
     where = tmp_path_factory.mktemp("elsewhere")
-    r = subprocess.run(
-        [sys.executable, "-c", PROBE, str(where), str(ROOT / "params" / "L5NetParams_bmtk.json")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=where,
-    )
-    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")]
-    assert r.returncode == 0 and lines, r.stderr[-3000:]
-    return json.loads(lines[-1][len("RESULT ") :])
+    args = [str(where), str(ROOT / "params" / "L5NetParams_bmtk.json")]
+    return run_probe(PROBE, args, cwd=where, timeout=600)
 
 
 def test_morphology_script_reproduces_the_committed_files():
@@ -109,18 +87,8 @@ def test_morphology_script_reproduces_the_committed_files():
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-def test_sections_and_axon_stubs(cell):
-    s = cell["sections"]
-    assert s["somatic"] == 1 and s["basal"] >= 8 and s["apical"] >= 20
-    assert cell["axon_L"] == pytest.approx([30.0, 30.0])
-    assert cell["nseg_rule"]
-
-
-def test_dendritic_lengths_match_the_legacy_params(cell):
-    # SPEC section 2: 4649 / 483 / 7440 um
-    assert cell["lengths"] == pytest.approx(
-        {"basal_dist": 4649, "basal_prox": 483, "apic": 7440}, rel=0.03
-    )
+def test_sections_lengths_and_axon_stubs(cell):
+    check_structure(cell)
 
 
 def test_hay_somatic_densities(cell):
@@ -131,15 +99,7 @@ def test_hay_somatic_densities(cell):
 
 
 def test_apical_gradients_and_hot_zone(cell):
-    dmax = cell["max_apic_dist"]
-    for dist, ih, lva, hva, cm in cell["apical"]:
-        assert ih == pytest.approx(0.0002 * (-0.8696 + 2.0870 * math.exp(3.6161 * dist / dmax)))
-        hot = 685 <= dist <= 885
-        assert lva == pytest.approx(0.0187 if hot else 0.000187)
-        assert hva == pytest.approx(0.000555 if hot else 0.0000555)
-        assert cm == 2
-    assert any(685 <= d <= 885 for d, *_ in cell["apical"])  # the trunk reaches the hot zone
-    assert cell["basal_Ih"] == [0.0002]
+    check_apical_gradients(cell)
 
 
 # The BMTK-channel option rests at -77 mV alone. On the first issue-13 refit (trunk 3.5 -> 1.8
