@@ -757,6 +757,7 @@ class NetworkBuilder:
                         comp / "templates",
                     )
                     dirs["templates_dir"] = "templates"
+        empty_params = False
         for con in self.spec.connections.values():
             tmodel = self.spec.populations[_sel_pop(con["target"])]["model"]["type"]
             if "dynamics_params" in con and tmodel in ("biophysical", "point"):
@@ -766,11 +767,12 @@ class NetworkBuilder:
                     comp / "synaptic_models",
                 )
                 dirs["synaptic_models_dir"] = "synaptic_models"
-            elif tmodel == "point":
+            elif tmodel == "point" and not empty_params:  # one file for every such type
                 d = comp / "synaptic_models"
                 d.mkdir(parents=True, exist_ok=True)
                 (d / EMPTY_SYNAPSE_PARAMS).write_text("{}\n")
                 dirs["synaptic_models_dir"] = "synaptic_models"
+                empty_params = True
         return dirs
 
     def _copy(self, value: str, subdirs: tuple[str, ...], dest: Path) -> None:
