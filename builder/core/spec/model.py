@@ -17,7 +17,7 @@ import functools
 import json
 import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -33,6 +33,7 @@ from ..schema_messages import message, resolve_ref
 from ..schema_messages import or_join as _or_join
 from ..schema_messages import show as _show
 from ..schema_messages import sort_key as _sort_key
+from .fastcheck import compile_check
 
 __all__ = [
     "SPEC_FORMAT",
@@ -69,6 +70,13 @@ def _schema() -> dict[str, Any]:
 @functools.cache
 def _validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(_schema())
+
+
+@functools.cache
+def _fast_check() -> Callable[[Any], bool] | None:
+    """A quick yes/no check of the schema (:mod:`.fastcheck`); jsonschema words the problems
+    of a spec it rejects."""
+    return compile_check(_schema())
 
 
 def spec_schema() -> dict[str, Any]:
@@ -247,6 +255,9 @@ def validate_spec(
 
 # ----------------------------------------------------------------------------- schema problems
 def _schema_problems(data: Any) -> Problems:
+    check = _fast_check()
+    if check is not None and check(data):  # valid: nothing for jsonschema to word
+        return []
     problems: Problems = []
     seen: set[tuple[str, KeyPath]] = set()
     for err in _validator().iter_errors(data):
