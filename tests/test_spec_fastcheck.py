@@ -20,7 +20,8 @@ EXAMPLES = ["adexp_tf.json", "layered_volume.json", "lfpy_network.json", "microc
 #: Values put in place of a spec's values: wrong types, bounds, bool-for-number, int-for-float.
 REPLACEMENTS = [
     None, True, False, 0, 1, -1, 0.0, 0.5, -0.5, 1.0, 2.5, 1e9, "", "x", "static_synapse",
-    "normal", "point", "9bad", [], [1, 2], [1.0, 2.0, 3.0], [0, 0, 0, 0], {}, {"distribution": "normal"},
+    "normal", "point", "9bad", [], [1, 2], [1.0, 2.0, 3.0], [0, 0, 0, 0], {},
+    {"distribution": "normal"},
 ]  # fmt: skip
 
 
