@@ -22,9 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ParamsError
 from ..overrides import apply_overrides, given_as, problems_error
@@ -34,6 +32,9 @@ from ..schema_messages import or_join as _or_join
 from ..schema_messages import show as _show
 from ..schema_messages import sort_key as _sort_key
 from .fastcheck import compile_check
+
+if TYPE_CHECKING:
+    import jsonschema
 
 __all__ = [
     "SPEC_FORMAT",
@@ -69,6 +70,8 @@ def _schema() -> dict[str, Any]:
 
 @functools.cache
 def _validator() -> jsonschema.Draft202012Validator:
+    import jsonschema  # only for a spec the fast check rejects (~45 ms of imports)
+
     return jsonschema.Draft202012Validator(_schema())
 
 
