@@ -383,3 +383,37 @@ def test_build_network_runs_openblas_on_one_thread_unless_told(tmp_path):
         )
         assert res.returncode == 0, res.stderr
         assert res.stdout.splitlines()[-1] == expected
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_config_that_fails_while_the_workers_write_edges_writes_nothing(
+    small_microcircuit, monkeypatch, tmp_path, threads
+):
+    # the configs and the resolved spec are written alongside the edge files (here, while a
+    # forked worker writes its share): their error is raised, the worker is stopped and reaped
+    spec, out, _ = small_microcircuit
+    _pids_of_writers(monkeypatch, tmp_path / "pids")
+
+    def failing(*args, **kw):
+        raise BuildError("configs failed")
+
+    monkeypatch.setattr(spec_build, "write_configs", failing)
+    with pytest.raises(BuildError, match="^configs failed$"):
+        NetworkBuilder(spec, threads=threads).build(out / f"failed_cfg{threads}")
+    assert not (out / f"failed_cfg{threads}").exists()
+    assert not [p for p in out.iterdir() if p.name.startswith(".l5net-staging")]
+    log = tmp_path / "pids"
+    pids = {ln.split()[0] for ln in log.read_text().splitlines()} if log.exists() else set()
+    # the configs come before this process's own edge files (a worker may have started its)
+    assert str(os.getpid()) not in pids and len(pids) <= threads - 1
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # no worker left behind
+
+
+def test_the_alongside_files_are_the_same_whatever_the_processes(small_microcircuit):
+    spec, out, _ = small_microcircuit
+    NetworkBuilder(spec, threads=1).build(out / "one")
+    NetworkBuilder(spec, threads=2).build(out / "two")
+    ref = _digests(out / "ref")
+    assert _digests(out / "one") == ref == _digests(out / "two")
+    assert {"spec.json", "circuit_config.json", "simulation_config.json"} <= set(ref)
