@@ -332,3 +332,88 @@ def test_a_writer_that_fails_in_staging_leaves_no_file(tmp_path):
                 w.append(np.array([0]), np.array([0]), 1)
         assert not target.exists() and not list(st.dir.iterdir())
     assert not in_staging(target)
+
+
+def test_no_file_of_a_build_is_made_empty_first_and_truncated(small_microcircuit, monkeypatch):
+    # ext4 starts the writeback of a file truncated to 0 when it is closed (auto_da_alloc):
+    # inside the staging directory every writer creates its file itself
+    import builtins
+
+    spec, out, _ = small_microcircuit
+    truncated = []
+    real_open, real_os_open = builtins.open, os.open
+
+    def os_open(path, flags, *a, **kw):
+        if flags & os.O_TRUNC and os.path.exists(path):
+            truncated.append(str(path))
+        return real_os_open(path, flags, *a, **kw)
+
+    def py_open(file, mode="r", *a, **kw):
+        if isinstance(file, (str, Path)) and "w" in mode and os.path.exists(file):
+            truncated.append(str(file))
+        return real_open(file, mode, *a, **kw)
+
+    monkeypatch.setattr(os, "open", os_open)
+    monkeypatch.setattr(builtins, "open", py_open)
+    NetworkBuilder(spec, threads=1).build(out / "no_trunc")
+    assert truncated == []
+    assert _digests(out / "no_trunc") == _digests(out / "ref")
+
+
+def test_build_network_runs_openblas_on_one_thread_unless_told(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys; from builder.commands.cli import main; "
+        "rc = main([sys.argv[1], '--check', '--set', 'scale=0.01']); "
+        "print(os.environ.get('OPENBLAS_NUM_THREADS')); sys.exit(rc)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    env["PYTHONPATH"] = str(REPO)
+    for given, expected in ((None, "1"), ("2", "2")):
+        if given is not None:
+            env["OPENBLAS_NUM_THREADS"] = given
+        res = subprocess.run(
+            [sys.executable, "-c", code, str(MICROCIRCUIT)],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.splitlines()[-1] == expected
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_config_that_fails_while_the_workers_write_edges_writes_nothing(
+    small_microcircuit, monkeypatch, tmp_path, threads
+):
+    # the configs and the resolved spec are written alongside the edge files (here, while a
+    # forked worker writes its share): their error is raised, the worker is stopped and reaped
+    spec, out, _ = small_microcircuit
+    _pids_of_writers(monkeypatch, tmp_path / "pids")
+
+    def failing(*args, **kw):
+        raise BuildError("configs failed")
+
+    monkeypatch.setattr(spec_build, "write_configs", failing)
+    with pytest.raises(BuildError, match="^configs failed$"):
+        NetworkBuilder(spec, threads=threads).build(out / f"failed_cfg{threads}")
+    assert not (out / f"failed_cfg{threads}").exists()
+    assert not [p for p in out.iterdir() if p.name.startswith(".l5net-staging")]
+    log = tmp_path / "pids"
+    pids = {ln.split()[0] for ln in log.read_text().splitlines()} if log.exists() else set()
+    # the configs come before this process's own edge files (a worker may have started its)
+    assert str(os.getpid()) not in pids and len(pids) <= threads - 1
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # no worker left behind
+
+
+def test_the_alongside_files_are_the_same_whatever_the_processes(small_microcircuit):
+    spec, out, _ = small_microcircuit
+    NetworkBuilder(spec, threads=1).build(out / "one")
+    NetworkBuilder(spec, threads=2).build(out / "two")
+    ref = _digests(out / "ref")
+    assert _digests(out / "one") == ref == _digests(out / "two")
+    assert {"spec.json", "circuit_config.json", "simulation_config.json"} <= set(ref)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -249,8 +250,18 @@ def _describe(builder: SimulationBuilder) -> None:
     )
 
 
+def _one_blas_thread() -> None:
+    """OpenBLAS on one thread for this process (unless the user said otherwise), set before
+    numpy is first imported (later it has no effect). A build does no linear algebra, but
+    OpenBLAS starts a thread per core at import that spins for a while: ~0.1 s of CPU per
+    build-network process, taken from the cores the build's own worker uses."""
+    if "numpy" not in sys.modules:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
+    _one_blas_thread()
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "sweep":
         return _sweep_main(argv[1:])

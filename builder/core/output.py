@@ -47,15 +47,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     (:func:`in_staging`), ``path`` itself is yielded (removed on an exception). The temporary
     file, ``.NAME.<host>.<pid>.<random>.tmp``, is created with mode 0o666 filtered by the
     umask, like an ordinary new file; its name says who wrote it, so that the leftover of a
-    killed process can be told apart (:func:`clear_killed_writes`).
+    killed process can be told apart (:func:`clear_killed_writes`). Inside a staging directory
+    the caller creates ``path`` (a file made empty here first would be truncated by the
+    caller's create, which on ext4 makes closing the file start its writeback at once).
     """
     target = Path(path)
     if in_staging(target):  # a staging directory is itself the temporary place: no rename
-        try:
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-        except OSError as exc:
-            raise OutputError(f"{target}: cannot create a file in {target.parent}: {exc}") from exc
-        os.close(fd)
+        # Not created here: the writer creates it. An empty file made first would be truncated
+        # by the writer's own create (HDF5's, open(..., "w")), and ext4 flushes a file
+        # truncated to 0 when it is closed (auto_da_alloc): the file's writeback would start
+        # in this process at once (CPU and wall), not later in the kernel's flusher threads.
         try:
             yield target
         except BaseException as exc:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
+if TYPE_CHECKING:  # only wording errors needs jsonschema (imported by the caller then)
+    import jsonschema
 
 __all__ = ["resolve_ref", "message", "show", "type_phrase", "or_join", "dotted", "sort_key"]
 

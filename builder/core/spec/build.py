@@ -529,8 +529,9 @@ class NetworkBuilder:
     ) -> dict[str, int]:
         """Write every projection, up to ``self.threads`` at once; edge counts in spec order.
 
-        ``alongside`` (the node files) runs in this thread first, or, when the projections go
-        to forked workers, while they write theirs.
+        ``alongside`` (everything but the edge files: node files, components, inputs, configs)
+        runs in this thread first, or, when the projections go to forked workers, while they
+        write theirs.
 
         Projections run in parallel only while the rows in flight fit
         :data:`PARALLEL_EDGE_BUDGET` (a big projection runs alone), so the peak memory stays
@@ -613,14 +614,16 @@ class NetworkBuilder:
         own file of the staging directory from its own streams, so the files are those of
         one thread. A worker sends its edge counts, or its error, back through a pipe; the
         first error (this process's, else the first worker's in order) stops the others and
-        is raised. ``alongside`` (the node files) runs here once the workers are started;
+        is raised. ``alongside`` (node files, configs...) runs here once the workers are started;
         the share of this process allows for it.
         """
         k = min(self.threads, len(names))
         index = {cname: i for i, cname in enumerate(names)}
         load = [0.0] * k
         if alongside is not None:  # this process also writes the node files (2 per population)
+            # and the components and configs (~3 files' worth)
             load[0] = sum(2 * _FILE_COST_ROWS + n.n for n in self.nodes.values())
+            load[0] += 3 * _FILE_COST_ROWS
         share: list[list[str]] = [[] for _ in range(k)]
         for cname in sorted(names, key=lambda c: -sizes[c]):  # stable: ties in spec order
             w = load.index(min(load))
@@ -679,7 +682,10 @@ class NetworkBuilder:
             all_nodes = self.nodes  # drawn first: the projections need them
             comp: dict[str, str] = {}
 
-            def node_files() -> None:  # while forked workers write edges, if there are any
+            spikes: dict[str, int] = {}
+
+            def alongside() -> None:  # while forked workers write edges, if there are any
+                # everything but the edges: none of it needs the edge counts
                 comp.update(self._write_components(root))
                 for i, (name, nodes) in enumerate(all_nodes.items()):
                     write_nodes(
@@ -690,18 +696,19 @@ class NetworkBuilder:
                         [self._node_type(name, _NODE_TYPE_BASE + i, comp)],
                         _node_columns(nodes.columns),
                     )
+                spike_files = self._write_inputs(root, spikes)
+                write_configs(self, root, spike_files, comp)
+                (root / SPEC_COPY).write_text(
+                    json.dumps(self.spec.data, indent=1, sort_keys=True) + "\n", encoding="utf-8"
+                )
 
             self._stop.clear()
-            edges = self._write_projections(root, progress, alongside=node_files)
+            edges = self._write_projections(root, progress, alongside=alongside)
             for name, nodes in all_nodes.items():
                 counts[f"nodes.{name}"] = nodes.n
             for cname, n in edges.items():
                 counts[f"edges.{cname}"] = n
-            spike_files = self._write_inputs(root, counts)
-            write_configs(self, root, spike_files, comp)
-            (root / SPEC_COPY).write_text(
-                json.dumps(self.spec.data, indent=1, sort_keys=True) + "\n", encoding="utf-8"
-            )
+            counts.update(spikes)
             files = st.commit()
         return BuildResult(Path(outdir), files, counts, time.perf_counter() - t0)
 
@@ -757,6 +764,7 @@ class NetworkBuilder:
                         comp / "templates",
                     )
                     dirs["templates_dir"] = "templates"
+        empty_params = False
         for con in self.spec.connections.values():
             tmodel = self.spec.populations[_sel_pop(con["target"])]["model"]["type"]
             if "dynamics_params" in con and tmodel in ("biophysical", "point"):
@@ -766,11 +774,12 @@ class NetworkBuilder:
                     comp / "synaptic_models",
                 )
                 dirs["synaptic_models_dir"] = "synaptic_models"
-            elif tmodel == "point":
+            elif tmodel == "point" and not empty_params:  # one file for every such type
                 d = comp / "synaptic_models"
                 d.mkdir(parents=True, exist_ok=True)
                 (d / EMPTY_SYNAPSE_PARAMS).write_text("{}\n")
                 dirs["synaptic_models_dir"] = "synaptic_models"
+                empty_params = True
         return dirs
 
     def _copy(self, value: str, subdirs: tuple[str, ...], dest: Path) -> None:
