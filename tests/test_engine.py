@@ -307,6 +307,15 @@ def test_flags_the_build_refuses_fall_back_to_none(monkeypatch, tmp_path):
     assert not [p for p in built.parent.iterdir() if p.name.startswith(".build-")]
 
 
+def test_coreneuron_flags_change_no_value():
+    # speed only: no flag that lets the compiler reassociate, drop NaN/Inf handling or replace
+    # a division (CoreNEURON must keep giving the NEURON engine's numbers)
+    unsafe = {"-Ofast", "-ffast-math", "-funsafe-math-optimizations", "-ffinite-math-only"}
+    unsafe |= {"-fassociative-math", "-freciprocal-math", "-fno-signed-zeros"}
+    assert not unsafe & set(CORENEURON_CXXFLAGS)
+    assert {"-fno-math-errno", "-fno-trapping-math"} <= set(CORENEURON_CXXFLAGS)
+
+
 def test_native_builds_are_keyed_by_cpu(monkeypatch, tmp_path):
     mod = tmp_path / "a.mod"
     mod.write_text("NEURON { SUFFIX a }\n")
