@@ -307,6 +307,15 @@ def test_flags_the_build_refuses_fall_back_to_none(monkeypatch, tmp_path):
     assert not [p for p in built.parent.iterdir() if p.name.startswith(".build-")]
 
 
+def test_coreneuron_flags_change_no_value():
+    # speed only: no flag that lets the compiler reassociate, drop NaN/Inf handling or replace
+    # a division (CoreNEURON must keep giving the NEURON engine's numbers)
+    unsafe = {"-Ofast", "-ffast-math", "-funsafe-math-optimizations", "-ffinite-math-only"}
+    unsafe |= {"-fassociative-math", "-freciprocal-math", "-fno-signed-zeros"}
+    assert not unsafe & set(CORENEURON_CXXFLAGS)
+    assert {"-fno-math-errno", "-fno-trapping-math"} <= set(CORENEURON_CXXFLAGS)
+
+
 def test_native_builds_are_keyed_by_cpu(monkeypatch, tmp_path):
     mod = tmp_path / "a.mod"
     mod.write_text("NEURON { SUFFIX a }\n")
@@ -319,3 +328,94 @@ def test_native_builds_are_keyed_by_cpu(monkeypatch, tmp_path):
     assert mechanisms_key([mod], nrnivmodl=tool, coreneuron=True, flags=("-O3",)) == o3
     other = mechanisms_key([mod], nrnivmodl=tool, coreneuron=True, flags=CORENEURON_CXXFLAGS)
     assert other != native  # a shared cache never hands a native build to another CPU
+
+
+# ------------------------------------------------------------------ conductances in the NMODL
+# Our mechanisms hand NEURON and CoreNEURON their conductance di/dv (CONDUCTANCE statements), so
+# each BREAKPOINT runs once per step instead of twice for a finite difference. Measured in one
+# NEURON process (one mechanism library per process): the channels' and int2pyr's currents are
+# linear in v and their named conductance is the slope; pyr2pyr (nonlinear through the Mg
+# block) names the finite difference over 0.001 mV that NEURON would take, bit for bit.
+CONDUCTANCE_SCRIPT = """
+import json, sys
+from pathlib import Path
+import neuron
+from neuron import h
+from builder.core.mechanisms import compiled_mechanisms
+
+neuron.load_mechanisms(str(compiled_mechanisms(sorted(Path(sys.argv[1]).glob("*.mod")))))
+h.load_file("stdrun.hoc")
+# channel -> (its conductance variable, the segment's current it adds to)
+CHANNELS = {
+    "NaTa_t": ("gNaTa_t", "ina"), "Nap_Et2": ("gNap_Et2", "ina"), "Ca_HVA": ("gCa_HVA", "ica"),
+    "Ca_LVAst": ("gCa_LVAst", "ica"), "Im": ("gIm", "ik"), "K_Pst": ("gK_Pst", "ik"),
+    "K_Tst": ("gK_Tst", "ik"), "SK_E2": ("gSK_E2", "ik"), "SKv3_1": ("gSKv3_1", "ik"),
+    "Ih": ("gIh", "ihcn_Ih"),
+}
+secs = {}
+for name in CHANNELS:
+    sec = h.Section(name=name)
+    sec.L = sec.diam = 20
+    sec.insert(name)
+    setattr(sec(0.5), f"{CHANNELS[name][0]}bar_{name}", 0.01)
+    if name == "SK_E2":
+        sec.insert("CaDynamics_E2")
+    secs[name] = sec
+syn_sec = h.Section(name="syn")
+syn_sec.L = syn_sec.diam = 20
+exc, inh = h.pyr2pyr(syn_sec(0.5)), h.int2pyr(syn_sec(0.5))
+exc.P_0 = inh.P_0 = 1  # every spike releases: no random stream needed
+ncs = [h.NetCon(None, pp) for pp in (exc, inh)]
+for nc in ncs:
+    nc.weight[0] = 1
+h.dt = 0.025
+h.finitialize(-65)
+for nc in ncs:
+    nc.event(0.2)
+h.continuerun(2.0)
+out = []
+for v in (-80.0, -61.3, -40.5, -3.25, 20.0):
+    row = {"v": v}
+    for dv in (0.0, 0.001):
+        for sec in list(secs.values()) + [syn_sec]:
+            sec(0.5).v = v + dv
+        h.fcurrent()
+        for name, (gname, cur) in CHANNELS.items():
+            seg = secs[name](0.5)
+            row[f"{name}_i{dv}"] = getattr(seg, cur)
+            row[f"{name}_g"] = getattr(seg, f"{gname}_{name}")
+        row[f"exc_i{dv}"], row[f"inh_i{dv}"] = exc.i, inh.i
+        if dv == 0.0:
+            row["exc_g"], row["inh_g"] = exc.g_syn, inh.g_GABA
+    out.append(row)
+print("rows " + json.dumps(out))
+"""
+
+
+def test_mechanisms_name_their_conductance(sim_env, tmp_path):
+    script = tmp_path / "conductance.py"
+    script.write_text(CONDUCTANCE_SCRIPT)
+    mod_dir = ROOT / "biophys_components" / "mechanisms" / "modfiles"
+    proc = subprocess.run(
+        [sys.executable, str(script), str(mod_dir)],
+        env=sim_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    line = [x for x in proc.stdout.splitlines() if x.startswith("rows ")][-1]
+    rows = json.loads(line[len("rows ") :])
+    names = ("NaTa_t", "Nap_Et2", "Ca_HVA", "Ca_LVAst", "Im", "K_Pst", "K_Tst", "SK_E2")
+    for row in rows:
+        for name in (*names, "SKv3_1", "Ih", "inh"):
+            g = row[f"{name}_g"]
+            slope = (row[f"{name}_i0.001"] - row[f"{name}_i0.0"]) / 0.001
+            assert g > 0, (name, row["v"])
+            # a linear current: the finite difference is the conductance up to its round-off
+            assert slope == pytest.approx(g, rel=1e-7), (name, row["v"])
+        # pyr2pyr: NEURON's own finite difference, same operations, the same number, which
+        # the Mg block's slope sets apart from the chord conductance i / (v - e) (e = 0 mV)
+        exc = (row["exc_i0.001"] - row["exc_i0.0"]) / 0.001
+        assert row["exc_g"] == exc, row["v"]
+        assert row["exc_g"] != pytest.approx(row["exc_i0.0"] / (row["v"] - 0.0), rel=1e-3)

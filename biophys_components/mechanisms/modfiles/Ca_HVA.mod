@@ -50,6 +50,9 @@ BREAKPOINT {
     SOLVE kin
     gCa_HVA = gCa_HVAbar * m * m * h
     ica = gCa_HVA * (v - eca)
+    : the current is linear in v: its conductance is di/dv exactly (one evaluation per step
+    : instead of NEURON's finite difference over a second one)
+    CONDUCTANCE gCa_HVA USEION ca
 }
 
 UNITSOFF : the rate expressions below are in mV and ms

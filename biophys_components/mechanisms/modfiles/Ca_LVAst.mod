@@ -52,6 +52,9 @@ BREAKPOINT {
     SOLVE kin
     gCa_LVAst = gCa_LVAstbar * m * m * h
     ica = gCa_LVAst * (v - eca)
+    : the current is linear in v: its conductance is di/dv exactly (one evaluation per step
+    : instead of NEURON's finite difference over a second one)
+    CONDUCTANCE gCa_LVAst USEION ca
 }
 
 UNITSOFF : the rate expressions below are in mV and ms

@@ -47,6 +47,9 @@ BREAKPOINT {
     SOLVE kin
     gIh = gIhbar * m
     ihcn = gIh * (v - ehcn)
+    : the current is linear in v: its conductance is di/dv exactly (one evaluation per step
+    : instead of NEURON's finite difference over a second one)
+    CONDUCTANCE gIh
 }
 
 UNITSOFF : the rate expressions below are in mV and ms

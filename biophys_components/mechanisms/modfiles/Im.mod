@@ -46,6 +46,9 @@ BREAKPOINT {
     SOLVE kin
     gIm = gImbar * m
     ik = gIm * (v - ek)
+    : the current is linear in v: its conductance is di/dv exactly (one evaluation per step
+    : instead of NEURON's finite difference over a second one)
+    CONDUCTANCE gIm USEION k
 }
 
 UNITSOFF : the rate expressions below are in mV and ms

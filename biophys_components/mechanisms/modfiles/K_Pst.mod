@@ -49,6 +49,9 @@ BREAKPOINT {
     SOLVE kin METHOD cnexp
     gK_Pst = gK_Pstbar * m * m * h
     ik = gK_Pst * (v - ek)
+    : the current is linear in v: its conductance is di/dv exactly (one evaluation per step
+    : instead of NEURON's finite difference over a second one)
+    CONDUCTANCE gK_Pst USEION k
 }
 
 UNITSOFF : the rate expressions below are in mV and ms

@@ -46,6 +46,9 @@ BREAKPOINT {
     SOLVE kin METHOD cnexp
     gK_Tst = gK_Tstbar * m * m * m * m * h
     ik = gK_Tst * (v - ek)
+    : the current is linear in v: its conductance is di/dv exactly (one evaluation per step
+    : instead of NEURON's finite difference over a second one)
+    CONDUCTANCE gK_Tst USEION k
 }
 
 UNITSOFF : the rate expressions below are in mV and ms

@@ -51,6 +51,9 @@ BREAKPOINT {
     SOLVE kin
     gNaTa_t = gNaTa_tbar * m * m * m * h
     ina = gNaTa_t * (v - ena)
+    : the current is linear in v: its conductance is di/dv exactly (one evaluation per step
+    : instead of NEURON's finite difference over a second one)
+    CONDUCTANCE gNaTa_t USEION na
 }
 
 UNITSOFF : the rate expressions below are in mV and ms

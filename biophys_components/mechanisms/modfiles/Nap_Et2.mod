@@ -49,6 +49,9 @@ BREAKPOINT {
     SOLVE kin METHOD cnexp
     gNap_Et2 = gNap_Et2bar * m * m * m * h
     ina = gNap_Et2 * (v - ena)
+    : the current is linear in v: its conductance is di/dv exactly (one evaluation per step
+    : instead of NEURON's finite difference over a second one)
+    CONDUCTANCE gNap_Et2 USEION na
 }
 
 UNITSOFF : the rate expressions below are in mV and ms

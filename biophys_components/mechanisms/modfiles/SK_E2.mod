@@ -50,6 +50,9 @@ BREAKPOINT {
     SOLVE kin
     gSK_E2 = gSK_E2bar * z
     ik = gSK_E2 * (v - ek)
+    : the current is linear in v: its conductance is di/dv exactly (one evaluation per step
+    : instead of NEURON's finite difference over a second one)
+    CONDUCTANCE gSK_E2 USEION k
 }
 
 UNITSOFF : the rate expressions below are in mV and ms

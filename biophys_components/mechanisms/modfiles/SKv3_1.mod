@@ -47,6 +47,9 @@ BREAKPOINT {
     SOLVE kin
     gSKv3_1 = gSKv3_1bar * m
     ik = gSKv3_1 * (v - ek)
+    : the current is linear in v: its conductance is di/dv exactly (one evaluation per step
+    : instead of NEURON's finite difference over a second one)
+    CONDUCTANCE gSKv3_1 USEION k
 }
 
 UNITSOFF : the rate expressions below are in mV and ms

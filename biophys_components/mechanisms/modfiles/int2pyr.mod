@@ -80,6 +80,7 @@ ASSIGNED {
     n_release
     n_pp_stream_users
     dt_decay (ms)
+    ron_target (1)
     kon (1)
     koff (1)
 }
@@ -117,6 +118,7 @@ INITIAL {
     n_release = 0
     n_pp_stream_users = 0
     dt_decay = -1
+    ron_target = -((on_sum * Rinf) / Rtau) / ((-1) / Rtau)
 }
 
 BREAKPOINT {
@@ -124,18 +126,22 @@ BREAKPOINT {
     g_GABA = gbar_GABA * (Ron + Roff)
     i_GABA = g_GABA * (v - e_GABA)
     i = i_GABA
+    : the current is linear in v: its conductance is di/dv exactly (one evaluation per step
+    : instead of NEURON's finite difference over a second one)
+    CONDUCTANCE g_GABA
 }
 
 PROCEDURE kinetics() {
     : One fixed step of Ron' = (on_sum Rinf - Ron) / Rtau, Roff' = -Beta_GABA Roff with the
     : exact exponential update, operation for operation as NEURON's cnexp writes it (same
-    : numbers); the factors 1 - exp(-dt / tau) are computed once per dt, not every step.
+    : numbers); the factors 1 - exp(-dt / tau) are computed once per dt, not every step, and
+    : Ron's target on_sum Rinf (three divisions) only when on_sum changes (INITIAL, NET_RECEIVE).
     if (dt != dt_decay) {
         kon = 1 - exp(dt * ((-1) / Rtau))
         koff = 1 - exp(dt * ((-Beta_GABA) * 1))
         dt_decay = dt
     }
-    Ron = Ron + kon * (-((on_sum * Rinf) / Rtau) / ((-1) / Rtau) - Ron)
+    Ron = Ron + kon * (ron_target - Ron)
     Roff = Roff + koff * (0 - Roff)
 }
 
@@ -220,6 +226,7 @@ NET_RECEIVE(weight, s_id1, s_id2, s_id3, s_set, ndraw, F, D1, D2, tlast (ms), on
                 on = 1
                 amp = weight * initW * F * D1 * D2
                 on_sum = on_sum + amp
+                ron_target = -((on_sum * Rinf) / Rtau) / ((-1) / Rtau)
                 Ron = Ron + r0
                 Roff = Roff - r0
             }
@@ -234,6 +241,7 @@ NET_RECEIVE(weight, s_id1, s_id2, s_id3, s_set, ndraw, F, D1, D2, tlast (ms), on
         r0 = amp * Rinf + (r0 - amp * Rinf) * exp(-(t - t0) / Rtau)
         t0 = t
         on_sum = on_sum - amp
+        ron_target = -((on_sum * Rinf) / Rtau) / ((-1) / Rtau)
         Ron = Ron - r0
         Roff = Roff + r0
         on = 0

@@ -80,7 +80,7 @@ NEURON {
     RANGE tauD1, d1, tauD2, d2, tauF, f, P_0
     RANGE rng_id1, rng_id2, rng_id3, rng_set
     RANDOM release_rng
-    RANGE g_AMPA, g_NMDA, i_AMPA, i_NMDA, mgblock
+    RANGE g_AMPA, g_NMDA, i_AMPA, i_NMDA, mgblock, g_syn
     RANGE n_spike, n_release
 }
 
@@ -145,6 +145,9 @@ ASSIGNED {
     n_release
     n_pp_stream_users
     dt_decay (ms)
+    target_AMPA (1)
+    target_NMDA (1)
+    g_syn (uS)
     kfast_AMPA (1)
     kslow_AMPA (1)
     kfast_NMDA (1)
@@ -206,16 +209,26 @@ INITIAL {
     n_release = 0
     n_pp_stream_users = 0
     dt_decay = -1
+    targets()
 }
 
 BREAKPOINT {
     SOLVE kinetics
-    mgblock = 1 / (1 + mgexp(v) * mg / 3.57 (mM))
+    : the current and its conductance di/dv in one pass: g_syn is the finite difference
+    : (i(v + 0.001) - i(v)) / 0.001 that NEURON and CoreNEURON take without a CONDUCTANCE
+    : statement (same operations, same numbers; the current is nonlinear in v through the Mg
+    : block), computed here instead of by a second call of the whole block
+    mgblock = 1 / (1 + mgexp(v + 0.001 (mV)) * mg / 3.57 (mM))
     g_AMPA = gbar_AMPA * (slow_AMPA + sgn * fast_AMPA)
+    g_NMDA = gbar_NMDA * (slow_NMDA + sgn * fast_NMDA) * mgblock
+    g_syn = g_AMPA * (v + 0.001 (mV) - e_AMPA) + g_NMDA * (v + 0.001 (mV) - e_NMDA)
+    mgblock = 1 / (1 + mgexp(v) * mg / 3.57 (mM))
     g_NMDA = gbar_NMDA * (slow_NMDA + sgn * fast_NMDA) * mgblock
     i_AMPA = g_AMPA * (v - e_AMPA)
     i_NMDA = g_NMDA * (v - e_NMDA)
     i = i_AMPA + i_NMDA
+    g_syn = (g_syn - i) / 0.001 (mV)
+    CONDUCTANCE g_syn
 }
 
 : exp(-0.08 v) of the Mg block, tabulated (0.025 mV steps, linear interpolation: relative
@@ -239,10 +252,18 @@ PROCEDURE kinetics() {
         kslow_NMDA = 1 - exp(dt * ((-1) / tslow_NMDA))
         dt_decay = dt
     }
-    fast_AMPA = fast_AMPA + kfast_AMPA * (-((on_AMPA * Rinf_AMPA) / tfast_AMPA) / ((-1) / tfast_AMPA) - fast_AMPA)
+    fast_AMPA = fast_AMPA + kfast_AMPA * (target_AMPA - fast_AMPA)
     slow_AMPA = slow_AMPA + kslow_AMPA * (0 - slow_AMPA)
-    fast_NMDA = fast_NMDA + kfast_NMDA * (-((on_NMDA * Rinf_NMDA) / tfast_NMDA) / ((-1) / tfast_NMDA) - fast_NMDA)
+    fast_NMDA = fast_NMDA + kfast_NMDA * (target_NMDA - fast_NMDA)
     slow_NMDA = slow_NMDA + kslow_NMDA * (0 - slow_NMDA)
+}
+
+PROCEDURE targets() {
+    : the fast states' targets on_X Rinf_X, written as cnexp writes them (same numbers); they
+    : change only when on_X does (INITIAL, NET_RECEIVE), so they are not recomputed (three
+    : divisions each) every step
+    target_AMPA = -((on_AMPA * Rinf_AMPA) / tfast_AMPA) / ((-1) / tfast_AMPA)
+    target_NMDA = -((on_NMDA * Rinf_NMDA) / tfast_NMDA) / ((-1) / tfast_NMDA)
 }
 
 FUNCTION unit_peak(tr (ms), td (ms)) (1) {
@@ -343,6 +364,7 @@ NET_RECEIVE(weight, s_id1, s_id2, s_id3, s_set, ndraw, F, D1, D2, tlast (ms), nr
                     onA = 1
                     ampA = amp
                     on_AMPA = on_AMPA + ampA
+                    targets()
                     fast_AMPA = fast_AMPA + r0A
                     slow_AMPA = slow_AMPA - r0A
                 }
@@ -352,6 +374,7 @@ NET_RECEIVE(weight, s_id1, s_id2, s_id3, s_set, ndraw, F, D1, D2, tlast (ms), nr
                     onN = 1
                     ampN = amp
                     on_NMDA = on_NMDA + ampN
+                    targets()
                     fast_NMDA = fast_NMDA + r0N
                     slow_NMDA = slow_NMDA - r0N
                 }
@@ -374,6 +397,7 @@ NET_RECEIVE(weight, s_id1, s_id2, s_id3, s_set, ndraw, F, D1, D2, tlast (ms), nr
         r0A = ampA * Rinf_AMPA + (r0A - ampA * Rinf_AMPA) * exp(-(t - t0A) / tfast_AMPA)
         t0A = t
         on_AMPA = on_AMPA - ampA
+        targets()
         fast_AMPA = fast_AMPA - r0A
         slow_AMPA = slow_AMPA + r0A
         onA = 0
@@ -382,6 +406,7 @@ NET_RECEIVE(weight, s_id1, s_id2, s_id3, s_set, ndraw, F, D1, D2, tlast (ms), nr
         r0N = ampN * Rinf_NMDA + (r0N - ampN * Rinf_NMDA) * exp(-(t - t0N) / tfast_NMDA)
         t0N = t
         on_NMDA = on_NMDA - ampN
+        targets()
         fast_NMDA = fast_NMDA - r0N
         slow_NMDA = slow_NMDA + r0N
         onN = 0
