@@ -419,3 +419,26 @@ def test_mechanisms_name_their_conductance(sim_env, tmp_path):
         exc = (row["exc_i0.001"] - row["exc_i0.0"]) / 0.001
         assert row["exc_g"] == exc, row["v"]
         assert row["exc_g"] != pytest.approx(row["exc_i0.0"] / (row["v"] - 0.0), rel=1e-3)
+
+
+def test_a_module_is_replayed_by_its_declared_role_not_its_class_name():
+    # a user's BMTK module that happens to be called "Progress" needs the per-step loop; ours
+    # declare their chunked-run role (engine.CHUNKED_ROLE)
+    code = """
+import types
+from bmtk.simulator.bionet.modules.sim_module import SimulatorMod
+from builder.simulators.neuron import engine
+class Progress(SimulatorMod):
+    pass
+class Ours(SimulatorMod):
+    chunked_role = "progress"
+sim = types.SimpleNamespace(_sim_mods=[Progress(), Ours()])
+print(engine._unreplayable(sim))
+sim._sim_mods = [Ours()]
+print(engine._unreplayable(sim), engine._replayable(sim))
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                       timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("[")]  # BMTK logs to stdout
+    assert lines == ["['Progress']", "[] True"]

@@ -152,6 +152,8 @@ def module_classes() -> tuple[type, type]:
         ``t_k+1``; after the last sample the current is 0.
         """
 
+        chunked_role = "clamp"  # engine.CHUNKED_ROLE: plays Vectors, no per-step call
+
         def __init__(self, input_file: str, node_set: str):
             self.input_file = input_file
             self.node_set = node_set

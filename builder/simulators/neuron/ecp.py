@@ -309,6 +309,8 @@ def _sim_module_class() -> type:
     class ExtracellularReport(SimulatorMod):
         """Records segment currents in C and maps them to electrodes in numpy, per chunk."""
 
+        chunked_role = "ecp"  # engine.CHUNKED_ROLE: flushed per chunk
+
         def __init__(self, rep: EcpReport, populations: list[str]):
             self.rep = rep
             self.populations = populations

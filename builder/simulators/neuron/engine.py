@@ -323,10 +323,16 @@ def _corenrn_library(mechanisms_dir: Path) -> Path:
 #: Biological time per ``psolve`` of a chunked NEURON run (progress, signals, failures are
 #: looked at in between): 1,000 steps at dt 0.1 ms.
 CHUNK_MS = 100.0
-#: BMTK modules (by class name) besides spikes and soma/membrane reports that a recorded run
-#: supports: they need no per-step call (clamps play Vectors; extracellular reports flush
-#: per chunk; progress is shown per chunk).
-_NO_STEP_MODULES = ("FileCurrentClamp", "Progress", "ExtracellularReport")
+#: Our own BMTK modules declare, in this class attribute, what they are to a run in chunks:
+#: ``"clamp"`` (plays Vectors: no per-step call), ``"progress"`` (shown per chunk) or
+#: ``"ecp"`` (an extracellular report flushed per chunk). Besides these, a recorded run
+#: supports BMTK's spikes and soma/membrane reports; any other module needs the per-step loop.
+CHUNKED_ROLE = "chunked_role"
+
+
+def _role(mod: Any) -> str | None:
+    """The chunked-run role ``mod``'s class declares (:data:`CHUNKED_ROLE`), else None."""
+    return getattr(type(mod), CHUNKED_ROLE, None)
 
 
 def _unreplayable(sim: Any) -> list[str]:
@@ -337,8 +343,7 @@ def _unreplayable(sim: Any) -> list[str]:
     return [
         type(mod).__name__
         for mod in sim._sim_mods
-        if not isinstance(mod, (SpikesMod, SomaReport, MembraneReport))
-        and type(mod).__name__ not in _NO_STEP_MODULES
+        if not isinstance(mod, (SpikesMod, SomaReport, MembraneReport)) and _role(mod) is None
     ]
 
 
@@ -399,8 +404,8 @@ def _run_recorded(
     # extracellular reports (builder.simulators.neuron.ecp) map each chunk of recorded membrane
     # currents to the electrodes: CoreNEURON runs chunk by chunk and hands the recordings back in
     # between
-    ecps = [mod for mod in mods if type(mod).__name__ == "ExtracellularReport"]
-    progress = [mod for mod in mods if type(mod).__name__ == "Progress"]
+    ecps = [mod for mod in mods if _role(mod) == "ecp"]
+    progress = [mod for mod in mods if _role(mod) == "progress"]
     own = n_steps if core else max(1, int(round(CHUNK_MS / float(sim.dt))))
     chunk = min([int(mod.chunk) for mod in ecps if int(mod.chunk) > 0] + [own])
     io.log_info(f"Running simulation for {sim.tstop:.3f} ms with the time step {sim.dt:.3f} ms")
@@ -436,7 +441,7 @@ def _run_recorded(
     for mod in mods:
         if isinstance(mod, SpikesMod):
             mod.block(sim, (0, n_steps))
-        if type(mod).__name__ != "Progress" or not core:
+        if _role(mod) != "progress" or not core:
             mod.finalize(sim)
 
 

@@ -217,6 +217,8 @@ def _modules():
     class Progress(SimulatorMod):
         """A progress line over simulated time, on a terminal only."""
 
+        chunked_role = "progress"  # engine.CHUNKED_ROLE: shown per chunk
+
         def __init__(self, enabled: bool):
             self.enabled = enabled
             self.t0 = 0.0
