@@ -8,13 +8,23 @@ The validators report the offending value as the user wrote it and what would be
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # only wording errors needs jsonschema (imported by the caller then)
     import jsonschema
 
-__all__ = ["resolve_ref", "message", "show", "type_phrase", "or_join", "dotted", "sort_key"]
+__all__ = [
+    "resolve_ref",
+    "message",
+    "show",
+    "type_phrase",
+    "or_join",
+    "dotted",
+    "sort_key",
+    "nonfinite",
+]
 
 KeyPath = tuple[str | int, ...]
 
@@ -117,3 +127,15 @@ def message(
         hint = f" (e.g. {', '.join(show(e) for e in examples)})" if examples else ""
         return f"{value} does not match the pattern {want!r}{hint}"
     return err.message
+
+
+def nonfinite(value: Any, path: KeyPath = ()) -> list[tuple[KeyPath, str]]:
+    """(path, message) of every NaN or infinity in a JSON document: they pass every numeric
+    bound of a schema, so the validators reject them here."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [(path, f"{show(value)} is not a finite number")]
+    if isinstance(value, Mapping):
+        return [p for k, v in value.items() for p in nonfinite(v, path + (k,))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in nonfinite(v, path + (i,))]
+    return []

@@ -18,7 +18,6 @@ import copy
 import difflib
 import functools
 import json
-import math
 import os
 import re
 from collections.abc import Mapping
@@ -31,7 +30,7 @@ import jsonschema
 from ..core.errors import ParamsError
 from ..core.overrides import KeyPath, Problems, apply_overrides, given_as, problems_error
 from ..core.schema_messages import dotted as _dotted
-from ..core.schema_messages import message, resolve_ref
+from ..core.schema_messages import message, nonfinite, resolve_ref
 from ..core.schema_messages import show as _show
 from ..core.schema_messages import sort_key as _sort_key
 
@@ -252,7 +251,7 @@ def _validate(
     if isinstance(data, Mapping):
         data = {k: v for k, v in data.items() if k != "_source"}
     problems = _schema_problems(data)
-    problems += _nonfinite_problems(data, ())
+    problems += nonfinite(data)
     bad = [p for p, _ in problems]
     problems += _cross_field_problems(data, bad, Path(abs_source).parent, cwd)
     if problems:
@@ -299,17 +298,6 @@ def _schema_problems(data: Any) -> list[tuple[KeyPath, str]]:
 
 def _message(err: jsonschema.ValidationError) -> str:
     return message(err, _resolve_ref)
-
-
-def _nonfinite_problems(value: Any, path: KeyPath) -> list[tuple[KeyPath, str]]:
-    """NaN and infinities pass every numeric bound in the schema: reject them here."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return [(path, f"{_show(value)} is not a finite number")]
-    if isinstance(value, Mapping):
-        return [p for k, v in value.items() for p in _nonfinite_problems(v, path + (k,))]
-    if isinstance(value, list):
-        return [p for i, v in enumerate(value) for p in _nonfinite_problems(v, path + (i,))]
-    return []
 
 
 # ----------------------------------------------------------------------------- cross-field checks

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ParamsError
 from ..overrides import apply_overrides, given_as, problems_error
 from ..schema_messages import dotted as _dotted
-from ..schema_messages import message, resolve_ref
+from ..schema_messages import message, nonfinite, resolve_ref
 from ..schema_messages import or_join as _or_join
 from ..schema_messages import show as _show
 from ..schema_messages import sort_key as _sort_key
@@ -232,7 +232,7 @@ def validate_spec(
     """Validate spec content read from ``source``; see :func:`load_spec`."""
     base_dir = Path(os.path.abspath(source)).parent
     problems = _schema_problems(data)
-    problems += _nonfinite(data, ())
+    problems += nonfinite(data)
     if isinstance(data, Mapping) and isinstance(data.get("populations"), Mapping):
         comp = Path(str(data.get("components_dir", "."))).expanduser()
         comp_dir = comp if comp.is_absolute() else base_dir / comp
@@ -346,16 +346,6 @@ def _type_fits(sub: Mapping[str, Any], value: Any) -> bool:
 
 def _message(err: jsonschema.ValidationError) -> str:
     return message(err, _resolve_ref)
-
-
-def _nonfinite(value: Any, path: KeyPath) -> Problems:
-    if isinstance(value, float) and not math.isfinite(value):
-        return [(path, f"{_show(value)} is not a finite number")]
-    if isinstance(value, Mapping):
-        return [p for k, v in value.items() for p in _nonfinite(v, path + (k,))]
-    if isinstance(value, list):
-        return [p for i, v in enumerate(value) for p in _nonfinite(v, path + (i,))]
-    return []
 
 
 # ----------------------------------------------------------------------------- cross checks
