@@ -476,6 +476,14 @@ def test_failure_leaves_no_partial_file(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
+    real_put = sonata._put
+
+    def put_then_boom(f, group, name, data):  # fails half-way through the file
+        if name == "x":
+            raise RuntimeError("disk on fire")
+        return real_put(f, group, name, data)
+
+    monkeypatch.setattr(sonata, "_put", put_then_boom)
     monkeypatch.setattr(sonata, "_write_columns", boom)
     with pytest.raises(RuntimeError, match="disk on fire"):
         write_nodes(

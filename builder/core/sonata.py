@@ -13,7 +13,9 @@ nothing about any particular network recipe. Every writer
   same input gives byte-identical files.
 
 Files stay readable by libsonata and by BMTK's own reader (``bmtk.utils.sonata``): HDF5 files are
-created with library-version bounds ``earliest``..``v110`` (readable by HDF5 >= 1.10), and each
+in the format's original structures (node and edge files: written by :mod:`builder.core.h5write`
+without the HDF5 library; spike files and :func:`write_edges`: through h5py with library-version
+bounds ``earliest``..``v110``), readable by every HDF5 release since 1.8, and each
 edge index holds ``node_id_to_ranges`` (the SONATA name) plus a hard link ``node_id_to_range``
 (the name BMTK looks up) to the same dataset. Type tables are space-separated CSVs like BMTK's,
 with the id column first and ``NULL`` for a missing value (which BMTK's reader turns into None).
@@ -33,6 +35,8 @@ from typing import Any
 import h5py
 import numpy as np
 
+from .h5write import Dataset as _H5Dataset
+from .h5write import H5Writer
 from .output import atomic_path
 
 __all__ = [
@@ -82,6 +86,31 @@ def _h5_create(path: PathLike) -> Iterator[h5py.File]:
             yield h5
 
 
+@contextmanager
+def _sonata_file(path: PathLike) -> Iterator[H5Writer]:
+    """:func:`_h5_create` for our own writer (:mod:`builder.core.h5write`): the file is complete
+    when the block ends, removed when it raises."""
+    with atomic_path(path) as tmp:
+        f = H5Writer(tmp)
+        try:
+            f.attr(f.root, "magic", np.uint32(SONATA_MAGIC))
+            f.attr(f.root, "version", np.asarray(SONATA_VERSION, dtype=np.uint32))
+            yield f
+        except BaseException:
+            f.abort()
+            raise
+        f.close()
+
+
+def _put(f: H5Writer, group: Any, name: str, data: np.ndarray) -> _H5Dataset:
+    """A dataset holding ``data`` (strings: variable-length UTF-8), written now."""
+    if data.dtype.kind == "O":
+        return f.strings(group, name, data.tolist())
+    ds = f.dataset(group, name, data.shape, data.dtype)
+    f.write(ds, 0, data)
+    return ds
+
+
 @functools.cache
 def _file_plists() -> tuple[h5py.h5p.PropFCID, h5py.h5p.PropFAID]:
     """File creation (no timestamps on the root group) and access (HDF5 1.10 format) lists."""
@@ -113,11 +142,6 @@ def _attr(obj: Any, name: str, data: np.ndarray) -> None:
         attr.close()
 
 
-def _str_attr(obj: Any, name: str, value: str) -> None:
-    """A string attribute as h5py writes ``obj.attrs[name] = value`` (variable-length UTF-8)."""
-    _attr(obj, name, np.asarray(value, dtype=_STR_DTYPE).view(_STR_DTYPE))
-
-
 _ATTR_TYPES: dict[tuple[str, bool], tuple[Any, Any]] = {}
 
 
@@ -133,21 +157,6 @@ def _attr_types(dtype: np.dtype) -> tuple[Any, Any]:
             h5py.h5t.py_create(dtype),
         )
     return types
-
-
-@functools.cache
-def _link_plists() -> tuple[Any, Any]:
-    """Link creation and access lists of h5py's ``group[name] = obj`` for an ASCII name."""
-    lcpl = h5py.h5p.create(h5py.h5p.LINK_CREATE)
-    lcpl.set_create_intermediate_group(True)
-    lcpl.set_char_encoding(h5py.h5t.CSET_ASCII)
-    return lcpl, None  # h5py's default link access list is HDF5's own
-
-
-def _hard_link(obj: Any, group: Any, name: str) -> None:
-    """``group[name] = obj`` (a second hard link to ``obj``) at the low level."""
-    lcpl, lapl = _link_plists()
-    h5py.h5o.link(obj, group, name.encode("ascii"), lcpl=lcpl, lapl=lapl)
 
 
 @functools.cache
@@ -316,13 +325,16 @@ def write_nodes(
     n = len(type_ids)
     for name, values in (columns or {}).items():
         _column(name, values, n)  # validate before touching any file
-    with _h5_create(h5_path) as h5:
-        pop = _group(_group(h5, "nodes"), population)
-        _dataset(pop, "node_id", np.arange(n, dtype=np.uint64))
-        _dataset(pop, "node_type_id", type_ids, np.uint64)
-        _dataset(pop, "node_group_id", np.zeros(n, dtype=np.uint32))
-        _dataset(pop, "node_group_index", np.arange(n, dtype=np.uint64))
-        _write_columns(_group(pop, "0"), columns, n)
+    with _sonata_file(h5_path) as f:
+        pop = f.group(f.group(f.root, "nodes"), population)
+        ids = np.arange(n, dtype=np.uint64)
+        _put(f, pop, "node_id", ids)
+        _put(f, pop, "node_type_id", type_ids.astype(np.uint64, copy=False))
+        _put(f, pop, "node_group_id", np.zeros(n, dtype=np.uint32))
+        _put(f, pop, "node_group_index", ids)
+        grp = f.group(pop, "0")
+        for name, values in (columns or {}).items():
+            _put(f, grp, name, _column(name, values, n))
     _write_types_csv(csv_path, table)
 
 
@@ -687,11 +699,12 @@ class EdgeStreamWriter:
     ``edge_group_id`` are constant datasets (an HDF5 fill value: no space on disk, every reader
     sees the values). The type table CSV is written by :meth:`close` too.
 
-    Every other dataset is contiguous and allocated when it is created, so it has a fixed place
-    in the file: its rows are written there with :func:`os.pwrite` (the bytes ``H5Dwrite``
-    would write; unlike h5py's write it releases the GIL, so other threads draw and write
-    meanwhile, also while the kernel holds a writer back to let the disk catch up), and HDF5
-    writes only the metadata.
+    Every other dataset is contiguous and placed when it is created, so it has a fixed place
+    in the file: its rows are written there with :func:`os.pwrite` (it releases the GIL, so
+    other threads draw and write meanwhile, also while the kernel holds a writer back to let
+    the disk catch up). The file's structure is written by :mod:`builder.core.h5write` (not
+    the HDF5 library: ~20 objects per file cost more through it than a small projection's
+    edges).
 
     Parameters
     ----------
@@ -757,35 +770,29 @@ class EdgeStreamWriter:
         self.src_dtype = _id_dtype(self.n_src, compact)
         self.trg_dtype = _id_dtype(self.n_trg, compact)
         self.row_dtype = _id_dtype(self.n_edges + 1, compact)  # edge and range ids, to n_edges
-        self._fd = -1
-        self._cm = _h5_create(h5_path)
-        self.h5 = self._cm.__enter__()
+        self._cm = _sonata_file(h5_path)
+        self.h5 = f = self._cm.__enter__()
         try:
-            # the low-level API throughout (the calls the high-level one makes, so the same
-            # bytes): a file's skeleton is ~20 objects, and per edge file at small scale the
-            # high-level wrappers cost more than HDF5 itself
-            self.pop = _gid(_gid(self.h5.id, "edges"), population)
+            self.pop = f.group(f.group(f.root, "edges"), population)
             n = self.n_edges
-            ds_src = _dsid_empty(self.pop, "source_node_id", n, self.src_dtype)
-            _str_attr(ds_src, "node_population", source_population)
-            ds_trg = _dsid_empty(self.pop, "target_node_id", n, self.trg_dtype)
-            _str_attr(ds_trg, "node_population", target_population)
+            ds_src = f.dataset(self.pop, "source_node_id", n, self.src_dtype)
+            f.attr(ds_src, "node_population", source_population)
+            ds_trg = f.dataset(self.pop, "target_node_id", n, self.trg_dtype)
+            f.attr(ds_trg, "node_population", target_population)
             # one edge type, one group: constant datasets that take no space on disk
             self.const_type = int(edge_types[0]["edge_type_id"]) if len(edge_types) == 1 else None
-            ds_type = _dsid_empty(self.pop, "edge_type_id", n, np.uint32, fill=self.const_type)
-            _dsid_empty(self.pop, "edge_group_id", n, np.uint32, fill=0)
-            ds_gidx = _dsid_empty(self.pop, "edge_group_index", n, self.row_dtype)
-            grp = _gid(self.pop, "0")
-            ds_cols = {k: _dsid_empty(grp, k, n, dt) for k, dt in self.columns.items()}
-            self._fd = os.open(self.h5.filename, os.O_RDWR)  # rows go in place (_RawRows)
-            fd = self._fd
-            self.raw_src = _RawRows(fd, ds_src, self.src_dtype)
-            self.raw_trg = _RawRows(fd, ds_trg, self.trg_dtype)
-            self.raw_type = _RawRows(fd, ds_type, np.uint32) if self.const_type is None else None
-            self.raw_gidx = _RawRows(fd, ds_gidx, self.row_dtype)
-            self.raw_cols = {k: _RawRows(fd, ds_cols[k], dt) for k, dt in self.columns.items()}
+            ds_type = f.dataset(self.pop, "edge_type_id", n, np.uint32, fill=self.const_type)
+            f.dataset(self.pop, "edge_group_id", n, np.uint32, fill=0)
+            ds_gidx = f.dataset(self.pop, "edge_group_index", n, self.row_dtype)
+            grp = f.group(self.pop, "0")
+            ds_cols = {k: f.dataset(grp, k, n, dt) for k, dt in self.columns.items()}
+            fd = f.fd  # rows go in place (_RawRows)
+            self.raw_src = _RawRows(fd, ds_src)
+            self.raw_trg = _RawRows(fd, ds_trg)
+            self.raw_type = _RawRows(fd, ds_type) if self.const_type is None else None
+            self.raw_gidx = _RawRows(fd, ds_gidx)
+            self.raw_cols = {k: _RawRows(fd, ds_cols[k]) for k in self.columns}
         except BaseException:
-            self._close_fd()
             self._cm.__exit__(*sys.exc_info())
             raise
         self.pos = 0
@@ -815,16 +822,10 @@ class EdgeStreamWriter:
         else:
             self.abort(exc_type, exc, tb)
 
-    def _close_fd(self) -> None:
-        if self._fd >= 0:
-            fd, self._fd = self._fd, -1
-            os.close(fd)
-
     def abort(self, exc_type: Any = None, exc: Any = None, tb: Any = None) -> None:
         """Drop the partial file."""
         if not self._closed:
             self._closed = True
-            self._close_fd()
             err = exc if exc is not None else RuntimeError("edge writer aborted")
             try:
                 self._cm.__exit__(type(err), err, tb)
@@ -947,10 +948,9 @@ class EdgeStreamWriter:
         try:
             if self.pos != self.n_edges:
                 raise ValueError(f"{self.pos} edges appended, {self.n_edges} declared")
-            indices = _gid(self.pop, "indices")
-            self._source_index(_gid(indices, "source_to_target"))
-            self._target_index(_gid(indices, "target_to_source"))
-            self._close_fd()
+            indices = self.h5.group(self.pop, "indices")
+            self._source_index(self.h5.group(indices, "source_to_target"))
+            self._target_index(self.h5.group(indices, "target_to_source"))
         except BaseException:
             self.abort(*sys.exc_info())
             raise
@@ -958,7 +958,17 @@ class EdgeStreamWriter:
         self._cm.__exit__(None, None, None)
         _write_types_csv(self.csv_path, self.table)
 
-    def _target_index(self, grp: h5py.h5g.GroupID) -> None:
+    def _index_dataset(self, grp: Any, name: str, rows: int) -> _RawRows:
+        """A (rows, 2) dataset of the index group ``grp``, to be written in place."""
+        return _RawRows(self.h5.fd, self.h5.dataset(grp, name, (rows, 2), self.row_dtype))
+
+    def _node_to_ranges(self, grp: Any, n2r: np.ndarray) -> None:
+        """``node_id_to_ranges`` = ``n2r``, also linked as ``node_id_to_range`` (BMTK's name)."""
+        raw = self._index_dataset(grp, "node_id_to_ranges", len(n2r))
+        raw.write(0, n2r)
+        self.h5.link(grp, "node_id_to_range", raw.ds)
+
+    def _target_index(self, grp: Any) -> None:
         counts = self.trg_counts
         has = counts > 0
         n_ranges = int(has.sum())
@@ -970,11 +980,8 @@ class EdgeStreamWriter:
         n2r = np.zeros((self.n_trg, 2), dtype=self.row_dtype)
         n2r[has, 0] = rank[has]
         n2r[has, 1] = rank[has] + 1
-        ds = _dsid_empty(grp, "node_id_to_ranges", self.n_trg, self.row_dtype, 2)
-        _RawRows(self._fd, ds, self.row_dtype).write(0, n2r)
-        _hard_link(ds, grp, "node_id_to_range")
-        ds = _dsid_empty(grp, "range_to_edge_id", n_ranges, self.row_dtype, 2)
-        _RawRows(self._fd, ds, self.row_dtype).write(0, r2e)
+        self._node_to_ranges(grp, n2r)
+        self._index_dataset(grp, "range_to_edge_id", n_ranges).write(0, r2e)
 
     def _runs(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """(start, length, source) of every maximal run of one source, in edge order."""
@@ -1011,7 +1018,7 @@ class EdgeStreamWriter:
                 np.array([pend[1]], dtype=np.int64),
             )
 
-    def _source_index(self, grp: h5py.h5g.GroupID) -> None:
+    def _source_index(self, grp: Any) -> None:
         counts = self.src_runs
         n_ranges = int(counts.sum())
         stop = np.cumsum(counts)
@@ -1019,14 +1026,8 @@ class EdgeStreamWriter:
         has = counts > 0
         n2r[has, 0] = (stop - counts)[has]
         n2r[has, 1] = stop[has]
-        ds = _dsid_empty(grp, "node_id_to_ranges", self.n_src, self.row_dtype, 2)
-        _RawRows(self._fd, ds, self.row_dtype).write(0, n2r)
-        _hard_link(ds, grp, "node_id_to_range")
-        r2e = _RawRows(
-            self._fd,
-            _dsid_empty(grp, "range_to_edge_id", n_ranges, self.row_dtype, 2),
-            self.row_dtype,
-        )
+        self._node_to_ranges(grp, n2r)
+        r2e = self._index_dataset(grp, "range_to_edge_id", n_ranges)
         if n_ranges == 0:
             return
         if self._mem_runs is not None:
@@ -1100,23 +1101,18 @@ class EdgeStreamWriter:
 
 
 class _RawRows:
-    """A contiguous, allocated dataset read and written in place, at its offset in the file.
+    """A contiguous dataset of an :class:`~builder.core.h5write.H5Writer` file, read and
+    written in place at its offset (its own dtype, in file order); :func:`os.pwrite` and
+    :func:`os.preadv` release the GIL."""
 
-    The bytes are those HDF5 itself would read or write there (the dataset's own dtype, in
-    file order); :func:`os.pwrite` and :func:`os.preadv` release the GIL.
-    """
+    __slots__ = ("fd", "ds", "offset", "dtype", "row_bytes")
 
-    __slots__ = ("fd", "offset", "dtype", "row_bytes")
-
-    def __init__(self, fd: int, ds: h5py.Dataset | h5py.h5d.DatasetID, dtype: Any = None):
-        dsid = ds.id if isinstance(ds, h5py.Dataset) else ds
+    def __init__(self, fd: int, ds: _H5Dataset):
         self.fd = fd
-        self.offset = dsid.get_offset()  # None for an empty dataset (nothing to write)
-        # the dtype it was created with, when the caller knows it (cheaper than asking HDF5)
-        self.dtype = dsid.dtype if dtype is None else np.dtype(dtype)
-        self.row_bytes = self.dtype.itemsize
-        for k in dsid.shape[1:]:
-            self.row_bytes *= int(k)
+        self.ds = ds
+        self.offset = ds.offset  # None for an empty dataset (nothing to write)
+        self.dtype = ds.dtype
+        self.row_bytes = ds.row_bytes
 
     def write(self, lo: int, data: np.ndarray) -> None:
         """Rows ``lo, lo + 1, ...`` = ``data`` (converted to the dataset's dtype if needed)."""
