@@ -594,3 +594,20 @@ def test_spike_sort_order_equals_lexsort(pairs):
             assert expected.tolist() == list(range(len(ids)))
         else:
             assert order.tolist() == expected.tolist()
+
+
+def test_type_tables_have_the_bytes_of_the_csv_writer(tmp_path):
+    """The direct join of plain tables and the csv writer for tables that need quoting give
+    what csv.writer (space-separated, minimal quoting) gives, for any mix of values."""
+    import csv
+    import io
+    import random
+
+    rng = random.Random(1)
+    pool = ["a", "b c", 'q"t', "", "x\ny", "NULL", "1.5", "µ", "z\r", "plain_name.json"]
+    for _ in range(500):
+        rows = [[rng.choice(pool) for _ in range(rng.randint(1, 4))] for _ in range(3)]
+        sonata._write_types_csv(tmp_path / "t.csv", rows)
+        buf = io.StringIO(newline="")
+        csv.writer(buf, delimiter=" ", lineterminator="\n").writerows(rows)
+        assert (tmp_path / "t.csv").read_bytes() == buf.getvalue().encode("utf-8"), rows

@@ -29,9 +29,12 @@ is left to h5py / libsonata (the HDF5 library).
 
 from __future__ import annotations
 
+import functools
+import math
+import numbers
 import os
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -70,14 +73,14 @@ def _pad8(n: int) -> int:
 
 
 def _padded(b: bytes) -> bytes:
-    return b + bytes(_pad8(len(b)) - len(b))
+    return b + bytes(-len(b) % 8)
 
 
 class _Obj:
     __slots__ = ("attrs", "links", "addr")
 
     def __init__(self) -> None:
-        self.attrs: list[tuple[bytes, Any]] = []  # (name, ndarray or list of str)
+        self.attrs: list[tuple[bytes, Any]] = []  # (name, ndarray or str)
         self.links = 0
         self.addr = 0
 
@@ -85,7 +88,7 @@ class _Obj:
 class Group(_Obj):
     """A group: members by name (UTF-8 bytes)."""
 
-    __slots__ = ("members", "btree", "heap", "heap_offsets", "heap_data", "snods", "nodes")
+    __slots__ = ("members", "heap", "heap_offsets", "heap_data", "snods", "btree", "nodes")
 
     def __init__(self) -> None:
         super().__init__()
@@ -104,8 +107,7 @@ class Dataset(_Obj):
         self.fill = fill
         self.offset: int | None = None
         # a variable-length string is stored as (length, global heap collection, index)
-        item = 16 if dtype.kind == "O" else dtype.itemsize
-        self.row_bytes = item * int(np.prod(shape[1:], dtype=np.int64))
+        self.row_bytes = (16 if dtype.kind == "O" else dtype.itemsize) * math.prod(shape[1:])
         self.nbytes = self.row_bytes * (shape[0] if shape else 1)
         self.strings: list[str] | None = None
 
@@ -114,8 +116,8 @@ class H5Writer:
     """A new HDF5 file at ``path`` (created or truncated); :meth:`close` completes it.
 
     ``fd`` is the open file descriptor: write dataset rows at ``dataset.offset`` with
-    :func:`os.pwrite`. After an error call :meth:`abort` (closes the descriptor; the caller
-    removes the incomplete file).
+    :func:`os.pwrite` (or :meth:`write`). After an error call :meth:`abort` (closes the
+    descriptor; the caller removes the incomplete file).
     """
 
     def __init__(self, path: str | os.PathLike[str]):
@@ -128,7 +130,7 @@ class H5Writer:
     # ------------------------------------------------------------------ building the tree
     def group(self, parent: Group, name: str) -> Group:
         g = Group()
-        self._add(parent, name, g)
+        _add(parent, name, g)
         return g
 
     def dataset(
@@ -140,19 +142,19 @@ class H5Writer:
         *,
         fill: Any = None,
     ) -> Dataset:
-        """A contiguous dataset of ``shape`` and ``dtype`` (little-endian integers or floats,
-        or h5py's variable-length string dtype / ``object`` for strings; strings must be given
-        with :meth:`strings`). Its storage is placed now, after everything placed before; with
-        ``fill`` (a number) it is a constant dataset that is never stored."""
-        shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(k) for k in shape)
+        """A contiguous dataset of ``shape`` and ``dtype`` (integers of 1-8 bytes, 4- or 8-byte
+        floats; stored little-endian), its storage placed now, after everything placed before.
+        With ``fill`` (a number) it is a constant dataset instead, never stored: every read
+        returns ``fill``. Strings: :meth:`strings`."""
+        shape = (int(shape),) if isinstance(shape, numbers.Integral) else tuple(map(int, shape))
         dt = _dtype(dtype)
-        ds = Dataset(shape, dt, fill)
-        if fill is not None and dt.kind == "O":
+        if dt.kind == "O" and fill is not None:
             raise ValueError("a string dataset cannot have a fill value")
+        ds = Dataset(shape, dt, fill)
         if fill is None and ds.nbytes > 0:
             ds.offset = self.eof
             self.eof += ds.nbytes
-        self._add(parent, name, ds)
+        _add(parent, name, ds)
         return ds
 
     def strings(self, parent: Group, name: str, values: Iterable[str]) -> Dataset:
@@ -177,27 +179,16 @@ class H5Writer:
     def attr(self, obj: _Obj, name: str, value: Any) -> None:
         """Attribute ``name`` of ``obj``: a number, an array of numbers, or a string."""
         if isinstance(value, str):
-            obj.attrs.append((name.encode("utf-8"), [value]))
+            obj.attrs.append((name.encode("utf-8"), value))
             return
-        arr = np.asarray(value)
-        _dtype(arr.dtype)  # refuse what cannot be written
+        arr = np.array(value, order="C")  # (keeps a 0-d value 0-d: a scalar attribute)
         if arr.dtype.kind == "O":
             raise ValueError(f"attribute {name!r}: give a str for a string attribute")
-        obj.attrs.append((name.encode("utf-8"), np.array(arr, order="C")))  # keeps 0-d
+        obj.attrs.append((name.encode("utf-8"), arr.astype(_dtype(arr.dtype), copy=False)))
 
     def link(self, parent: Group, name: str, obj: _Obj) -> None:
         """A second name for ``obj`` (a hard link)."""
-        self._add(parent, name, obj)
-
-    @staticmethod
-    def _add(parent: Group, name: str, obj: _Obj) -> None:
-        key = name.encode("utf-8")
-        if not key or b"/" in key or b"\0" in key or name in (".", ".."):
-            raise ValueError(f"invalid HDF5 member name {name!r}")
-        if key in parent.members:
-            raise ValueError(f"{name!r} already exists in the group")
-        parent.members[key] = obj
-        obj.links += 1
+        _add(parent, name, obj)
 
     # ------------------------------------------------------------------ finishing
     def abort(self) -> None:
@@ -212,8 +203,7 @@ class H5Writer:
         try:
             meta = self._metadata()
             _pwrite_all(self.fd, memoryview(meta), self.eof)
-            end = self.eof + len(meta)
-            _pwrite_all(self.fd, memoryview(self._superblock(end)), 0)
+            _pwrite_all(self.fd, memoryview(self._superblock(self.eof + len(meta))), 0)
         except BaseException:
             self.abort()
             raise
@@ -223,110 +213,82 @@ class H5Writer:
     def _superblock(self, end: int) -> bytes:
         root = self.root
         head = _SIGNATURE + bytes([0, 0, 0, 0, 0, 8, 8, 0])
-        head += struct.pack("<HHI", _LEAF_K, _NODE_K, 0)
-        head += struct.pack("<QQQQ", 0, UNDEF, end, UNDEF)
-        head += _entry(0, root.addr, root)
+        head += struct.pack("<HHIQQQQ", _LEAF_K, _NODE_K, 0, 0, UNDEF, end, UNDEF)
+        head += _entry(0, root)
         assert len(head) == _SUPERBLOCK_SIZE
         return head
 
-    def _metadata(self) -> bytearray:
-        """Place every object's metadata from ``self.eof`` on, then serialise it."""
+    def _metadata(self) -> bytes:
+        """Every object's metadata, placed from ``self.eof`` on, in this order: global heap
+        collections, object headers, then per group its local heap, B-tree nodes and
+        symbol-table nodes."""
         objs: list[_Obj] = []
-        groups: list[Group] = []
         seen: set[int] = set()
-
-        def walk(o: _Obj) -> None:
+        stack: list[_Obj] = [self.root]
+        while stack:  # depth first, members in name order
+            o = stack.pop()
             if id(o) in seen:
-                return
+                continue
             seen.add(id(o))
             objs.append(o)
-            if isinstance(o, Group):
-                groups.append(o)
-                for key in sorted(o.members):
-                    walk(o.members[key])
-
-        walk(self.root)
-        # global heap: every variable-length string (attributes, string datasets)
-        # (attributes' first, then datasets': the order they are referenced in below)
-        strings: list[bytes] = []
-        for o in objs:
-            for _, v in o.attrs:
-                if isinstance(v, list):
-                    strings.extend(s.encode("utf-8") for s in v)
-        for o in objs:
-            if isinstance(o, Dataset) and o.strings is not None:
-                strings.extend(s.encode("utf-8") for s in o.strings)
+            if type(o) is Group:
+                stack.extend(o.members[k] for k in sorted(o.members, reverse=True))
+        groups = [o for o in objs if type(o) is Group]
         pos = self.eof
-        collections: list[tuple[int, int, list[bytes]]] = []  # (address, size, objects)
+        parts: list[bytes] = []
+        # global heap: attributes' strings first, then string datasets' (the order used below)
+        strings = [v.encode("utf-8") for o in objs for _, v in o.attrs if type(v) is str]
+        for o in objs:
+            if type(o) is Dataset and o.strings is not None:
+                strings.extend(v.encode("utf-8") for v in o.strings)
+        refs: list[tuple[int, int]] = []
         for a in range(0, len(strings), _MAX_GCOL_OBJECTS):
             part = strings[a : a + _MAX_GCOL_OBJECTS]
-            used = 16 + sum(16 + _pad8(len(s)) for s in part)
+            body = [
+                struct.pack("<HHIQ", i + 1, 0, 0, len(v)) + _padded(v) for i, v in enumerate(part)
+            ]
+            used = 16 + sum(map(len, body))
             size = max(_GCOL_MIN, used + 16)  # room for the free-space object
-            collections.append((pos, size, part))
+            parts.append(struct.pack("<4sB3xQ", b"GCOL", 1, size))
+            parts.extend(body)
+            parts.append(struct.pack("<HHIQ", 0, 0, 0, size - used) + bytes(size - used - 16))
+            refs.extend((pos, i + 1) for i in range(len(part)))
             pos += size
-        refs = iter(
-            (addr, i + 1) for addr, _, part in collections for i in range(len(part))
-        )  # (collection, index) of each string, in the order collected
-        headers: dict[int, bytes] = {}
-        for o in objs:  # object headers: their size does not depend on any address
-            o.addr = pos
-            if isinstance(o, Group):
-                _layout_group(o)
-                msgs = [(_SYMBOL_TABLE, 0, bytes(16))]  # addresses filled in below
-            else:
-                assert isinstance(o, Dataset)
-                msgs = _dataset_messages(o)
-            for name, value in o.attrs:
-                msgs.append((_ATTRIBUTE, 0, _attribute(name, value, refs)))
-            headers[id(o)] = msgs  # type: ignore[assignment]
-            pos += 16 + sum(8 + len(m[2]) for m in msgs)
-        string_data: dict[int, bytes] = {}
+        next_ref = iter(refs).__next__
+        # object headers (a group's symbol-table message is completed once its heap is placed)
+        headers: list[list[bytes]] = []
         for o in objs:
-            if isinstance(o, Dataset) and o.strings is not None:
-                string_data[id(o)] = b"".join(
-                    struct.pack("<IQI", len(s.encode("utf-8")), *next(refs)) for s in o.strings
-                )
-        for g in groups:  # local heap, B-tree nodes, symbol-table nodes
+            msgs = [_GROUP_PLACEHOLDER] if type(o) is Group else _dataset_messages(o)
+            for name, value in o.attrs:
+                msgs.append(_attribute(name, value, next_ref))
+            o.addr = pos
+            pos += 16 + sum(map(len, msgs))
+            headers.append(msgs)
+        for g in groups:
+            _layout_group(g)
             g.heap = pos
             pos += _HEAP_HEADER + len(g.heap_data)
             g.nodes = []
-            for level_nodes in g.btree:
-                for _ in level_nodes:
+            for level in g.btree:
+                for _ in level:
                     g.nodes.append(pos)
                     pos += _TREE_SIZE
-            snod_addrs = []
-            for _ in g.snods:
-                snod_addrs.append(pos)
-                pos += _SNOD_SIZE
-            g.snods = list(zip(snod_addrs, g.snods, strict=True))
-        out = bytearray(pos - self.eof)
-        base = self.eof
-
-        def put(addr: int, data: bytes) -> None:
-            out[addr - base : addr - base + len(data)] = data
-
-        for addr, size, part in collections:
-            body = bytearray(struct.pack("<4sB3xQ", b"GCOL", 1, size))
-            for i, s in enumerate(part):
-                body += struct.pack("<HHIQ", i + 1, 0, 0, len(s)) + _padded(s)
-            body += struct.pack("<HHIQ", 0, 0, 0, size - len(body))
-            put(addr, bytes(body))
+            g.snods = [(pos + i * _SNOD_SIZE, names) for i, names in enumerate(g.snods)]
+            pos += _SNOD_SIZE * len(g.snods)
+        data_strings = []
         for o in objs:
-            msgs = headers[id(o)]  # type: ignore[assignment]
-            if isinstance(o, Group):
-                msgs[0] = (_SYMBOL_TABLE, 0, struct.pack("<QQ", g_root(o), o.heap))
-            size = sum(8 + len(m[2]) for m in msgs)
-            body = bytearray(struct.pack("<BBHII4x", 1, 0, len(msgs), o.links, size))
-            for mtype, flags, data in msgs:
-                body += struct.pack("<HHB3x", mtype, len(data), flags) + data
-            put(o.addr, bytes(body))
-        for o in objs:
-            if id(o) in string_data:
-                assert isinstance(o, Dataset) and o.offset is not None
-                _pwrite_all(self.fd, memoryview(string_data[id(o)]), o.offset)
+            if type(o) is Dataset and o.strings is not None:
+                enc = b"".join(
+                    struct.pack("<IQI", len(v.encode("utf-8")), *next_ref()) for v in o.strings
+                )
+                data_strings.append((o.offset, enc))
+        for o, msgs in zip(objs, headers, strict=True):
+            if type(o) is Group:
+                msgs[0] = _message(_SYMBOL_TABLE, 0, struct.pack("<QQ", o.nodes[-1], o.heap))
+            parts.append(struct.pack("<BBHII4x", 1, 0, len(msgs), o.links, sum(map(len, msgs))))
+            parts.extend(msgs)
         for g in groups:
-            put(
-                g.heap,
+            parts.append(
                 struct.pack(
                     "<4sB3xQQQ",
                     b"HEAP",
@@ -335,54 +297,68 @@ class H5Writer:
                     len(g.heap_data) - 16,  # the free block at the end
                     g.heap + _HEAP_HEADER,
                 )
-                + g.heap_data,
             )
-            for snod_addr, entries in g.snods:
-                body = struct.pack("<4sBxH", b"SNOD", 1, len(entries))
-                for key in entries:
-                    body += _entry(g.heap_offsets[key], g.members[key].addr, g.members[key])
-                put(snod_addr, body)
+            parts.append(g.heap_data)
             # B-tree: level 0 nodes point at symbol-table nodes, higher levels at nodes below
             addrs = iter(g.nodes)
-            children = [(a, entries[-1]) for a, entries in g.snods]
+            children = [(a, names[-1]) for a, names in g.snods]
             for level, level_nodes in enumerate(g.btree):
                 upper = []
                 for kids in level_nodes:
                     addr = next(addrs)
-                    body = struct.pack("<4sBBHQQ", b"TREE", 0, level, len(kids), UNDEF, UNDEF)
-                    body += struct.pack("<Q", 0)  # left of the first child: the empty name
-                    for i in kids:
-                        body += struct.pack("<QQ", children[i][0], g.heap_offsets[children[i][1]])
-                    put(addr, body)
+                    body = [struct.pack("<4sBBHQQQ", b"TREE", 0, level, len(kids), UNDEF, UNDEF, 0)]
+                    body += [
+                        struct.pack("<QQ", children[i][0], g.heap_offsets[children[i][1]])
+                        for i in kids
+                    ]
+                    node = b"".join(body)
+                    parts.append(node + bytes(_TREE_SIZE - len(node)))
                     if kids:
                         upper.append((addr, children[kids[-1]][1]))
                 children = upper
+            for _, names in g.snods:
+                node = struct.pack("<4sBxH", b"SNOD", 1, len(names)) + b"".join(
+                    _entry(g.heap_offsets[k], g.members[k]) for k in names
+                )
+                parts.append(node + bytes(_SNOD_SIZE - len(node)))
+        out = b"".join(parts)
+        assert len(out) == pos - self.eof
+        for offset, enc in data_strings:
+            _pwrite_all(self.fd, memoryview(enc), offset)
         return out
 
 
-def g_root(g: Group) -> int:
-    """Address of a group's B-tree root (its last node placed)."""
-    return g.nodes[-1]
+def _add(parent: Group, name: str, obj: _Obj) -> None:
+    key = name.encode("utf-8")
+    if not key or b"/" in key or b"\0" in key or key in (b".", b".."):
+        raise ValueError(f"invalid HDF5 member name {name!r}")
+    if key in parent.members:
+        raise ValueError(f"{name!r} already exists in the group")
+    parent.members[key] = obj
+    obj.links += 1
 
 
 def _layout_group(g: Group) -> None:
     """A group's local heap (member names) and the shape of its B-tree."""
     names = sorted(g.members)
-    data = bytearray(8)  # offset 0: the empty name
+    data = [bytes(8)]  # offset 0: the empty name
     offsets: dict[bytes, int] = {}
+    at = 8
     for key in names:
-        offsets[key] = len(data)
-        data += _padded(key + b"\0")
-    data += struct.pack("<QQ", _FREE_NULL, 16)  # one free block: the heap's free list
+        offsets[key] = at
+        z = _padded(key + b"\0")
+        data.append(z)
+        at += len(z)
+    data.append(struct.pack("<QQ", _FREE_NULL, 16))  # one free block: the heap's free list
     g.heap_offsets = offsets
-    g.heap_data = bytes(data)
+    g.heap_data = b"".join(data)
     per = 2 * _LEAF_K
     g.snods = [names[a : a + per] for a in range(0, len(names), per)]
-    levels: list[list[list[int]]] = []
     n = len(g.snods)
     if n == 0:  # an empty group: a B-tree node without children
         g.btree = [[[]]]
         return
+    levels: list[list[list[int]]] = []
     while True:
         nodes = [list(range(a, min(n, a + 2 * _NODE_K))) for a in range(0, n, 2 * _NODE_K)]
         levels.append(nodes)
@@ -392,27 +368,28 @@ def _layout_group(g: Group) -> None:
     g.btree = levels
 
 
-def _entry(name_offset: int, addr: int, obj: _Obj) -> bytes:
-    if isinstance(obj, Group):
-        return struct.pack("<QQII", name_offset, addr, 1, 0) + struct.pack(
-            "<QQ", g_root(obj) if obj.nodes else 0, obj.heap
-        )
-    return struct.pack("<QQII16x", name_offset, addr, 0, 0)
+def _entry(name_offset: int, obj: _Obj) -> bytes:
+    """A symbol-table entry; a group's caches its B-tree and heap addresses."""
+    if type(obj) is Group:
+        return struct.pack("<QQII4xQQ", name_offset, obj.addr, 1, 0, obj.nodes[-1], obj.heap)[:40]
+    return struct.pack("<QQII16x", name_offset, obj.addr, 0, 0)
 
 
+@functools.cache
 def _dtype(dtype: Any) -> np.dtype:
     dt = np.dtype(dtype)
     if dt.kind == "O":  # h5py's string dtype is object with metadata
         return np.dtype(object)
-    if dt.kind in "iu" and dt.itemsize in (1, 2, 4, 8):
-        return dt.newbyteorder("<")
-    if dt.kind == "f" and dt.itemsize in (4, 8):
+    if (dt.kind in "iu" and dt.itemsize in (1, 2, 4, 8)) or (
+        dt.kind == "f" and dt.itemsize in (4, 8)
+    ):
         return dt.newbyteorder("<")
     raise ValueError(f"unsupported dtype {dt} for an HDF5 dataset or attribute")
 
 
+@functools.cache
 def _type_message(dt: np.dtype) -> bytes:
-    """A version-1 datatype message (unpadded)."""
+    """A version-1 datatype message's body (unpadded)."""
     if dt.kind == "O":  # variable-length UTF-8 string of 1-byte characters
         base = struct.pack("<BBBBIHH", 0x10, 0, 0, 0, 1, 0, 8)
         return struct.pack("<BBBBI", 0x19, 0x01, 0x01, 0x00, 16) + base
@@ -425,46 +402,73 @@ def _type_message(dt: np.dtype) -> bytes:
 
 
 def _space_message(shape: tuple[int, ...]) -> bytes:
-    """A version-1 dataspace message: scalar for shape (), else simple with max = current."""
+    """A version-1 dataspace message's body: scalar for shape (), else simple, max = current."""
     if not shape:
         return struct.pack("<BBBB4x", 1, 0, 0, 0)
     dims = struct.pack(f"<{len(shape)}Q", *shape)
     return struct.pack("<BBBB4x", 1, len(shape), 1, 0) + dims + dims
 
 
-def _dataset_messages(ds: Dataset) -> list[tuple[int, int, bytes]]:
-    msgs = [
-        (_DATASPACE, 0, _padded(_space_message(ds.shape))),
-        (_DATATYPE, _CONSTANT, _padded(_type_message(ds.dtype))),
-    ]
+def _message(mtype: int, flags: int, body: bytes) -> bytes:
+    """A version-1 object header message: type, size, flags, then the body padded to 8."""
+    body = _padded(body)
+    return struct.pack("<HHB3x", mtype, len(body), flags) + body
+
+
+_GROUP_PLACEHOLDER = _message(_SYMBOL_TABLE, 0, bytes(16))
+_FILL_NONE = _message(_FILL, _CONSTANT, struct.pack("<BBBBI", 2, 1, 1, 1, 0))
+_UNSTORED = _message(_LAYOUT, 0, struct.pack("<BBQQ", 3, 1, UNDEF, 0))
+
+
+@functools.cache
+def _type_msg(dt: np.dtype) -> bytes:
+    return _message(_DATATYPE, _CONSTANT, _type_message(dt))
+
+
+# the messages of a stored 1-D or 2-D dataset, packed whole (the common case)
+_SPACE_1D = struct.Struct("<HHB3xBBBB4xQQ")
+_SPACE_2D = struct.Struct("<HHB3xBBBB4xQQQQ")
+_STORED = struct.Struct("<HHB3xBBQQ6x")
+
+
+def _dataset_messages(ds: Dataset) -> list[bytes]:
+    shape = ds.shape
+    if len(shape) == 1:
+        space = _SPACE_1D.pack(_DATASPACE, 24, 0, 1, 1, 1, 0, shape[0], shape[0])
+    elif len(shape) == 2:
+        space = _SPACE_2D.pack(_DATASPACE, 40, 0, 1, 2, 1, 0, *shape, *shape)
+    else:
+        space = _message(_DATASPACE, 0, _space_message(shape))
+    msgs = [space, _type_msg(ds.dtype)]
     if ds.fill is None:
-        msgs.append((_FILL, _CONSTANT, struct.pack("<BBBBI", 2, 1, 1, 1, 0)))
+        msgs.append(_FILL_NONE)
         if ds.offset is None:
-            msgs.append((_LAYOUT, 0, _padded(struct.pack("<BBQQ", 3, 1, UNDEF, 0))))
+            msgs.append(_UNSTORED)
         else:
-            layout = struct.pack("<BBQQ", 3, 1, ds.offset, ds.nbytes)
-            msgs.append((_LAYOUT, _CONSTANT, _padded(layout)))
+            msgs.append(_STORED.pack(_LAYOUT, 24, _CONSTANT, 3, 1, ds.offset, ds.nbytes))
         return msgs
     value = np.asarray(ds.fill, dtype=ds.dtype).tobytes()
-    msgs.append((_FILL, _CONSTANT, _padded(struct.pack("<BBBBI", 2, 2, 2, 1, len(value)) + value)))
-    msgs.append((_FILL_OLD, _CONSTANT, _padded(struct.pack("<I", len(value)) + value)))
-    msgs.append((_LAYOUT, 0, _padded(struct.pack("<BBQQ", 3, 1, UNDEF, ds.nbytes))))
+    fill = struct.pack("<BBBBI", 2, 2, 2, 1, len(value)) + value
+    msgs.append(_message(_FILL, _CONSTANT, fill))
+    msgs.append(_message(_FILL_OLD, _CONSTANT, struct.pack("<I", len(value)) + value))
+    msgs.append(_message(_LAYOUT, 0, struct.pack("<BBQQ", 3, 1, UNDEF, ds.nbytes)))
     return msgs
 
 
-def _attribute(name: bytes, value: Any, refs: Any) -> bytes:
-    """A version-1 attribute message (padded)."""
-    if isinstance(value, list):  # one variable-length string
+def _attribute(name: bytes, value: Any, next_ref: Callable[[], tuple[int, int]]) -> bytes:
+    """A version-1 attribute message."""
+    if type(value) is str:  # one variable-length string
         dtype_msg = _type_message(np.dtype(object))
         space = _space_message(())
-        data = b"".join(struct.pack("<IQI", len(s.encode("utf-8")), *next(refs)) for s in value)
+        data = struct.pack("<IQI", len(value.encode("utf-8")), *next_ref())
     else:
-        dtype_msg = _type_message(_dtype(value.dtype))
+        dtype_msg = _type_message(value.dtype)
         space = _space_message(value.shape)
-        data = value.astype(_dtype(value.dtype), copy=False).tobytes()
+        data = value.tobytes()
     name_z = name + b"\0"
     head = struct.pack("<BBHHH", 1, 0, len(name_z), len(dtype_msg), len(space))
-    return _padded(head + _padded(name_z) + _padded(dtype_msg) + _padded(space) + data)
+    body = head + _padded(name_z) + _padded(dtype_msg) + _padded(space) + data
+    return _message(_ATTRIBUTE, 0, body)
 
 
 def _pwrite_all(fd: int, view: memoryview, pos: int) -> None:

@@ -16,9 +16,23 @@ from .schema_messages import KeyPath
 from .schema_messages import dotted as _dotted
 from .schema_messages import show as _show
 
-__all__ = ["KeyPath", "Problems", "apply_overrides", "given_as", "problems_error"]
+__all__ = ["KeyPath", "Problems", "apply_overrides", "given_as", "problems_error", "tree_copy"]
 
 Problems = list[tuple[KeyPath, str]]
+
+
+def tree_copy(value: Any) -> Any:
+    """A deep copy of parsed JSON / YAML (dicts, lists and scalars); anything else goes to
+    :func:`copy.deepcopy`. Several times faster than deepcopy on such trees (no memo, no
+    dispatch per object): a 1,500-line spec is copied twice per build."""
+    kind = type(value)
+    if kind is dict:
+        return {k: tree_copy(v) for k, v in value.items()}
+    if kind is list:
+        return [tree_copy(v) for v in value]
+    if kind in (str, int, float, bool) or value is None:
+        return value
+    return copy.deepcopy(value)
 
 
 def apply_overrides(data: Any, overrides: Mapping[str, Any], source: str) -> Any:
@@ -27,7 +41,7 @@ def apply_overrides(data: Any, overrides: Mapping[str, Any], source: str) -> Any
     Missing intermediate objects are created, so a typo surfaces as the schema's "unknown key"
     error of the validation that follows. A path through a non-object is a ParamsError.
     """
-    out = copy.deepcopy(data)
+    out = tree_copy(data)
     if not isinstance(out, dict):
         return out  # the validation reports the top-level type
     problems: list[str] = []
@@ -49,7 +63,7 @@ def apply_overrides(data: Any, overrides: Mapping[str, Any], source: str) -> Any
                 break
             node = nxt
         else:
-            node[parts[-1]] = copy.deepcopy(value)
+            node[parts[-1]] = tree_copy(value)
     if problems:
         raise ParamsError(source, problems)
     return out

@@ -271,8 +271,29 @@ def _types_table(id_key: str, types: Sequence[Mapping[str, Any]]) -> list[list[s
     return [header] + [[_cell(row.get(k)) for k in header] for row in types]
 
 
+_CSV_SPECIAL = frozenset(' "\n\r')
+
+
 def _write_types_csv(path: PathLike, table: list[list[str]]) -> None:
-    """Write a type table as a space-separated CSV, the format BMTK writes and reads."""
+    """Write a type table as a space-separated CSV, the format BMTK writes and reads.
+
+    The bytes of :mod:`csv`'s writer (minimal quoting); a table without a value to quote (the
+    usual case) is joined directly, ~5x cheaper than the writer and a text-mode file.
+    """
+    plain = all(
+        cell and _CSV_SPECIAL.isdisjoint(cell) for row in table for cell in row
+    )  # (an empty value alone on its row would be quoted)
+    if plain:
+        text = "".join(" ".join(row) + "\n" for row in table).encode("utf-8")
+        with atomic_path(path) as tmp:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+            try:
+                view = memoryview(text)
+                while len(view):
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
+        return
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, delimiter=" ", lineterminator="\n")
         writer.writerows(table)

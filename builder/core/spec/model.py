@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ParamsError
-from ..overrides import apply_overrides, given_as, problems_error
+from ..overrides import apply_overrides, given_as, problems_error, tree_copy
 from ..schema_messages import dotted as _dotted
 from ..schema_messages import message, nonfinite, resolve_ref
 from ..schema_messages import or_join as _or_join
@@ -245,7 +245,7 @@ def validate_spec(
     if problems:
         problems.sort(key=lambda pm: (_sort_key(pm[0]), pm[1]))
         raise problems_error(source, problems, overrides or {})
-    out = copy.deepcopy(dict(data))
+    out = tree_copy(dict(data))
     _fill_defaults(_schema(), out)
     comp = Path(str(out.get("components_dir", "."))).expanduser()
     comp_dir = comp if comp.is_absolute() else base_dir / comp
@@ -882,41 +882,71 @@ def _check_input(
 
 
 # ----------------------------------------------------------------------------- normalisation
-def _fill_defaults(node: Mapping[str, Any], inst: Any) -> None:
-    node = _resolve_ref(node)
-    if isinstance(inst, dict):
-        props = node.get("properties", {})
-        for key, sub in props.items():
+#: Optional keys left out of the normalised spec: read with ``.get(key, default)`` where used.
+_READ_WITH_GET = frozenset(
+    (
+        "autapses",
+        "multapses",
+        "keep_sign",
+        "constant_ms",
+        "min_ms",
+        "in_sheet",
+        "delay_ms",
+        "start_ms",
+        "group_size",
+        "kind",
+        "p0",
+        "axis",
+        "sections",
+        "sigma_S_per_m",
+    )
+)
+_PLANS: dict[int, tuple[Any, ...]] = {}
+
+
+def _fill_plan(node: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What :func:`_fill_defaults` does at a schema node, worked out once per node:
+    ((key, subschema, fills, default), ...), the known keys, additionalProperties, items."""
+    plan = _PLANS.get(id(node))
+    if plan is None or plan[0] is not node:
+        r = _resolve_ref(node)
+        props = []
+        for key, sub in r.get("properties", {}).items():
             sub_r = _resolve_ref(sub)
-            if key not in inst and "default" in sub_r and sub_r.get("type") != "object":
-                if key in (
-                    "autapses",
-                    "multapses",
-                    "keep_sign",
-                    "constant_ms",
-                    "min_ms",
-                    "in_sheet",
-                    "delay_ms",
-                    "start_ms",
-                    "group_size",
-                    "kind",
-                    "p0",
-                    "axis",
-                    "sections",
-                    "sigma_S_per_m",
-                ):
-                    continue  # read with .get(key, default) where used
-                inst[key] = copy.deepcopy(sub_r["default"])
+            fills = (
+                key not in _READ_WITH_GET and "default" in sub_r and sub_r.get("type") != "object"
+            )
+            props.append((key, sub, fills, sub_r.get("default")))
+        extra, items = r.get("additionalProperties"), r.get("items")
+        plan = (
+            node,
+            tuple(props),
+            frozenset(r.get("properties", {})),
+            extra if isinstance(extra, Mapping) else None,
+            items if isinstance(items, Mapping) else None,
+        )
+        _PLANS[id(node)] = plan
+    return plan
+
+
+def _fill_defaults(node: Mapping[str, Any], inst: Any) -> None:
+    if isinstance(inst, dict):
+        _, props, known, extra, _ = _fill_plan(node)
+        for key, sub, fills, default in props:
             if key in inst:
                 _fill_defaults(sub, inst[key])
-        extra = node.get("additionalProperties")
-        if isinstance(extra, Mapping):
+            elif fills:
+                inst[key] = copy.deepcopy(default)
+                _fill_defaults(sub, inst[key])
+        if extra is not None:
             for key, value in inst.items():
-                if key not in props:
+                if key not in known:
                     _fill_defaults(extra, value)
-    elif isinstance(inst, list) and isinstance(node.get("items"), Mapping):
-        for value in inst:
-            _fill_defaults(node["items"], value)
+    elif isinstance(inst, list):
+        items = _fill_plan(node)[4]
+        if items is not None:
+            for value in inst:
+                _fill_defaults(items, value)
 
 
 def scale_value(v: Any, factor: float) -> Any:
