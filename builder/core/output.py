@@ -209,9 +209,18 @@ class Staging:
         return p
 
     def staged_files(self) -> list[str]:
-        return sorted(
-            p.relative_to(self.dir).as_posix() for p in self.dir.rglob("*") if p.is_file()
-        )
+        """Relative paths of the files staged so far, sorted (one scandir per directory)."""
+        out: list[str] = []
+        todo = [("", os.fspath(self.dir))]
+        while todo:
+            prefix, folder = todo.pop()
+            with os.scandir(folder) as it:
+                for entry in it:
+                    if entry.is_dir(follow_symlinks=False):
+                        todo.append((f"{prefix}{entry.name}/", entry.path))
+                    elif entry.is_file():
+                        out.append(prefix + entry.name)
+        return sorted(out)
 
     def conflicts(self) -> list[str]:
         """Relative paths that the new build would overwrite but that we did not write."""
