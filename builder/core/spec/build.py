@@ -847,9 +847,11 @@ FORK_PROJECTIONS = True
 #: 0.3-0.5 s more CPU forked than threaded. :data:`PARALLEL_EDGE_BUDGET` bounds it too.
 FORK_EDGE_LIMIT = 1e7
 
-#: The fixed cost of one edge file (HDF5 objects, type table, indices) in rows, for sharing
-#: projections out between processes (~2 ms at ~100 ns per row).
-_FILE_COST_ROWS = 20_000
+#: The fixed cost of one edge file (file structure, type table, indices, streams) in rows, for
+#: sharing projections out between processes (~0.8 ms at ~100 ns per row since the files are
+#: written by builder.core.h5write; the two processes' CPU then differs by 3-4 % at 1e6 and
+#: 3e6 rows, against 11-15 % with the 2 ms of the HDF5 library's files).
+_FILE_COST_ROWS = 8_000
 
 
 def _can_fork() -> bool:
