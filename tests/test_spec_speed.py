@@ -417,3 +417,25 @@ def test_the_alongside_files_are_the_same_whatever_the_processes(small_microcirc
     ref = _digests(out / "ref")
     assert _digests(out / "one") == ref == _digests(out / "two")
     assert {"spec.json", "circuit_config.json", "simulation_config.json"} <= set(ref)
+
+
+def test_a_build_without_spike_files_never_imports_h5py(tmp_path):
+    """Node and edge files are written by builder.core.h5write: a build-network process that
+    writes no spike file does not pay for h5py's import (~20 ms of every run of a sweep)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from builder.commands.cli import main\n"
+        f"rc = main([{str(MICROCIRCUIT)!r}, '-o', {str(tmp_path / 'net')!r}, '-q',"
+        " '--set', 'scale=0.01'])\n"
+        "assert rc == 0\n"
+        "print(sorted(m for m in sys.modules if m == 'h5py' or m.startswith('h5py.')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+    with h5py.File(tmp_path / "net" / "network" / "L23E_to_L23E_edges.h5") as h5:
+        assert h5["edges/L23E_to_L23E/source_node_id"].shape[0] > 0

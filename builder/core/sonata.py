@@ -30,14 +30,19 @@ import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import h5py
 import numpy as np
 
 from .h5write import Dataset as _H5Dataset
 from .h5write import H5Writer
+from .lazy import LazyModule
 from .output import atomic_path
+
+if TYPE_CHECKING:
+    import h5py
+else:  # imported by the writers that need it (spikes, write_edges), not by a network build
+    h5py = LazyModule("h5py")
 
 __all__ = [
     "EdgeStreamWriter",
@@ -60,8 +65,13 @@ SONATA_VERSION = (0, 1)
 #: Members of the HDF5 enum stored in the ``sorting`` attribute of a spikes population.
 SPIKE_SORTING = {"none": 0, "by_id": 1, "by_time": 2}
 
-_SORTING_DTYPE = h5py.enum_dtype(SPIKE_SORTING, basetype=np.uint8)
-_STR_DTYPE = h5py.string_dtype("utf-8")
+
+@functools.cache
+def _sorting_dtype() -> np.dtype:
+    """The HDF5 enum of the spikes ``sorting`` attribute (what libsonata reads)."""
+    return h5py.enum_dtype(SPIKE_SORTING, basetype=np.uint8)
+
+
 _NULL = "NULL"
 
 PathLike = str | os.PathLike
@@ -167,8 +177,10 @@ def _gcpl() -> h5py.h5p.PropGCID:
 
 
 def _dataset(group: h5py.Group, name: str, data: np.ndarray, dtype: Any = None) -> h5py.Dataset:
-    """Write one contiguous, uncompressed dataset in a single call."""
+    """Write one contiguous, uncompressed dataset in a single call (objects: UTF-8 strings)."""
     data = np.asarray(data) if dtype is None else np.asarray(data, dtype=dtype)
+    if data.dtype.kind == "O":
+        data = data.astype(h5py.string_dtype("utf-8"))
     return group.create_dataset(name, data=data, track_times=False)
 
 
@@ -212,7 +224,7 @@ def _column(name: str, values: Any, n: int) -> np.ndarray:
         return arr.astype(np.float64)
     if kind in "US" or (kind == "O" and all(isinstance(v, str) for v in arr.tolist())):
         text = arr.astype(str) if kind != "O" else arr
-        return np.asarray(text, dtype=_STR_DTYPE)
+        return np.asarray(text, dtype=object)  # variable-length UTF-8 strings
     raise ValueError(f"column {name!r}: unsupported dtype {arr.dtype}")
 
 
@@ -553,7 +565,7 @@ def write_spikes_multi(
         spikes = _group(h5, "spikes")
         for pop_name, ids, ts in prepared:
             grp = _group(spikes, pop_name)
-            grp.attrs.create("sorting", SPIKE_SORTING[sorting], dtype=_SORTING_DTYPE)
+            grp.attrs.create("sorting", SPIKE_SORTING[sorting], dtype=_sorting_dtype())
             _dataset(grp, "timestamps", ts).attrs["units"] = "ms"
             _dataset(grp, "node_ids", ids, np.uint64)
 
@@ -1170,7 +1182,7 @@ class SpikeStreamWriter:
         self._cm = _h5_create(path)
         h5 = self._cm.__enter__()
         grp = _group(_group(h5, "spikes"), population)
-        grp.attrs.create("sorting", SPIKE_SORTING["by_id"], dtype=_SORTING_DTYPE)
+        grp.attrs.create("sorting", SPIKE_SORTING["by_id"], dtype=_sorting_dtype())
         self.ts = _dataset_empty(grp, "timestamps", self.n, np.float64)
         self.ts.attrs["units"] = "ms"
         self.ids = _dataset_empty(grp, "node_ids", self.n, np.uint64)

@@ -21,15 +21,20 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import h5py
 import numpy as np
 
 from .. import rasters
 from ..errors import BuildError
+from ..lazy import LazyModule
 from ..rng import stream
 from .distributions import draw
+
+if TYPE_CHECKING:
+    import h5py
+else:  # only to read a spike file the user gives
+    h5py = LazyModule("h5py")
 
 __all__ = ["CELL_BLOCK", "SpikeTrains"]
 
