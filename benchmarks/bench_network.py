@@ -7,7 +7,8 @@ Usage::
                                        [--threads 2] [--tmp DIR] [--repeat N]
                                        [--skip-bmtk] [--skip-nest] [--skip-full]
 
-Every measurement is a whole child process (interpreter start-up and imports included); wall
+Every measurement is a whole child process (interpreter start-up and imports included, with
+Python's default bytecode caching even where the shell sets ``PYTHONDONTWRITEBYTECODE``); wall
 time is measured around the child, CPU time and peak RSS are the child's own
 (``getrusage`` at its end: CPU of ``RUSAGE_SELF`` plus ``RUSAGE_CHILDREN``, so the worker
 processes a small build of ours forks are counted, and so are any processes BMTK or NEST start;
@@ -81,6 +82,19 @@ SPEC = ROOT / "examples" / "microcircuit.json"
 FULL_EDGES = 298_880_968
 
 
+def _child_env(extra: dict[str, str] | None) -> dict[str, str]:
+    """The children's environment: ours, with ``extra``, and Python's own bytecode caching.
+
+    BMTK's and NEST's modules come with the ``.pyc`` files pip wrote at install; ours
+    (installed editable, from source) would be compiled at every import in a shell that sets
+    ``PYTHONDONTWRITEBYTECODE`` (this machine's does): the children cache bytecode as Python
+    does by default, so every side imports what a user's second run imports.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(extra or {})
+    return env
+
+
 def run_child(code: str, *args: str, env: dict[str, str] | None = None) -> dict:
     """Run ``python -c code args`` as a child; its last stdout line is a JSON dict."""
     t0 = time.perf_counter()
@@ -89,7 +103,7 @@ def run_child(code: str, *args: str, env: dict[str, str] | None = None) -> dict:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, **(env or {})},
+        env=_child_env(env),
     )
     out, err = proc.communicate()
     wall = time.perf_counter() - t0
