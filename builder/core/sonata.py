@@ -963,6 +963,11 @@ class EdgeStreamWriter:
             indices = _gid(self.pop, "indices")
             self._source_index(_gid(indices, "source_to_target"))
             self._target_index(_gid(indices, "target_to_source"))
+            if self.n_edges >= _WRITEBACK_EDGES and hasattr(os, "posix_fadvise"):
+                # a big file: its write-back started now (Linux starts it for the dirty pages
+                # and drops the clean ones), not when the dirty pages of the whole build
+                # reach the kernel's thresholds (see _WRITEBACK_EDGES)
+                os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_DONTNEED)
             self._close_fd()
         except BaseException:
             self.abort(*sys.exc_info())
@@ -1111,6 +1116,13 @@ class EdgeStreamWriter:
             cursor += cnt
         return out
 
+
+#: Edges from which :meth:`EdgeStreamWriter.close` starts the file's write-back at once
+#: (``posix_fadvise(DONTNEED)``: on Linux, write-back of the dirty pages, clean ones dropped
+#: from the page cache) instead of leaving all of a build's gigabytes dirty until the kernel
+#: throttles the writers. Full microcircuit (10.7 GB): system time 21.7 -> 8.9-9.8 s, wall
+#: 26.1-27.5 -> 22.6-23.9 s. Small files are left to the kernel (no I/O forced on them).
+_WRITEBACK_EDGES = 1 << 21
 
 #: Runs sorted at once by :func:`_ranges_by_source`: the sort and its temporaries stay in
 #: the CPU's cache and below glibc's mmap threshold (reused heap memory, no fresh pages).
