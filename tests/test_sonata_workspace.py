@@ -1,4 +1,5 @@
-"""The source index's workspace (``IndexWorkspace``) and its counting sort.
+"""The source index's workspace (``IndexWorkspace``), its counting sort, and the write-back
+started when a big edge file is closed.
 
 An ``EdgeStreamWriter`` that keeps its source runs in memory puts them, and the ranges sorted
 by source, in buffers of a workspace that writers used one after another share (a build's
@@ -7,6 +8,7 @@ projections): no fresh pages per projection. None of it may change a byte of the
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -133,3 +135,23 @@ def test_workspaces_go_to_the_projection_they_fit_best():
     assert spaces.take(50) == (100, a)
     spaces.give(100, a)
     assert spaces.take(500) == (100, a)  # none fits: the largest, which grows
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="no posix_fadvise (not Linux)")
+def test_close_starts_the_write_back_of_big_files_only(tmp_path, monkeypatch):
+    calls: list[tuple[int, int, int]] = []
+    real = os.posix_fadvise
+
+    def recording(fd: int, offset: int, length: int, advice: int) -> None:
+        calls.append((offset, length, advice))
+        real(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", recording)
+    monkeypatch.setattr(sonata, "_WRITEBACK_EDGES", 2000)
+    _write(tmp_path / "small.h5", 1, 1999, None)
+    assert calls == []  # small files are left to the kernel
+    _write(tmp_path / "big.h5", 1, 2000, None)
+    assert calls == [(0, 0, os.POSIX_FADV_DONTNEED)]  # the whole file, once, at close
+    monkeypatch.setattr(sonata, "_WRITEBACK_EDGES", 1 << 40)
+    _write(tmp_path / "plain.h5", 1, 2000, None)
+    assert (tmp_path / "big.h5").read_bytes() == (tmp_path / "plain.h5").read_bytes()
