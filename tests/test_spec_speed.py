@@ -439,3 +439,26 @@ def test_a_build_without_spike_files_never_imports_h5py(tmp_path):
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
     with h5py.File(tmp_path / "net" / "network" / "L23E_to_L23E_edges.h5") as h5:
         assert h5["edges/L23E_to_L23E/source_node_id"].shape[0] > 0
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_projections_share_the_source_index_workspaces(small_microcircuit, monkeypatch, threads):
+    """Every projection of a build writes its source index in a workspace of the build's
+    (one per projection in flight, not one per projection); the files stay the same."""
+    spec, out, _ = small_microcircuit
+    seen: list[object] = []
+    real = spec_build.EdgeStreamWriter
+
+    def recording(*a, **kw):
+        seen.append(kw["workspace"])
+        return real(*a, **kw)
+
+    monkeypatch.setattr(spec_build, "EdgeStreamWriter", recording)
+    monkeypatch.setattr(spec_build, "FORK_PROJECTIONS", False)  # threads: seen here
+    builder = NetworkBuilder(spec, threads=threads)
+    dest = out / f"shared_ws{threads}"
+    builder.build(dest)
+    assert len(seen) == len(spec.connections) and all(ws is not None for ws in seen)
+    assert 1 <= len({id(ws) for ws in seen}) <= threads
+    assert builder._index_spaces is None  # the buffers go when the build ends
+    assert _digests(out / "ref") == _digests(dest)

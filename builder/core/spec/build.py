@@ -40,7 +40,7 @@ from ..errors import BuildError
 from ..output import Staging
 from ..rng import stream
 from ..runs import SPEC_COPY
-from ..sonata import EdgeStreamWriter, SpikeStreamWriter, write_nodes
+from ..sonata import EdgeStreamWriter, IndexWorkspace, SpikeStreamWriter, write_nodes
 from .distributions import draw, is_random
 from .inputs import SpikeTrains
 from .model import COMPONENT_SUBDIRS, Spec, _find_file, _sel_pop
@@ -439,6 +439,10 @@ class NetworkBuilder:
             return sum(len(proj.generate(b)[0]) for b in range(len(proj.blocks())))
         return total
 
+    #: The source-index workspaces of the projections being written (set while
+    #: :meth:`_write_projections` runs; None: each writer makes its own).
+    _index_spaces: _Workspaces | None = None
+
     def _write_projection(self, cname: str, type_id: int, outdir: Path) -> int:
         con = self.spec.connections[cname]
         proj = self.projection(cname)
@@ -497,20 +501,24 @@ class NetworkBuilder:
             t_ids = t if trg_ids is None else trg_ids[t]
             return s_ids, t_ids, cols
 
-        with EdgeStreamWriter(
-            outdir / "network" / f"{cname}_edges.h5",
-            outdir / "network" / f"{cname}_edge_types.csv",
-            cname,
-            sname,
-            tname,
-            n_edges=total,
-            n_source_nodes=self.nodes[sname].n,
-            n_target_nodes=self.nodes[tname].n,
-            edge_types=[self._edge_types(cname, type_id)],
-            columns=columns,
-            chunk_edges=self.chunk_edges,
-            compact=True,
-        ) as w:
+        with (
+            _index_workspace(self._index_spaces, total) as ws,
+            EdgeStreamWriter(
+                outdir / "network" / f"{cname}_edges.h5",
+                outdir / "network" / f"{cname}_edge_types.csv",
+                cname,
+                sname,
+                tname,
+                n_edges=total,
+                n_source_nodes=self.nodes[sname].n,
+                n_target_nodes=self.nodes[tname].n,
+                edge_types=[self._edge_types(cname, type_id)],
+                columns=columns,
+                chunk_edges=self.chunk_edges,
+                compact=True,
+                workspace=ws,
+            ) as w,
+        ):
             for s_ids, t_ids, cols in _ahead(block, len(proj.blocks()), EDGE_PREFETCH_BLOCKS):
                 if self._stop.is_set():
                     raise _Stopped(cname)
@@ -538,63 +546,68 @@ class NetworkBuilder:
         that of the largest projection. The first error stops the others at their next block
         and is raised once they have ended.
         """
-        names = list(self.spec.connections)
-        for cname in names:  # derive segment tables (NEURON: not thread-safe) up front
-            tname = _sel_pop(self.spec.connections[cname]["target"])
-            if self.nodes[tname].model == "biophysical":
-                self.segment_table(tname)
-        counts: dict[str, int] = {}
+        # the source index's buffers, reused from one projection to the next (see _Workspaces)
+        self._index_spaces = _Workspaces()
+        try:
+            names = list(self.spec.connections)
+            for cname in names:  # derive segment tables (NEURON: not thread-safe) up front
+                tname = _sel_pop(self.spec.connections[cname]["target"])
+                if self.nodes[tname].model == "biophysical":
+                    self.segment_table(tname)
+            counts: dict[str, int] = {}
 
-        def one(i: int, cname: str) -> int:
-            t1 = time.perf_counter()
-            n = self._write_projection(cname, _EDGE_TYPE_BASE + i, root)
-            log.debug("%s: %d edges in %.2f s", cname, n, time.perf_counter() - t1)
-            return n
+            def one(i: int, cname: str) -> int:
+                t1 = time.perf_counter()
+                n = self._write_projection(cname, _EDGE_TYPE_BASE + i, root)
+                log.debug("%s: %d edges in %.2f s", cname, n, time.perf_counter() - t1)
+                return n
 
-        parallel = self.threads > 1 and len(names) > 1
-        sizes = {cname: self._projection_size(cname) for cname in names} if parallel else {}
-        fork_limit = min(FORK_EDGE_LIMIT, PARALLEL_EDGE_BUDGET)
-        if parallel and _can_fork() and sum(sizes.values()) <= fork_limit:
-            return self._write_projections_forked(names, sizes, one, progress, alongside)
-        if alongside is not None:
-            alongside()
-        if self.threads <= 1 or len(names) <= 1:
-            for i, cname in enumerate(names):
-                if progress:
-                    progress(cname)
-                counts[cname] = one(i, cname)
-            return counts
-        running: dict[Future[int], tuple[str, float]] = {}
-        done_n: dict[str, int] = {}
-
-        def reap(block: bool) -> None:
-            if block:
-                finished = wait(list(running), return_when=FIRST_COMPLETED).done
-            else:
-                finished = {f for f in running if f.done()}
-            for f in finished:
-                cname, _ = running.pop(f)
-                done_n[cname] = f.result()  # raises the projection's error
-
-        with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="proj") as pool:
-            try:
+            parallel = self.threads > 1 and len(names) > 1
+            sizes = {cname: self._projection_size(cname) for cname in names} if parallel else {}
+            fork_limit = min(FORK_EDGE_LIMIT, PARALLEL_EDGE_BUDGET)
+            if parallel and _can_fork() and sum(sizes.values()) <= fork_limit:
+                return self._write_projections_forked(names, sizes, one, progress, alongside)
+            if alongside is not None:
+                alongside()
+            if self.threads <= 1 or len(names) <= 1:
                 for i, cname in enumerate(names):
-                    size = sizes[cname]
-                    while running and (
-                        len(running) >= self.threads
-                        or sum(v for _, v in running.values()) + size > PARALLEL_EDGE_BUDGET
-                    ):
-                        reap(block=True)
-                    reap(block=False)
                     if progress:
                         progress(cname)
-                    running[pool.submit(one, i, cname)] = (cname, size)
-                while running:
-                    reap(block=True)
-            except BaseException:
-                self._stop.set()  # the others stop at their next block; the pool waits
-                raise
-        return {cname: done_n[cname] for cname in names}
+                    counts[cname] = one(i, cname)
+                return counts
+            running: dict[Future[int], tuple[str, float]] = {}
+            done_n: dict[str, int] = {}
+
+            def reap(block: bool) -> None:
+                if block:
+                    finished = wait(list(running), return_when=FIRST_COMPLETED).done
+                else:
+                    finished = {f for f in running if f.done()}
+                for f in finished:
+                    cname, _ = running.pop(f)
+                    done_n[cname] = f.result()  # raises the projection's error
+
+            with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="proj") as pool:
+                try:
+                    for i, cname in enumerate(names):
+                        size = sizes[cname]
+                        while running and (
+                            len(running) >= self.threads
+                            or sum(v for _, v in running.values()) + size > PARALLEL_EDGE_BUDGET
+                        ):
+                            reap(block=True)
+                        reap(block=False)
+                        if progress:
+                            progress(cname)
+                        running[pool.submit(one, i, cname)] = (cname, size)
+                    while running:
+                        reap(block=True)
+                except BaseException:
+                    self._stop.set()  # the others stop at their next block; the pool waits
+                    raise
+            return {cname: done_n[cname] for cname in names}
+        finally:
+            self._index_spaces = None  # its buffers go with it
 
     def _write_projections_forked(
         self,
@@ -927,6 +940,44 @@ class _Stopped(BuildError):
 #: thread). numpy releases the GIL while it draws, so drawing overlaps with the HDF5 writes;
 #: each block draws from its own streams, so the files do not depend on this.
 EDGE_PREFETCH_BLOCKS = 1
+
+
+class _Workspaces:
+    """The source-index buffers (:class:`IndexWorkspace`) of a build's projections, handed
+    from one projection to the next, so that big projections do not fault in fresh pages
+    for them each time. One per projection in flight: a projection takes the free one that
+    has served the smallest projection at least its size, else the largest (which grows),
+    so only one grows to the largest projection."""
+
+    def __init__(self) -> None:
+        self._free: list[tuple[int, IndexWorkspace]] = []  # (rows served, workspace), by rows
+        self._lock = threading.Lock()
+
+    def take(self, rows: int) -> tuple[int, IndexWorkspace]:
+        with self._lock:
+            if not self._free:
+                return 0, IndexWorkspace()
+            k = next((k for k, (r, _) in enumerate(self._free) if r >= rows), -1)
+            return self._free.pop(k)
+
+    def give(self, served: int, ws: IndexWorkspace) -> None:
+        with self._lock:
+            self._free.append((served, ws))
+            self._free.sort(key=lambda e: e[0])
+
+
+@contextlib.contextmanager
+def _index_workspace(spaces: _Workspaces | None, rows: int) -> Iterator[IndexWorkspace | None]:
+    """A workspace of ``spaces`` for a projection of ``rows`` rows, given back at the end
+    (None without ``spaces``)."""
+    if spaces is None:
+        yield None
+        return
+    served, ws = spaces.take(rows)
+    try:
+        yield ws
+    finally:
+        spaces.give(max(served, rows), ws)
 
 
 def _ahead(fn: Callable[[int], Any], n: int, depth: int) -> Iterator[Any]:
