@@ -20,8 +20,11 @@ Inside each child a **load window** is timed, imports excluded on every side (wa
   drawing the nodes, every file (nodes, 55 edge files with both SONATA indices, type tables,
   components, configs, the resolved spec) written into a staging directory and moved into
   place: from the call to its return, after the last file is closed. The modules
-  ``builder.commands.cli`` and ``builder.core.spec.build`` (numpy, h5py, jsonschema) are
-  imported before it; what ``main()`` imports lazily (e.g. ``numpy.random``) is inside the window;
+  ``builder.commands.cli`` and ``builder.core.spec.build`` (numpy) are imported before it,
+  after the one setting ``build-network`` makes before numpy's import (one OpenBLAS thread:
+  ``cli._one_blas_thread``; imported first, numpy would start OpenBLAS's spinning threads
+  that the command never has); what ``main()`` imports lazily (e.g. ``numpy.random``) is
+  inside the window;
 * BMTK: from reading the spec and creating ``NetworkBuilder`` to the end of ``save()`` (its
   files closed); ``numpy`` and ``bmtk.builder`` are imported before it (what BMTK imports
   lazily is inside the window);
@@ -135,6 +138,9 @@ OURS = (
 import time
 t0 = time.perf_counter()
 from builder.commands.cli import main
+import builder.commands.cli as _cli
+if hasattr(_cli, "_one_blas_thread"):  # what build-network does before numpy's import
+    _cli._one_blas_thread()
 from builder.core.spec import build as _build
 from builder.core.spec.build import NetworkBuilder
 t_imported = time.perf_counter()
