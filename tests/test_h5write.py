@@ -162,3 +162,64 @@ def test_bad_calls_are_refused(tmp_path):
     with pytest.raises(ValueError, match="outside"):
         f.write(ds, 2, np.arange(3))
     f.abort()
+
+
+def _tree(path):
+    """Every object of an HDF5 file: dtype, shape, values and attributes (strings decoded)."""
+
+    def value(v):
+        v = v.tolist() if hasattr(v, "tolist") else v
+        if isinstance(v, list):
+            return [x.decode() if isinstance(x, bytes) else x for x in v]
+        return v.decode() if isinstance(v, bytes) else v
+
+    out = {}
+    with h5py.File(path) as h:
+
+        def visit(name, obj):
+            attrs = {k: value(v) for k, v in obj.attrs.items()}
+            if isinstance(obj, h5py.Dataset):
+                out[name] = (obj.dtype.kind, obj.dtype.itemsize, obj.shape, value(obj[()]), attrs)
+            else:
+                out[name + "/"] = attrs
+
+        h.visititems(visit)
+        out["/"] = {k: value(v) for k, v in h.attrs.items()}
+    return out
+
+
+def test_node_files_hold_what_h5py_writes(tmp_path):
+    """write_nodes (this writer) against the same population written through h5py's own
+    high-level API: the same objects, dtypes, shapes, values and attributes."""
+    from builder.core.sonata import SONATA_MAGIC, SONATA_VERSION, write_nodes
+
+    n = 5
+    cols = {
+        "x": np.linspace(0, 1, n),
+        "layer": np.array(["SO", "SP", "SR", "SLM", "é"], dtype=object),
+        "flag": np.array([True, False, True, True, False]),
+        "k": np.arange(n, dtype=np.int16),
+    }
+    types = np.array([3, 3, 4, 4, 3])
+    write_nodes(
+        tmp_path / "ours.h5",
+        tmp_path / "types.csv",
+        "pop",
+        types,
+        [{"node_type_id": 3}, {"node_type_id": 4}],
+        cols,
+    )
+    with h5py.File(tmp_path / "ref.h5", "w") as h:
+        h.attrs["magic"] = np.uint32(SONATA_MAGIC)
+        h.attrs["version"] = np.asarray(SONATA_VERSION, dtype=np.uint32)
+        pop = h.create_group("nodes/pop")
+        pop["node_id"] = np.arange(n, dtype=np.uint64)
+        pop["node_type_id"] = types.astype(np.uint64)
+        pop["node_group_id"] = np.zeros(n, dtype=np.uint32)
+        pop["node_group_index"] = np.arange(n, dtype=np.uint64)
+        grp = pop.create_group("0")
+        grp["x"] = cols["x"]
+        grp["layer"] = cols["layer"].astype(h5py.string_dtype("utf-8"))
+        grp["flag"] = cols["flag"].astype(np.uint8)
+        grp["k"] = cols["k"]
+    assert _tree(tmp_path / "ours.h5") == _tree(tmp_path / "ref.h5")
