@@ -356,8 +356,7 @@ def write_nodes(
     type_ids, _ = _type_ids(node_type_ids, "node types", None, node_types, "node_type_id")
     table = _types_table("node_type_id", node_types)
     n = len(type_ids)
-    for name, values in (columns or {}).items():
-        _column(name, values, n)  # validate before touching any file
+    checked = {name: _column(name, v, n) for name, v in (columns or {}).items()}  # before any file
     with _sonata_file(h5_path) as f:
         pop = f.group(f.group(f.root, "nodes"), population)
         ids = np.arange(n, dtype=np.uint64)
@@ -366,8 +365,8 @@ def write_nodes(
         _put(f, pop, "node_group_id", np.zeros(n, dtype=np.uint32))
         _put(f, pop, "node_group_index", ids)
         grp = f.group(pop, "0")
-        for name, values in (columns or {}).items():
-            _put(f, grp, name, _column(name, values, n))
+        for name, arr in checked.items():
+            _put(f, grp, name, arr)
     _write_types_csv(csv_path, table)
 
 

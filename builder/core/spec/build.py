@@ -549,65 +549,74 @@ class NetworkBuilder:
         # the source index's buffers, reused from one projection to the next (see _Workspaces)
         self._index_spaces = _Workspaces()
         try:
-            names = list(self.spec.connections)
-            for cname in names:  # derive segment tables (NEURON: not thread-safe) up front
-                tname = _sel_pop(self.spec.connections[cname]["target"])
-                if self.nodes[tname].model == "biophysical":
-                    self.segment_table(tname)
-            counts: dict[str, int] = {}
-
-            def one(i: int, cname: str) -> int:
-                t1 = time.perf_counter()
-                n = self._write_projection(cname, _EDGE_TYPE_BASE + i, root)
-                log.debug("%s: %d edges in %.2f s", cname, n, time.perf_counter() - t1)
-                return n
-
-            parallel = self.threads > 1 and len(names) > 1
-            sizes = {cname: self._projection_size(cname) for cname in names} if parallel else {}
-            fork_limit = min(FORK_EDGE_LIMIT, PARALLEL_EDGE_BUDGET)
-            if parallel and _can_fork() and sum(sizes.values()) <= fork_limit:
-                return self._write_projections_forked(names, sizes, one, progress, alongside)
-            if alongside is not None:
-                alongside()
-            if self.threads <= 1 or len(names) <= 1:
-                for i, cname in enumerate(names):
-                    if progress:
-                        progress(cname)
-                    counts[cname] = one(i, cname)
-                return counts
-            running: dict[Future[int], tuple[str, float]] = {}
-            done_n: dict[str, int] = {}
-
-            def reap(block: bool) -> None:
-                if block:
-                    finished = wait(list(running), return_when=FIRST_COMPLETED).done
-                else:
-                    finished = {f for f in running if f.done()}
-                for f in finished:
-                    cname, _ = running.pop(f)
-                    done_n[cname] = f.result()  # raises the projection's error
-
-            with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="proj") as pool:
-                try:
-                    for i, cname in enumerate(names):
-                        size = sizes[cname]
-                        while running and (
-                            len(running) >= self.threads
-                            or sum(v for _, v in running.values()) + size > PARALLEL_EDGE_BUDGET
-                        ):
-                            reap(block=True)
-                        reap(block=False)
-                        if progress:
-                            progress(cname)
-                        running[pool.submit(one, i, cname)] = (cname, size)
-                    while running:
-                        reap(block=True)
-                except BaseException:
-                    self._stop.set()  # the others stop at their next block; the pool waits
-                    raise
-            return {cname: done_n[cname] for cname in names}
+            return self._write_all_projections(root, progress, alongside)
         finally:
             self._index_spaces = None  # its buffers go with it
+
+    def _write_all_projections(
+        self,
+        root: Path,
+        progress: Callable[[str], None] | None,
+        alongside: Callable[[], None] | None = None,
+    ) -> dict[str, int]:
+        """:meth:`_write_projections` with the build's workspaces in place."""
+        names = list(self.spec.connections)
+        for cname in names:  # derive segment tables (NEURON: not thread-safe) up front
+            tname = _sel_pop(self.spec.connections[cname]["target"])
+            if self.nodes[tname].model == "biophysical":
+                self.segment_table(tname)
+        counts: dict[str, int] = {}
+
+        def one(i: int, cname: str) -> int:
+            t1 = time.perf_counter()
+            n = self._write_projection(cname, _EDGE_TYPE_BASE + i, root)
+            log.debug("%s: %d edges in %.2f s", cname, n, time.perf_counter() - t1)
+            return n
+
+        parallel = self.threads > 1 and len(names) > 1
+        sizes = {cname: self._projection_size(cname) for cname in names} if parallel else {}
+        fork_limit = min(FORK_EDGE_LIMIT, PARALLEL_EDGE_BUDGET)
+        if parallel and _can_fork() and sum(sizes.values()) <= fork_limit:
+            return self._write_projections_forked(names, sizes, one, progress, alongside)
+        if alongside is not None:
+            alongside()
+        if self.threads <= 1 or len(names) <= 1:
+            for i, cname in enumerate(names):
+                if progress:
+                    progress(cname)
+                counts[cname] = one(i, cname)
+            return counts
+        running: dict[Future[int], tuple[str, float]] = {}
+        done_n: dict[str, int] = {}
+
+        def reap(block: bool) -> None:
+            if block:
+                finished = wait(list(running), return_when=FIRST_COMPLETED).done
+            else:
+                finished = {f for f in running if f.done()}
+            for f in finished:
+                cname, _ = running.pop(f)
+                done_n[cname] = f.result()  # raises the projection's error
+
+        with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="proj") as pool:
+            try:
+                for i, cname in enumerate(names):
+                    size = sizes[cname]
+                    while running and (
+                        len(running) >= self.threads
+                        or sum(v for _, v in running.values()) + size > PARALLEL_EDGE_BUDGET
+                    ):
+                        reap(block=True)
+                    reap(block=False)
+                    if progress:
+                        progress(cname)
+                    running[pool.submit(one, i, cname)] = (cname, size)
+                while running:
+                    reap(block=True)
+            except BaseException:
+                self._stop.set()  # the others stop at their next block; the pool waits
+                raise
+        return {cname: done_n[cname] for cname in names}
 
     def _write_projections_forked(
         self,
